@@ -1,0 +1,18 @@
+"""ccsync's engine: everything cli.py and web/ call lives here; this module lists the public API."""
+
+from .capture import POLICIES, tables, track, untrack
+from .errors import CcsyncError, NotInstalled
+from .schema import head, install, stamp_status, uninstall
+
+__all__ = [
+    "POLICIES",
+    "CcsyncError",
+    "NotInstalled",
+    "head",
+    "install",
+    "stamp_status",
+    "tables",
+    "track",
+    "uninstall",
+    "untrack",
+]

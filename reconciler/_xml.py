@@ -1,0 +1,59 @@
+"""Safe XML parsing and small element builders shared by the KMEHR, HUB client and HUB simulator modules."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+
+class XmlRejected(ValueError):
+    """Bytes that we refuse to treat as XML: not well-formed, or carrying a DOCTYPE."""
+
+
+def _parser(force_utf8: bool) -> etree.XMLParser:
+    # Patient documents and HUB answers are hostile input: no entity expansion (billion laughs, XXE),
+    # no DTD or network fetch, and libxml2's size and depth limits stay on (huge_tree=False).
+    # A new parser per call, because lxml parsers must not be shared between threads.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        huge_tree=False,
+        load_dtd=False,
+        dtd_validation=False,
+        encoding="utf-8" if force_utf8 else None,
+    )
+
+
+def parse(data: bytes | str) -> etree._Element:
+    """Parse a document and return its root element, or raise XmlRejected with a one-line reason."""
+    force_utf8 = isinstance(data, str)
+    if force_utf8:
+        # lxml refuses str input that has an encoding declaration; the text is already decoded, so
+        # encode it as UTF-8 and make the parser ignore whatever the declaration says.
+        data = data.encode("utf-8")
+    try:
+        root = etree.fromstring(data, _parser(force_utf8))
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise XmlRejected(f"not well-formed XML: {_one_line(str(exc)) or 'empty document'}") from None
+    if root.getroottree().docinfo.doctype:
+        # No KMEHR or SOAP message has a DTD; one that does is trying to smuggle in entities.
+        raise XmlRejected("DOCTYPE declarations are not allowed")
+    return root
+
+
+def sub(parent: etree._Element, ns: str, tag: str, text: object = None, **attrib: str) -> etree._Element:
+    """Append a child element {ns}tag with optional text and attributes; lxml escapes every value."""
+    child = etree.SubElement(parent, f"{{{ns}}}{tag}", attrib)
+    if text is not None:
+        child.text = str(text)
+    return child
+
+
+def text_of(element: etree._Element | None) -> str | None:
+    """The stripped text of an element, or None when the element is missing or empty."""
+    if element is None or element.text is None:
+        return None
+    return element.text.strip() or None
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

@@ -1,0 +1,221 @@
+"""The HUB client: place a Sumehr on the regional HUB with hubservices v3 PutTransaction (SOAP 1.1 over HTTPS)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import requests
+from lxml import etree
+
+from . import _xml
+from .errors import CcsyncError
+from .kmehr import KMEHR_NS, add_physician
+
+SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+PROTOCOL_NS = "http://www.ehealth.fgov.be/hubservices/protocol/v3"
+CORE_NS = "http://www.ehealth.fgov.be/hubservices/core/v3"
+SOAP_ACTION = '"urn:be:fgov:ehealth:hubservices:protocol:v3:PutTransaction"'
+CONTENT_TYPE = "text/xml; charset=utf-8"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OutgoingRequest:
+    """A PutTransaction call before it leaves: an auth hook may add HTTP headers or SOAP header blocks."""
+
+    url: str
+    headers: dict[str, str]
+    envelope: etree._Element
+
+    @property
+    def soap_header(self) -> etree._Element:
+        """The envelope's soapenv:Header, where a WS-Security block or a SAML assertion goes."""
+        return self.envelope.find(f"{{{SOAP_NS}}}Header")
+
+
+AuthHook = Callable[[OutgoingRequest], None]
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """Where the HUB is and how to reach it.
+
+    verify: True (system CAs), False (no check: tests only) or the path of a CA bundle.
+    cert: a client certificate, as one PEM path or a (cert, key) pair of paths.
+    auth: called with every OutgoingRequest before it is sent (see load_auth_hook).
+    """
+
+    endpoint: str
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    verify: bool | str = True
+    cert: str | tuple[str, str] | None = None
+    auth: AuthHook | None = None
+
+    def __post_init__(self) -> None:
+        if urlsplit(self.endpoint).scheme not in ("http", "https") or not urlsplit(self.endpoint).hostname:
+            raise CcsyncError(f"HUB endpoint {self.endpoint!r} is not an http(s) URL: give the full URL")
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise CcsyncError("HUB timeouts must be positive numbers of seconds")
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """What the HUB made of a PutTransaction: ok with its transaction id, or a one-line reason why not."""
+
+    ok: bool
+    transaction_id: str | None = None
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (cd, description) from the acknowledge
+    reason: str = ""
+
+
+def load_auth_hook(spec: str) -> AuthHook:
+    """The auth hook named in configuration as "package.module:function"."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise CcsyncError(f"auth hook {spec!r} is not of the form 'package.module:function'")
+    try:
+        hook = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CcsyncError(f"auth hook {spec!r}: cannot import {module_name} ({exc})") from None
+    for name in attribute.split("."):
+        hook = getattr(hook, name, None)
+    if not callable(hook):
+        raise CcsyncError(f"auth hook {spec!r}: {module_name} has no function {attribute}")
+    return hook
+
+
+def put_transaction(config: HubConfig, xml: bytes | str, *, request_id: str, author_nihii: str,
+                    author_name: str, now: datetime | None = None) -> PutResult:
+    """Send one Sumehr to the HUB. Never raises for network or HUB trouble: that is a failed PutResult."""
+    try:
+        kmehrmessage = _xml.parse(xml)
+    except _xml.XmlRejected as exc:
+        return _failed(f"Sumehr not sent: {exc}")
+    if kmehrmessage.tag != f"{{{KMEHR_NS}}}kmehrmessage":
+        return _failed("Sumehr not sent: its root element is not a KMEHR kmehrmessage")
+    envelope = _envelope(kmehrmessage, request_id, author_nihii, author_name, now or datetime.now().astimezone())
+    outgoing = OutgoingRequest(config.endpoint, {"Content-Type": CONTENT_TYPE, "SOAPAction": SOAP_ACTION}, envelope)
+    if config.auth is not None:
+        try:
+            config.auth(outgoing)
+        except Exception as exc:  # noqa: BLE001 — a hook that fetches a SAML token fails like the network does
+            return _failed(f"HUB auth hook failed: {type(exc).__name__}: {_one_line(str(exc))}")
+    result = _send(config, outgoing)
+    log.info("HUB PutTransaction %s: %s", request_id,
+             f"accepted as {result.transaction_id}" if result.ok else result.reason)
+    return result
+
+
+def _envelope(kmehrmessage: etree._Element, request_id: str, author_nihii: str, author_name: str,
+              now: datetime) -> etree._Element:
+    envelope = etree.Element(f"{{{SOAP_NS}}}Envelope", nsmap={"soapenv": SOAP_NS})
+    _xml.sub(envelope, SOAP_NS, "Header")
+    body = _xml.sub(envelope, SOAP_NS, "Body")
+    put = etree.SubElement(body, f"{{{PROTOCOL_NS}}}PutTransactionRequest",
+                           nsmap={"protocol": PROTOCOL_NS, "core": CORE_NS, "kmehr": KMEHR_NS})
+    request = _xml.sub(put, CORE_NS, "request")
+    _xml.sub(request, CORE_NS, "id", request_id, S="ID-KMEHR", SV="1.0")
+    author = _xml.sub(request, CORE_NS, "author")
+    add_physician(author, author_nihii, author_name)
+    software = _xml.sub(author, KMEHR_NS, "hcparty")
+    _xml.sub(software, KMEHR_NS, "cd", "application", S="CD-HCPARTY", SV="1.1")
+    _xml.sub(software, KMEHR_NS, "name", "ccsync")
+    _xml.sub(request, CORE_NS, "date", now.strftime("%Y-%m-%d"))
+    _xml.sub(request, CORE_NS, "time", now.strftime("%H:%M:%S"))
+    put.append(kmehrmessage)  # embedded as XML: the HUB validates it against the KMEHR schema
+    return envelope
+
+
+def _send(config: HubConfig, outgoing: OutgoingRequest) -> PutResult:
+    body = etree.tostring(outgoing.envelope, xml_declaration=True, encoding="UTF-8")
+    log.debug("HUB PutTransaction request to %s: %s", outgoing.url, body)  # patient data: DEBUG only
+    try:
+        with requests.Session() as session:
+            # No redirects: a 302 would turn the POST into a GET and lose the document.
+            response = session.post(outgoing.url, data=body, headers=outgoing.headers, allow_redirects=False,
+                                    timeout=(config.connect_timeout, config.read_timeout),
+                                    verify=config.verify, cert=config.cert)
+            status, answer = response.status_code, response.content
+    except requests.RequestException as exc:
+        return _failed(_network_reason(config, exc))
+    log.debug("HUB PutTransaction answer (HTTP %s): %s", status, answer)
+    return _read_answer(status, answer)
+
+
+def _network_reason(config: HubConfig, exc: requests.RequestException) -> str:
+    where = urlsplit(config.endpoint).netloc
+    # requests reports a read timeout hit while reading the body as a ConnectionError.
+    if isinstance(exc, requests.ReadTimeout) or "Read timed out" in str(exc):
+        return f"HUB timeout after {config.read_timeout:g}s"
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"HUB unreachable ({where}): no connection within {config.connect_timeout:g}s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"HUB unreachable ({where}): TLS error: {_short_cause(exc)}"
+    if isinstance(exc, requests.ConnectionError):
+        return f"HUB unreachable ({where}): {_short_cause(exc)}"
+    return f"HUB request failed ({where}): {_short_cause(exc)}"
+
+
+_CAUSES = (
+    re.compile(r"\[SSL: [A-Z_]+\] ([^'\"(]+)"),  # [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed…
+    re.compile(r"\[Errno -?\d+\] ([^'\")]+)"),  # [Errno 111] Connection refused
+)
+
+
+def _short_cause(exc: Exception) -> str:
+    """The useful end of requests' nested messages ("Connection refused"), not the whole pool report."""
+    message = _one_line(str(exc))
+    for pattern in _CAUSES:
+        found = pattern.search(message)
+        if found:
+            return found.group(1).strip()
+    return message[:200] or type(exc).__name__
+
+
+def _read_answer(status: int, answer: bytes) -> PutResult:
+    try:
+        body = _xml.parse(answer).find(f"{{{SOAP_NS}}}Body")
+    except _xml.XmlRejected:
+        body = None
+    fault = body.find(f"{{{SOAP_NS}}}Fault") if body is not None else None
+    if fault is not None:
+        return _failed(f"HUB answered a SOAP fault: {_fault_text(fault)}")
+    if status != 200:
+        return _failed(f"HUB answered HTTP {status}")
+    response = body.find(f"{{{PROTOCOL_NS}}}PutTransactionResponse") if body is not None else None
+    acknowledge = response.find("{*}acknowledge") if response is not None else None
+    if acknowledge is None:
+        return _failed("HUB answer is not a PutTransactionResponse")
+    return _acknowledged(response, acknowledge)
+
+
+def _fault_text(fault: etree._Element) -> str:
+    # SOAP 1.1 fault children are unqualified.
+    code, text = _xml.text_of(fault.find("faultcode")), _xml.text_of(fault.find("faultstring"))
+    return _one_line(f"{text or 'no faultstring'}" + (f" ({code})" if code else ""))
+
+
+def _acknowledged(response: etree._Element, acknowledge: etree._Element) -> PutResult:
+    errors = [(_xml.text_of(error.find("{*}cd")) or "", _one_line(_xml.text_of(error.find("{*}description")) or ""))
+              for error in acknowledge.iterfind("{*}error")]
+    if _xml.text_of(acknowledge.find("{*}iscomplete")) == "true":
+        transaction_id = _xml.text_of(response.find("{*}transaction/{*}id"))
+        return PutResult(True, transaction_id, errors, "")
+    reason = "; ".join(description or cd for cd, description in errors if description or cd)
+    return PutResult(False, None, errors, reason or "HUB did not accept the Sumehr and gave no error")
+
+
+def _failed(reason: str) -> PutResult:
+    return PutResult(False, None, [], reason)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

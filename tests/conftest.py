@@ -1,0 +1,1 @@
+"""Shared test helpers (fixtures live in the tests/fix_*.py plugins)."""
