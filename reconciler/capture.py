@@ -102,6 +102,7 @@ def tables(dsn: str) -> list[dict]:
             select t.table_name, t.pk_columns, t.policy, t.tracked_at,
                    (select count(*) from ccsync.journal j where j.table_name = t.table_name) as journaled
               from ccsync.tracked t
+             where t.schema_name <> 'ccsync'
              order by t.table_name
             """
         ).fetchall()

@@ -60,7 +60,8 @@ class HubConfig:
     auth: AuthHook | None = None
 
     def __post_init__(self) -> None:
-        if urlsplit(self.endpoint).scheme not in ("http", "https") or not urlsplit(self.endpoint).hostname:
+        url = urlsplit(self.endpoint)
+        if url.scheme not in ("http", "https") or not url.hostname:
             raise CcsyncError(f"HUB endpoint {self.endpoint!r} is not an http(s) URL: give the full URL")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise CcsyncError("HUB timeouts must be positive numbers of seconds")
@@ -101,7 +102,10 @@ def put_transaction(config: HubConfig, xml: bytes | str, *, request_id: str, aut
         return _failed(f"Sumehr not sent: {exc}")
     if kmehrmessage.tag != f"{{{KMEHR_NS}}}kmehrmessage":
         return _failed("Sumehr not sent: its root element is not a KMEHR kmehrmessage")
-    envelope = _envelope(kmehrmessage, request_id, author_nihii, author_name, now or datetime.now().astimezone())
+    try:
+        envelope = _envelope(kmehrmessage, request_id, author_nihii, author_name, now or datetime.now().astimezone())
+    except ValueError as exc:  # lxml refuses NUL bytes and control characters in the request fields
+        return _failed(f"Sumehr not sent: {exc}")
     outgoing = OutgoingRequest(config.endpoint, {"Content-Type": CONTENT_TYPE, "SOAPAction": SOAP_ACTION}, envelope)
     if config.auth is not None:
         try:
@@ -136,7 +140,8 @@ def _envelope(kmehrmessage: etree._Element, request_id: str, author_nihii: str, 
 
 def _send(config: HubConfig, outgoing: OutgoingRequest) -> PutResult:
     body = etree.tostring(outgoing.envelope, xml_declaration=True, encoding="UTF-8")
-    log.debug("HUB PutTransaction request to %s: %s", outgoing.url, body)  # patient data: DEBUG only
+    if log.isEnabledFor(logging.DEBUG):  # the document is patient data: never above DEBUG
+        log.debug("HUB PutTransaction request to %s: %s", outgoing.url, body.decode("utf-8"))
     try:
         with requests.Session() as session:
             # No redirects: a 302 would turn the POST into a GET and lose the document.
@@ -146,15 +151,18 @@ def _send(config: HubConfig, outgoing: OutgoingRequest) -> PutResult:
             status, answer = response.status_code, response.content
     except requests.RequestException as exc:
         return _failed(_network_reason(config, exc))
-    log.debug("HUB PutTransaction answer (HTTP %s): %s", status, answer)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("HUB PutTransaction answer (HTTP %s): %s", status, answer.decode("utf-8", "replace"))
     return _read_answer(status, answer)
 
 
 def _network_reason(config: HubConfig, exc: requests.RequestException) -> str:
     where = urlsplit(config.endpoint).netloc
-    # requests reports a read timeout hit while reading the body as a ConnectionError.
+    # requests reports a read timeout hit while reading the body as a ConnectionError, and one hit during
+    # the TLS handshake as a ReadTimeout that waited the connect timeout: take the seconds from its message.
     if isinstance(exc, requests.ReadTimeout) or "Read timed out" in str(exc):
-        return f"HUB timeout after {config.read_timeout:g}s"
+        waited = re.search(r"read timeout=([\d.]+)", str(exc))
+        return f"HUB timeout after {float(waited.group(1)) if waited else config.read_timeout:g}s"
     if isinstance(exc, requests.ConnectTimeout):
         return f"HUB unreachable ({where}): no connection within {config.connect_timeout:g}s"
     if isinstance(exc, requests.exceptions.SSLError):

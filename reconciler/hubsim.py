@@ -373,6 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8650)
     args = parser.parse_args(argv)
+    print(f"HUB simulator: SOAP on http://{args.host}:{args.port}{SOAP_PATH}, control on /control", flush=True)
     serve(args.host, args.port)
 
 

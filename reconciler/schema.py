@@ -19,6 +19,7 @@ from .errors import CcsyncError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK = 0x63637379  # advisory lock key: two installs on one database wait for each other
+REPLICATED = ["ccsync.conflicts"]  # ccsync's own tables that every database shares through the journal
 NAME_RULE = "lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, at most 63"
 
 
@@ -70,6 +71,9 @@ def install(dsn: str, name: str, *, revision: str = "head") -> dict:
             raw.execute(
                 "insert into ccsync.identity (name) values (%s) on conflict (singleton) do nothing", (name,)
             )
+            for table in REPLICATED:
+                if raw.execute("select to_regclass(%s)", (table,)).fetchone()[0]:
+                    raw.execute("select ccsync.track(%s::regclass, 'cloud-wins', true)", (table,))
             after = current_revision(raw)
     except DBAPIError as exc:
         orig = exc.orig

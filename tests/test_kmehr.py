@@ -185,7 +185,9 @@ def test_entity_expansion_bombs_are_refused():
     lol = '<!ENTITY a "aaaaaaaaaa">' + "".join(
         f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(8))
     xml = f'<?xml version="1.0"?><!DOCTYPE k [{lol}]><kmehrmessage xmlns="{KMEHR_NS}">&i;</kmehrmessage>'
-    assert validate_sumehr(xml.encode()) == ["DOCTYPE declarations are not allowed"]
+    # libxml2 may stop at the amplification itself, before we see the DOCTYPE: refused either way.
+    [problem] = validate_sumehr(xml.encode())
+    assert problem == "DOCTYPE declarations are not allowed" or "amplification" in problem
 
 
 def test_undeclared_entity_is_not_well_formed():

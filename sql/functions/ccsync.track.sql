@@ -11,6 +11,7 @@
 -- Parameters:
 --      p_table     the table
 --      p_policy    conflict policy: manual, cloud-wins, node-wins, latest-wins
+--      p_internal  true for ccsync's own replicated tables (ccsync.conflicts)
 --
 -- Returns:
 --      text: the table's qualified name as stored in the journal
@@ -24,7 +25,8 @@
 -- Tables:
 --      ccsync.identity (read), ccsync.tracked (upsert), pg_catalog (read)
 -- ----------------------------------------------------------------------
-create or replace function ccsync.track(p_table regclass, p_policy text default 'manual')
+create or replace function ccsync.track(p_table regclass, p_policy text default 'manual',
+                                        p_internal boolean default false)
 returns text
 language plpgsql
 as $$
@@ -53,7 +55,7 @@ begin
       join pg_namespace as n on n.oid = c.relnamespace
      where c.oid = p_table;
     v_name := format('%I.%I', v_schema, v_rel);
-    if v_kind <> 'r' or v_schema = 'ccsync' then
+    if v_kind <> 'r' or (v_schema = 'ccsync') <> p_internal then
         raise exception '% is not a plain table of the application: only ordinary tables can be tracked', v_name
             using errcode = 'CC003';
     end if;

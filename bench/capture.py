@@ -1,0 +1,267 @@
+"""Capture overhead: the same workloads on an untracked and a tracked database, side by side.
+
+One throwaway PostgreSQL server, two databases built the same way; only `bench_tracked` has ccsync
+installed (as node `pc-bench`) with every table tracked. Runs alternate untracked / tracked, so
+drift of this shared, noisy machine hits both sides alike; absolute times mean little, the ratios
+are the result.
+
+1. pgbench `tpcb-like` (its four tables; pgbench_history gets a bigserial primary key in both
+   databases, since ccsync only tracks tables with one): median TPS per side, ratio tracked/untracked
+   (target >= 0.85).
+2. One `insert ... select ... from generate_series(1, N)` into a realistic table: median seconds per
+   side, ratio tracked/untracked (target <= 2.0). Before each run the table is truncated and, on the
+   tracked side, so is the journal (as after a push), so every run starts from the same state.
+
+Usage:
+    .venv/bin/python bench/capture.py                      # full run (about 5 minutes)
+    .venv/bin/python bench/capture.py --seconds 10         # quick run
+    .venv/bin/python bench/capture.py --bindir /usr/lib/postgresql/15/bin --json
+
+Progress goes to stderr; the report (or with --json one JSON object) to stdout.
+
+JSON keys:
+    server      version, bindir, cpus, settings (durability and memory settings in force)
+    pgbench     script, scale, clients, jobs, seconds, runs, aggregate ("median"),
+                untracked_tps, tracked_tps (every run, in order), untracked, tracked (the medians),
+                ratio (tracked / untracked), target_min, met
+    insert      table, rows, runs, aggregate ("median"), untracked_seconds, tracked_seconds (every
+                run), untracked, tracked (the medians), ratio (tracked / untracked), target_max, met
+A section skipped with --only is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+
+import reconciler  # noqa: E402
+from reconciler.pgserver import PgServer  # noqa: E402
+
+UNTRACKED, TRACKED = "bench_untracked", "bench_tracked"
+PGBENCH_TABLES = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"]
+TPS_TARGET_MIN = 0.85
+INSERT_TARGET_MAX = 2.0
+SHOWN_SETTINGS = ["fsync", "synchronous_commit", "full_page_writes", "wal_level", "wal_sync_method",
+                  "shared_buffers", "max_wal_size", "checkpoint_timeout"]
+
+VISIT_TABLE = """
+create table visit (
+    id          bigint        not null,
+    patient_id  integer       not null,
+    doctor      text          not null,
+    reason      text,
+    fee         numeric(10,2) not null,
+    seen_at     timestamptz   not null,
+    created_at  timestamptz   not null default now(),
+    constraint visit_pkey primary key (id)
+)
+"""
+VISIT_INSERT = """
+insert into visit (id, patient_id, doctor, reason, fee, seen_at)
+select g, g %% 5000, 'dr-' || (g %% 12), 'consultation ' || md5(g::text),
+       (g %% 9000) / 100.0 + 20, timestamptz '2025-01-01 08:00+00' + g * interval '1 minute'
+  from generate_series(1, %s) as g
+"""
+
+_start = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - _start:5.0f}s] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=int, default=30, help="duration of each pgbench run (default 30)")
+    p.add_argument("--clients", type=int, default=4, help="pgbench clients (default 4)")
+    p.add_argument("--jobs", type=int, default=None, help="pgbench threads (default: min(clients, CPUs))")
+    p.add_argument("--scale", type=int, default=10, help="pgbench scale factor (default 10)")
+    p.add_argument("--runs", type=int, default=3, help="pgbench runs per side, alternating (default 3)")
+    p.add_argument("--rows", type=int, default=200_000, help="rows of the bulk insert (default 200000)")
+    p.add_argument("--insert-runs", type=int, default=5, help="bulk inserts per side, alternating (default 5)")
+    p.add_argument("--only", choices=["pgbench", "insert"], help="run one of the two benchmarks")
+    p.add_argument("--bindir", type=Path, default=None,
+                   help="PostgreSQL bin directory (default: embedded PostgreSQL 18)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="where the throwaway cluster lives (default: the system temp dir); "
+                        "use a real disk, not tmpfs, or fsync costs nothing")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    return p.parse_args(argv)
+
+
+# -- server and databases ----------------------------------------------------------------------------
+def server_facts(server: PgServer) -> dict:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        settings = {name: conn.execute(f"show {name}").fetchone()[0] for name in SHOWN_SETTINGS}
+        version = conn.execute("show server_version").fetchone()[0]
+    return {"version": version, "bindir": str(server.bindir), "cpus": os.cpu_count(), "settings": settings}
+
+
+def checkpoint(server: PgServer) -> None:
+    """Start every timed run right after a checkpoint, so full-page writes cost both sides alike."""
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute("checkpoint")
+
+
+def pgbench(server: PgServer, *args: str, quiet: bool = False) -> str:
+    """Run the server's own pgbench over TCP and return its stdout.
+
+    Its stderr (progress lines, errors) goes straight to ours, unless quiet: then it is shown only
+    when pgbench fails.
+    """
+    cmd = [str(server.bindir / "pgbench"), "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres", *args]
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE if quiet else None,
+                          text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + (done.stderr or ""))
+        raise SystemExit(f"pgbench failed (exit {done.returncode}): {' '.join(cmd)}")
+    return done.stdout
+
+
+def prepare_databases(server: PgServer, args: argparse.Namespace) -> None:
+    for db in (UNTRACKED, TRACKED):
+        dsn = server.create_database(db)
+        if args.only != "insert":
+            log(f"{db}: pgbench -i -s {args.scale}")
+            pgbench(server, "-i", "-s", str(args.scale), "-q", db, quiet=True)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            if args.only != "insert":
+                # ccsync tracks only tables with a primary key; both sides get it so the work is identical
+                conn.execute("alter table pgbench_history add column id bigserial primary key")
+            if args.only != "pgbench":
+                conn.execute(VISIT_TABLE)
+            conn.execute("vacuum analyze")
+    tracked_dsn = server.dsn(TRACKED)
+    reconciler.install(tracked_dsn, "pc-bench")
+    tables = ([] if args.only == "insert" else PGBENCH_TABLES) + ([] if args.only == "pgbench" else ["visit"])
+    reconciler.track(tracked_dsn, tables)
+    log(f"{TRACKED}: ccsync installed as pc-bench, tracking {', '.join(tables)}")
+
+
+# -- 1. pgbench ---------------------------------------------------------------------------------------
+def bench_pgbench(server: PgServer, args: argparse.Namespace) -> dict:
+    jobs = args.jobs or max(1, min(args.clients, os.cpu_count() or 1))
+    tps: dict[str, list[float]] = {UNTRACKED: [], TRACKED: []}
+    for run in range(1, args.runs + 1):
+        for db in (UNTRACKED, TRACKED):
+            checkpoint(server)
+            log(f"pgbench run {run}/{args.runs} on {db}: {args.clients} clients, {args.seconds} s")
+            out = pgbench(server, "-b", "tpcb-like", "-c", str(args.clients), "-j", str(jobs),
+                          "-T", str(args.seconds), "-P", str(max(1, args.seconds // 3)), db)
+            match = re.search(r"^tps = ([0-9.]+)", out, re.MULTILINE)
+            if not match:
+                raise SystemExit(f"cannot read the TPS in pgbench's output:\n{out}")
+            tps[db].append(float(match.group(1)))
+            log(f"  {float(match.group(1)):.1f} TPS")
+    untracked, tracked = statistics.median(tps[UNTRACKED]), statistics.median(tps[TRACKED])
+    ratio = tracked / untracked
+    return {"script": "tpcb-like", "scale": args.scale, "clients": args.clients, "jobs": jobs,
+            "seconds": args.seconds, "runs": args.runs, "aggregate": "median",
+            "untracked_tps": tps[UNTRACKED], "tracked_tps": tps[TRACKED],
+            "untracked": untracked, "tracked": tracked, "ratio": ratio,
+            "target_min": TPS_TARGET_MIN, "met": ratio >= TPS_TARGET_MIN}
+
+
+# -- 2. bulk insert -----------------------------------------------------------------------------------
+def bench_insert(server: PgServer, args: argparse.Namespace) -> dict:
+    seconds: dict[str, list[float]] = {UNTRACKED: [], TRACKED: []}
+    conns = {db: psycopg.connect(server.dsn(db), autocommit=True) for db in (UNTRACKED, TRACKED)}
+    try:
+        for run in range(1, args.insert_runs + 1):
+            for db, conn in conns.items():
+                conn.execute("truncate visit")
+                if db == TRACKED:
+                    conn.execute("truncate ccsync.journal")  # as after a push: every run starts alike
+                checkpoint(server)
+                started = time.perf_counter()
+                conn.execute(VISIT_INSERT, (args.rows,))  # autocommit: the time includes the commit
+                seconds[db].append(time.perf_counter() - started)
+                log(f"insert run {run}/{args.insert_runs} on {db}: {args.rows} rows in {seconds[db][-1]:.3f} s")
+        journaled = conns[TRACKED].execute("select count(*) from ccsync.journal").fetchone()[0]
+        if journaled != args.rows:
+            raise SystemExit(f"the tracked insert journaled {journaled} rows, expected {args.rows}")
+    finally:
+        for conn in conns.values():
+            conn.close()
+    untracked, tracked = statistics.median(seconds[UNTRACKED]), statistics.median(seconds[TRACKED])
+    ratio = tracked / untracked
+    return {"table": "visit", "rows": args.rows, "runs": args.insert_runs, "aggregate": "median",
+            "untracked_seconds": seconds[UNTRACKED], "tracked_seconds": seconds[TRACKED],
+            "untracked": untracked, "tracked": tracked, "ratio": ratio,
+            "target_max": INSERT_TARGET_MAX, "met": ratio <= INSERT_TARGET_MAX}
+
+
+# -- report -------------------------------------------------------------------------------------------
+def report(result: dict) -> str:
+    s = result["server"]
+    lines = [
+        f"ccsync capture overhead: PostgreSQL {s['version']} ({s['bindir']}), {s['cpus']} CPUs",
+        "settings: " + ", ".join(f"{k}={v}" for k, v in s["settings"].items()),
+        "runs alternate untracked / tracked on one server; figures are medians",
+    ]
+    if "pgbench" in result:
+        b = result["pgbench"]
+        lines += [
+            "",
+            f"pgbench tpcb-like, scale {b['scale']}, {b['clients']} clients, {b['jobs']} threads, "
+            f"{b['seconds']} s x {b['runs']} runs per side",
+            "  runs untracked         " + "  ".join(f"{t:8.1f}" for t in b["untracked_tps"]),
+            "  runs tracked           " + "  ".join(f"{t:8.1f}" for t in b["tracked_tps"]),
+            f"  TPS untracked (median) {b['untracked']:8.1f}",
+            f"  TPS tracked (median)   {b['tracked']:8.1f}",
+            f"  ratio tracked/untracked {b['ratio']:7.3f}   target >= {b['target_min']}: "
+            + ("met" if b["met"] else "MISSED"),
+        ]
+    if "insert" in result:
+        b = result["insert"]
+        lines += [
+            "",
+            f"insert of {b['rows']:,} rows in one statement into {b['table']} "
+            f"(bigint pk, int, 2 text, numeric, 2 timestamptz), {b['runs']} runs per side",
+            "  runs untracked (s)     " + "  ".join(f"{t:8.3f}" for t in b["untracked_seconds"]),
+            "  runs tracked (s)       " + "  ".join(f"{t:8.3f}" for t in b["tracked_seconds"]),
+            f"  untracked (median, s)  {b['untracked']:8.3f}",
+            f"  tracked (median, s)    {b['tracked']:8.3f}",
+            f"  ratio tracked/untracked {b['ratio']:7.3f}   target <= {b['target_max']}: "
+            + ("met" if b["met"] else "MISSED"),
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ccsync-bench-", dir=args.workdir) as tmp:
+        server = PgServer(Path(tmp) / "data", bindir=args.bindir)
+        log(f"starting PostgreSQL from {server.bindir} in {tmp}")
+        server.init().start()
+        try:
+            result = {"server": server_facts(server)}
+            prepare_databases(server, args)
+            if args.only != "insert":
+                result["pgbench"] = bench_pgbench(server, args)
+            if args.only != "pgbench":
+                result["insert"] = bench_insert(server, args)
+        finally:
+            server.destroy()
+    log("done")
+    print(json.dumps(result, indent=2) if args.json else report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
