@@ -36,19 +36,24 @@ def track(dsn: str, tables: list[str], policy: str = "manual") -> list[dict]:
         raise CcsyncError(f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}")
     if not tables:
         raise CcsyncError("no table given: name at least one table to track")
-    done = []
     with _db.connect(dsn) as conn:
         _db.identity(conn)
-        try:
-            with conn.transaction():
-                for name in tables:
-                    qualified = resolve_table(conn, name)
-                    conn.execute("select ccsync.track(%s::regclass, %s)", (qualified, policy))
-                    done.append({"table": qualified, "policy": policy})
-        except psycopg.Error as exc:
-            if exc.sqlstate in ("CC002", "CC003", "22023", "CC001"):
-                raise CcsyncError(exc.diag.message_primary) from exc
-            raise
+        return track_conn(conn, tables, policy)
+
+
+def track_conn(conn: psycopg.Connection, tables: list[str], policy: str = "manual") -> list[dict]:
+    """Track tables on an open connection, in one transaction."""
+    done = []
+    try:
+        with conn.transaction():
+            for name in tables:
+                qualified = resolve_table(conn, name)
+                conn.execute("select ccsync.track(%s::regclass, %s)", (qualified, policy))
+                done.append({"table": qualified, "policy": policy})
+    except psycopg.Error as exc:
+        if exc.sqlstate in ("CC002", "CC003", "22023", "CC001"):
+            raise CcsyncError(exc.diag.message_primary) from exc
+        raise
     return done
 
 

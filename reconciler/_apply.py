@@ -1,0 +1,208 @@
+"""Applying a staged chunk on the target: set-wise statements, one per step, in order.
+
+A step is a run of consecutive changes of one table and one operation in which no row repeats, so one
+set-based statement applies it exactly as the source did one by one. On the cloud (push) each statement
+applies only the changes whose base still holds; the rest are conflicts, handled one by one. On a node
+(pull) the rows that carry a local change not yet pushed are skipped and remembered for a refresh.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg.types.string import TextLoader
+from psycopg import sql
+
+from ._tablesql import Table
+
+
+@dataclass
+class Leftover:
+    """A staged change the set statement did not apply; jsonb values as their exact text."""
+
+    seq: int
+    op: str
+    pk: str
+    old: str | None
+    new: str | None
+    hlc: int
+    cloud_row: str | None
+    columns: list[str]
+
+
+@dataclass
+class Outcome:
+    changes: int = 0
+    transactions: int = 0
+    leftovers: list[tuple[Table, Leftover]] = field(default_factory=list)
+    skipped: int = 0
+
+
+def _stage_from() -> sql.SQL:
+    return sql.SQL("from ccsync_stage s")
+
+
+def steps(conn: psycopg.Connection) -> list[tuple[int, str, str, int]]:
+    return conn.execute(
+        "select step, table_name, op::text, count(*) from ccsync_stage group by 1, 2, 3 order by 1"
+    ).fetchall()
+
+
+def _mark_done(returning_seq: sql.Composable) -> sql.Composed:
+    return sql.SQL("with a as ({q}) update ccsync_stage x set done = true from a where x.seq = a.seq").format(
+        q=returning_seq
+    )
+
+
+def update_step(conn, t: Table, step: int, *, check_base: bool) -> int:
+    cond = t.no_conflict() if check_base else sql.SQL("not s.skipped")
+    q = sql.SQL(
+        "update {T} t set {sets} {frm} {p} {o} {n} where s.step = %(step)s and {match} and {cond} returning s.seq"
+    ).format(
+        T=t.ident, sets=t.set_from_new(), frm=_stage_from(),
+        p=t.populate(sql.SQL("s.pk"), "p"), o=t.populate(sql.SQL("s.old"), "o"), n=t.populate(sql.SQL("s.new"), "n"),
+        match=t.pk_match(), cond=cond,
+    )
+    return conn.execute(_mark_done(q), {"step": step}).rowcount
+
+
+def insert_step(conn, t: Table, step: int, *, upsert: bool) -> int:
+    if upsert:
+        conflict = sql.SQL("on conflict ({pk}) do update set {sets}").format(pk=t.pk_columns(), sets=t.upsert_set())
+        where = sql.SQL("and not s.skipped")
+    else:
+        conflict = sql.SQL("on conflict ({pk}) do nothing").format(pk=t.pk_columns())
+        where = sql.SQL("")
+    ins = sql.SQL(
+        "insert into {T} ({cols}) select {vals} {frm} {n} where s.step = %(step)s {where} {conflict} returning {pk}"
+    ).format(
+        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), frm=_stage_from(),
+        n=t.populate(sql.SQL("s.new"), "n"), where=where, conflict=conflict, pk=t.pk_columns(),
+    )
+    match = sql.SQL(" and ").join(
+        sql.SQL("a.{c} = (jsonb_populate_record(null::{T}, x.pk)).{c}").format(c=sql.Identifier(k), T=t.ident)
+        for k in t.pk
+    )
+    q = sql.SQL(
+        "with a as ({ins}) update ccsync_stage x set done = true from a where x.step = %(step)s and {match}"
+    ).format(ins=ins, match=match)
+    return conn.execute(q, {"step": step}).rowcount
+
+
+def delete_step(conn, t: Table, step: int, *, check_base: bool) -> int:
+    cond = t.matches_base() if check_base else sql.SQL("not s.skipped")
+    q = sql.SQL(
+        "delete from {T} t using ccsync_stage s {p} {o} where s.step = %(step)s and {match} and {cond} returning s.seq"
+    ).format(
+        T=t.ident, p=t.populate(sql.SQL("s.pk"), "p"), o=t.populate(sql.SQL("s.old"), "o"),
+        match=t.pk_match(), cond=cond,
+    )
+    return conn.execute(_mark_done(q), {"step": step}).rowcount
+
+
+def truncate_step(conn, t: Table, step: int) -> int:
+    conn.execute(sql.SQL("truncate {}").format(t.ident))
+    return conn.execute("update ccsync_stage set done = true where step = %s", (step,)).rowcount
+
+
+def leftovers(conn, t: Table, step: int) -> list[Leftover]:
+    """The changes of a step that the set statement did not apply, with the target row as it is."""
+    q = sql.SQL(
+        """
+        select s.seq, s.op::text, s.pk, s.old, s.new, s.hlc, case when t.ctid is null then null else {img} end,
+               case s.op when 'U' then {cu} when 'D' then {cd} else {ci} end
+          from ccsync_stage s {p} {o} {n}
+          left join {T} t on {match}
+         where s.step = %(step)s and not s.done and not s.skipped
+         order by s.seq
+        """
+    ).format(
+        img=t.image("t"), cu=t.conflict_columns("old", True), cd=t.conflict_columns("old", False),
+        ci=t.conflict_columns("new", False), T=t.ident, match=t.pk_match(),
+        p=t.populate(sql.SQL("s.pk"), "p"), o=t.populate(sql.SQL("s.old"), "o"), n=t.populate(sql.SQL("s.new"), "n"),
+    )
+    return [Leftover(*r) for r in conn.execute(q, {"step": step})]
+
+
+def apply_columns(conn, t: Table, seq: int, columns: list[str] | None) -> None:
+    """Apply the new values of one staged update (only `columns` when given)."""
+    q = sql.SQL("update {T} t set {sets} from ccsync_stage s {p} {n} where s.seq = %(seq)s and {match}").format(
+        T=t.ident, sets=t.set_from_new(columns), p=t.populate(sql.SQL("s.pk"), "p"),
+        n=t.populate(sql.SQL("s.new"), "n"), match=t.pk_match(),
+    )
+    conn.execute(q, {"seq": seq})
+
+
+def upsert_images(conn, t: Table, images: list) -> None:
+    """Insert or overwrite whole rows given as jsonb images (a local row winning, a refresh)."""
+    if not images:
+        return
+    q = sql.SQL(
+        "insert into {T} ({cols}) select {vals} from jsonb_array_elements(%(rows)s::jsonb) as s(new) {n} "
+        "on conflict ({pk}) do update set {sets}"
+    ).format(
+        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), n=t.populate(sql.SQL("s.new"), "n"),
+        pk=t.pk_columns(), sets=t.upsert_set(),
+    )
+    conn.execute(q, {"rows": json_array(images)})
+
+
+def delete_keys(conn, t: Table, keys: list) -> None:
+    if not keys:
+        return
+    q = sql.SQL(
+        "delete from {T} t using jsonb_array_elements(%(keys)s::jsonb) as s(pk) {p} where {match}"
+    ).format(T=t.ident, p=t.populate(sql.SQL("s.pk"), "p"), match=t.pk_match())
+    conn.execute(q, {"keys": json_array(keys)})
+
+
+def lock_keys(conn, t: Table, keys: list[str]) -> None:
+    if not keys:
+        return
+    q = sql.SQL(
+        "select 1 from {T} t where ({pkc}) in (select {pv} from jsonb_array_elements(%(keys)s::jsonb) as s(pk) {p}) "
+        "for update"
+    ).format(
+        T=t.ident, pkc=t.pk_columns(), p=t.populate(sql.SQL("s.pk"), "p"),
+        pv=sql.SQL(", ").join(sql.SQL("(p).{}").format(sql.Identifier(c)) for c in t.pk),
+    )
+    conn.execute(q, {"keys": json_array(keys)})
+
+
+def fetch_images(conn, t: Table, keys: list) -> dict[str, dict]:
+    """Current row images by primary key: {json text of the pk: image}."""
+    if not keys:
+        return {}
+    q = sql.SQL(
+        "select {pkimg}::text, {img} from {T} t where ({pkc}) in "
+        "(select {pv} from jsonb_array_elements(%(keys)s::jsonb) as s(pk) {p})"
+    ).format(
+        pkimg=t.pk_image("t"), img=t.image("t"), T=t.ident, pkc=t.pk_columns(),
+        pv=sql.SQL(", ").join(sql.SQL("(p).{}").format(sql.Identifier(c)) for c in t.pk),
+        p=t.populate(sql.SQL("s.pk"), "p"),
+    )
+    return {key_of(r[0]): r[1] for r in conn.execute(q, {"keys": json_array(keys)})}
+
+
+def parse(text: str | None):
+    """jsonb text to Python, numbers as Decimal so that nothing is rounded."""
+    return None if text is None else json.loads(text, parse_float=Decimal)
+
+
+def key_of(pk: str) -> str:
+    """A canonical text form of a primary key, to match keys read from different places."""
+    return json.dumps(parse(pk), sort_keys=True, default=str)
+
+
+def json_array(items: list[str]) -> str:
+    """A JSON array of jsonb texts, passed to SQL as one jsonb parameter (exact: no Python round trip)."""
+    return "[" + ",".join(items) + "]"
+
+
+def text_jsonb(conn: psycopg.Connection) -> psycopg.Connection:
+    """Make a connection return jsonb as text: values cross between databases untouched."""
+    conn.adapters.register_loader("jsonb", TextLoader)
+    return conn

@@ -1,0 +1,103 @@
+"""Opening both sides of a sync: the node's database and the cloud's, checked for what they claim to be."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from . import _db
+from ._apply import text_jsonb
+from ._tablesql import Table
+from .errors import CcsyncError
+
+
+@dataclass
+class Sides:
+    node: psycopg.Connection
+    cloud: psycopg.Connection | None
+    name: str
+
+    def close(self) -> None:
+        for conn in (self.node, self.cloud):
+            if conn is not None and not conn.closed:
+                conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_node(local_dsn: str) -> tuple[psycopg.Connection, str]:
+    node = text_jsonb(_db.connect(local_dsn, role="local database", autocommit=True))
+    try:
+        name = _db.identity(node)
+    except CcsyncError:
+        node.close()
+        raise
+    if name == "cloud":
+        node.close()
+        raise CcsyncError("the --local database is installed as 'cloud': point --local at the PC's database")
+    return node, name
+
+
+def open_cloud(cloud_dsn: str, **kwargs) -> psycopg.Connection:
+    cloud = text_jsonb(_db.connect(cloud_dsn, role="cloud database", autocommit=True, **kwargs))
+    try:
+        name = _db.identity(cloud)
+    except CcsyncError as exc:
+        cloud.close()
+        raise CcsyncError(f"cloud database: {exc}") from None
+    if name != "cloud":
+        cloud.close()
+        raise CcsyncError(f"the --cloud database is installed as {name!r}, not as 'cloud': check --cloud")
+    return cloud
+
+
+def open_sides(local_dsn: str, cloud_dsn: str | None) -> Sides:
+    node, name = open_node(local_dsn)
+    try:
+        cloud = open_cloud(cloud_dsn) if cloud_dsn else None
+    except CcsyncError:
+        node.close()
+        raise
+    return Sides(node, cloud, name)
+
+
+def tracked_tables(conn: psycopg.Connection) -> dict[str, Table]:
+    out = {}
+    for name, policy in conn.execute("select table_name, policy from ccsync.tracked order by table_name"):
+        table = Table.load(conn, name, policy)
+        if table is not None:
+            out[name] = table
+    return out
+
+
+def check_drift(node_tables: dict[str, Table], cloud_tables: dict[str, Table]) -> None:
+    """A tracked table must have the same columns on both sides, or changes would be lost in between."""
+    for name, nt in node_tables.items():
+        ct = cloud_tables.get(name)
+        if ct is None:
+            raise CcsyncError(
+                f"{name} is tracked on this node but not on the cloud: track it on the cloud too, or untrack it here"
+            )
+        ncols = {c.name: c.type_name for c in nt.columns}
+        ccols = {c.name: c.type_name for c in ct.columns}
+        if ncols != ccols:
+            only_node = sorted(set(ncols) - set(ccols))
+            only_cloud = sorted(set(ccols) - set(ncols))
+            typed = sorted(c for c in set(ncols) & set(ccols) if ncols[c] != ccols[c])
+            parts = []
+            if only_node:
+                parts.append(f"only on the node: {', '.join(only_node)}")
+            if only_cloud:
+                parts.append(f"only on the cloud: {', '.join(only_cloud)}")
+            if typed:
+                parts.append(f"other type: {', '.join(typed)}")
+            raise CcsyncError(
+                f"schema drift on {name} ({'; '.join(parts)}): apply the same ALTER TABLE on the cloud and every node"
+            )
+        if nt.pk != ct.pk:
+            raise CcsyncError(f"schema drift on {name}: the primary key differs between the node and the cloud")

@@ -1,0 +1,189 @@
+"""Per-table SQL for the engine, built from the target's catalog with psycopg.sql (never by formatting).
+
+Row images travel as jsonb (to_jsonb of the row; json columns as their exact text). Typed values are
+recovered with jsonb_populate_record, so every type's own input function parses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+# types without a usable equality operator: compared by their text form
+_TEXT_COMPARED = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type_name: str
+    is_json: bool
+    generated: bool
+    text_compared: bool
+
+
+@dataclass
+class Table:
+    name: str  # as in the journal: public."Odd Table"
+    schema: str
+    rel: str
+    pk: list[str]
+    columns: list[Column]
+    policy: str = "manual"
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # -- loading -------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, conn: psycopg.Connection, name: str, policy: str = "manual") -> "Table | None":
+        row = conn.execute(
+            "select n.nspname, c.relname, c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where c.oid = to_regclass(%s)",
+            (name,),
+        ).fetchone()
+        if row is None:
+            return None
+        schema, rel, oid = row
+        cols = [
+            Column(r[0], r[1], r[1] == "json", r[2] != "", r[3] in _TEXT_COMPARED or r[4] == "G")
+            for r in conn.execute(
+                """
+                select a.attname, format_type(a.atttypid, null), a.attgenerated, t.typname, t.typcategory
+                  from pg_attribute a join pg_type t on t.oid = a.atttypid
+                 where a.attrelid = %s and a.attnum > 0 and not a.attisdropped
+                 order by a.attnum
+                """,
+                (oid,),
+            )
+        ]
+        pk = [
+            r[0]
+            for r in conn.execute(
+                """
+                select a.attname from pg_index i
+                 cross join lateral unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
+                  join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                 where i.indrelid = %s and i.indisprimary order by k.ord
+                """,
+                (oid,),
+            )
+        ]
+        return cls(name, schema, rel, pk, cols, policy)
+
+    # -- pieces --------------------------------------------------------------------------------------
+    @property
+    def ident(self) -> sql.Composed:
+        return sql.SQL(".").join([sql.Identifier(self.schema), sql.Identifier(self.rel)])
+
+    @property
+    def writable(self) -> list[Column]:
+        return [c for c in self.columns if not c.generated]
+
+    @property
+    def json_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.is_json]
+
+    def populate(self, source: sql.Composable, alias: str) -> sql.Composed:
+        return sql.SQL("cross join lateral jsonb_populate_record(null::{t}, {src}) as {a}").format(
+            t=self.ident, src=source, a=sql.Identifier(alias)
+        )
+
+    def typed(self, col: Column, rec: str, field_: str) -> sql.Composed:
+        """The typed value of a column from an image: (rec).col, or the json text cast back to json."""
+        if col.is_json:
+            return sql.SQL("({f} ->> {c})::json").format(f=sql.SQL(field_), c=sql.Literal(col.name))
+        return sql.SQL("({r}).{c}").format(r=sql.Identifier(rec), c=sql.Identifier(col.name))
+
+    def same(self, col: Column, left: sql.Composable, right: sql.Composable) -> sql.Composed:
+        if col.text_compared:
+            return sql.SQL("{l}::text is not distinct from {r}::text").format(l=left, r=right)
+        return sql.SQL("{l} is not distinct from {r}").format(l=left, r=right)
+
+    def tcol(self, col: Column) -> sql.Composed:
+        return sql.SQL("t.{}").format(sql.Identifier(col.name))
+
+    def pk_match(self, rec: str = "p") -> sql.Composed:
+        return sql.SQL(" and ").join(
+            sql.SQL("t.{c} = ({r}).{c}").format(c=sql.Identifier(k), r=sql.Identifier(rec)) for k in self.pk
+        )
+
+    def image(self, alias: str = "t") -> sql.Composed:
+        """The jsonb image of a row, with json columns as their exact text (as the capture triggers write it)."""
+        a = sql.Identifier(alias)
+        if not self.json_columns:
+            return sql.SQL("to_jsonb({a}.*)").format(a=a)
+        return sql.SQL("ccsync.json_as_text(to_jsonb({a}.*), row_to_json({a}.*), {cols})").format(
+            a=a, cols=sql.Literal(self.json_columns)
+        )
+
+    def pk_image(self, alias: str = "t") -> sql.Composed:
+        return sql.SQL("jsonb_build_object({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{}, {}.{}").format(sql.Literal(k), sql.Identifier(alias), sql.Identifier(k)) for k in self.pk
+            )
+        )
+
+    def conflict_columns(self, field_: str, with_new: bool) -> sql.Composed:
+        """Columns present in s.<field_> whose target value differs from it (and from s.new when with_new)."""
+        rec = {"old": "o", "new": "n"}[field_]
+        parts = []
+        for col in self.writable:
+            cond = sql.SQL("s.{f} ? {c} and not ({eq})").format(
+                f=sql.SQL(field_), c=sql.Literal(col.name),
+                eq=self.same(col, self.tcol(col), self.typed(col, rec, f"s.{field_}")),
+            )
+            if with_new:
+                cond = sql.SQL("{} and not ({})").format(
+                    cond, self.same(col, self.tcol(col), self.typed(col, "n", "s.new"))
+                )
+            parts.append(sql.SQL("case when {} then {} end").format(cond, sql.Literal(col.name)))
+        if not parts:
+            return sql.SQL("'{}'::text[]")
+        return sql.SQL("array_remove(array[{}]::text[], null)").format(sql.SQL(", ").join(parts))
+
+    def no_conflict(self) -> sql.Composed:
+        """For an update: every changed column still holds its base value, or already the new one."""
+        conds = [
+            sql.SQL("(not s.old ? {c} or {a} or {b})").format(
+                c=sql.Literal(col.name),
+                a=self.same(col, self.tcol(col), self.typed(col, "o", "s.old")),
+                b=self.same(col, self.tcol(col), self.typed(col, "n", "s.new")),
+            )
+            for col in self.writable
+        ]
+        return sql.SQL(" and ").join(conds) if conds else sql.SQL("true")
+
+    def matches_base(self) -> sql.Composed:
+        """For a delete: the target row is the row the node deleted."""
+        conds = [
+            sql.SQL("(not s.old ? {c} or {a})").format(
+                c=sql.Literal(col.name), a=self.same(col, self.tcol(col), self.typed(col, "o", "s.old"))
+            )
+            for col in self.writable
+        ]
+        return sql.SQL(" and ").join(conds) if conds else sql.SQL("true")
+
+    def set_from_new(self, only: list[str] | None = None) -> sql.Composed:
+        cols = [c for c in self.writable if only is None or c.name in only]
+        return sql.SQL(", ").join(
+            sql.SQL("{c} = case when s.new ? {lit} then {v} else t.{c} end").format(
+                c=sql.Identifier(col.name), lit=sql.Literal(col.name), v=self.typed(col, "n", "s.new")
+            )
+            for col in cols
+        )
+
+    def insert_columns(self) -> sql.Composed:
+        return sql.SQL(", ").join(sql.Identifier(c.name) for c in self.writable)
+
+    def insert_values(self) -> sql.Composed:
+        return sql.SQL(", ").join(self.typed(c, "n", "s.new") for c in self.writable)
+
+    def upsert_set(self) -> sql.Composed:
+        cols = [c for c in self.writable if c.name not in self.pk] or self.writable[:1]
+        return sql.SQL(", ").join(
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c.name)) for c in cols
+        )
+
+    def pk_columns(self) -> sql.Composed:
+        return sql.SQL(", ").join(sql.Identifier(k) for k in self.pk)

@@ -1,0 +1,269 @@
+"""Conflicts: what a push does with a change whose base no longer holds, the records, and their resolution.
+
+The cloud's version stays in place unless the table's policy says otherwise; the record (both rows, the
+base, a deepdiff of local against cloud) is written on the cloud in the push transaction and reaches
+every database through the journal, so the panel of any PC shows it, even offline. Row values stay
+jsonb text from database to database (never rounded through Python floats).
+"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+from deepdiff import DeepDiff
+
+from . import _apply, _db
+from ._apply import Leftover, parse
+from ._tablesql import Table
+from .errors import CcsyncError
+
+KINDS = ("update_update", "update_delete", "delete_update", "insert_insert")
+
+
+class AlreadyResolved(CcsyncError):
+    """The conflict was resolved before."""
+
+
+class UnknownConflict(CcsyncError):
+    """No conflict has that id."""
+
+
+def diff(local: str | None, cloud: str | None) -> str:
+    """The deepdiff of the local row against the cloud row, as JSON text."""
+    return DeepDiff(parse(local) or {}, parse(cloud) or {}, verbose_level=2).to_json()
+
+
+def _winner(policy: str, local_hlc: int, cloud_hlc: int | None, node: str) -> str:
+    if policy == "node-wins":
+        return "local"
+    if policy == "latest-wins":
+        return "local" if (local_hlc, node) > (cloud_hlc or 0, "cloud") else "cloud"
+    return "cloud"  # manual and cloud-wins: the cloud's version stays
+
+
+def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t: Table, left: Leftover,
+                         node_name: str) -> int:
+    """Decide a change the set-wise push could not apply. Returns 1 when a conflict was recorded."""
+    present = left.cloud_row is not None
+    if left.op == "D":
+        if not present:
+            return 0  # deleted on both sides
+        kind = "delete_update"
+    elif left.op == "I":
+        if not left.columns:
+            return 0  # the same row is already there
+        kind = "insert_insert"
+    else:
+        kind = "update_update" if present else "update_delete"
+
+    local_row = None
+    if left.op != "D":
+        local_row = _apply.fetch_images(node, t, [left.pk]).get(_apply.key_of(left.pk))
+        if local_row is None and left.op == "I":
+            local_row = left.new
+    cloud_hlc = cloud.execute(
+        "select max(hlc) from ccsync.journal where table_name = %s and pk = %s::jsonb", (t.name, left.pk)
+    ).fetchone()[0]
+    winner = _winner(t.policy, left.hlc, cloud_hlc, node_name)
+
+    new_cols = list(parse(left.new) or {})
+    if kind == "update_update":
+        merged = [c for c in new_cols if c not in left.columns]
+        if winner == "local":
+            _apply.apply_columns(cloud, t, left.seq, None)
+        elif merged:
+            _apply.apply_columns(cloud, t, left.seq, merged)
+    elif winner == "local":
+        if kind == "update_delete" and local_row is not None:
+            _apply.upsert_images(cloud, t, [local_row])
+        elif kind == "delete_update":
+            _apply.delete_keys(cloud, t, [left.pk])
+        elif kind == "insert_insert":
+            _apply.upsert_images(cloud, t, [left.new])
+
+    columns = left.columns if kind != "update_delete" else sorted(new_cols)
+    resolution = None if t.policy == "manual" else f"policy {t.policy}: kept {winner}"
+    _record(cloud, node_name, t, left, kind, columns, local_row, cloud_hlc, resolution)
+    _journal_refresh(cloud, t, left.pk)
+    return 1
+
+
+def _record(cloud, node_name, t, left, kind, columns, local_row, cloud_hlc, resolution) -> None:
+    # journaled as a cloud change (origin cleared for this insert) so that every node pulls the record
+    cloud.execute("select set_config('ccsync.origin', '', true)")
+    cloud.execute(
+        """
+        insert into ccsync.conflicts (node, table_name, pk, kind, columns, local_row, cloud_row, base, diff,
+                                      local_hlc, cloud_hlc, status, resolution, resolved_by, resolved_at)
+        values (%(node)s, %(table)s, %(pk)s::jsonb, %(kind)s, %(columns)s, %(local)s::jsonb, %(cloud)s::jsonb,
+                %(base)s::jsonb, %(diff)s::jsonb, %(lhlc)s, %(chlc)s,
+                case when %(resolution)s::text is null then 'open' else 'resolved' end, %(resolution)s,
+                case when %(resolution)s::text is null then null else 'policy' end,
+                case when %(resolution)s::text is null then null else now() end)
+        on conflict (node, table_name, pk) where status = 'open' do update
+           set kind = excluded.kind,
+               columns = array(select distinct c from unnest(ccsync.conflicts.columns || excluded.columns) c
+                               order by 1),
+               local_row = excluded.local_row, cloud_row = excluded.cloud_row, diff = excluded.diff,
+               local_hlc = excluded.local_hlc, cloud_hlc = excluded.cloud_hlc
+        """,
+        {
+            "node": node_name, "table": t.name, "pk": left.pk, "kind": kind, "columns": list(columns),
+            "local": local_row, "cloud": left.cloud_row, "base": left.old,
+            "diff": diff(local_row, left.cloud_row), "lhlc": left.hlc, "chlc": cloud_hlc, "resolution": resolution,
+        },
+    )
+    cloud.execute("select set_config('ccsync.origin', %s, true)", (node_name,))
+
+
+def _journal_refresh(cloud, t: Table, pk: str) -> None:
+    """Journal the row as the cloud now has it, as a cloud change: every node (the origin too) takes it."""
+    image = _apply.fetch_images(cloud, t, [pk]).get(_apply.key_of(pk))
+    cloud.execute(
+        "insert into ccsync.journal (hlc, origin, table_name, op, pk, new) "
+        "values (ccsync.hlc_next(), 'cloud', %s, %s, %s::jsonb, %s::jsonb)",
+        (t.name, "D" if image is None else "I", pk, image),
+    )
+
+
+# -- reading and resolving (on the node's database, so it works offline) ------------------------------
+_FIELDS = ["id", "node", "table_name", "pk", "kind", "columns", "local_row", "cloud_row", "base", "diff",
+           "local_hlc", "cloud_hlc", "detected_at", "status", "resolution", "resolved_by", "resolved_at",
+           "resolved_row"]
+_SELECT = "select " + ", ".join(_FIELDS) + " from ccsync.conflicts"
+
+
+def _as_dict(row) -> dict:
+    doc = dict(zip(_FIELDS, row))
+    for k in ("pk", "local_row", "cloud_row", "base", "diff", "resolved_row"):
+        doc[k] = parse(doc[k])
+    for k in ("detected_at", "resolved_at"):
+        if doc[k] is not None:
+            doc[k] = doc[k].isoformat()
+    return doc
+
+
+def _local(local_dsn: str) -> psycopg.Connection:
+    conn = _apply.text_jsonb(_db.connect(local_dsn, role="local database"))
+    try:
+        _db.identity(conn)
+    except CcsyncError:
+        conn.close()
+        raise
+    return conn
+
+
+def list_conflicts(local_dsn: str, *, include_resolved: bool = False) -> list[dict]:
+    """Open conflicts (all of them with include_resolved), oldest first."""
+    with _local(local_dsn) as conn:
+        where = "" if include_resolved else " where status = 'open'"
+        return [_as_dict(r) for r in conn.execute(_SELECT + where + " order by id")]
+
+
+def get_conflict(local_dsn: str, conflict_id: int) -> dict:
+    with _local(local_dsn) as conn:
+        row = conn.execute(_SELECT + " where id = %s", (conflict_id,)).fetchone()
+    if row is None:
+        raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list --all` shows them")
+    return _as_dict(row)
+
+
+def resolve(local_dsn: str, conflict_id: int, keep: str, *, by: str, merged: str | dict | None = None) -> dict:
+    """Resolve a conflict on the node: the chosen values become a new local change that the push carries.
+
+    keep='cloud' closes it (the cloud's version is in place); keep='local' writes the local values of the
+    conflicting columns (columns merged without conflict keep their merged values); keep='merged' writes
+    the given values. The change is journaled with the cloud's values as its base, so that it applies on
+    the cloud without a new conflict, and reaches every node from there.
+    """
+    if keep not in ("local", "cloud", "merged"):
+        raise CcsyncError(f"unknown choice {keep!r}: keep local, cloud or merged")
+    if not by or not by.strip():
+        raise CcsyncError("say who resolves the conflict (--by NAME)")
+    merged_text = None
+    if keep == "merged":
+        merged_text = merged if isinstance(merged, str) else json.dumps(merged)
+        try:
+            merged_doc = parse(merged_text)
+        except (TypeError, ValueError):
+            raise CcsyncError("the merged row is not valid JSON: give an object of column: value") from None
+        if not isinstance(merged_doc, dict):
+            raise CcsyncError("the merged row must be a JSON object of column: value")
+    with _local(local_dsn) as conn:
+        with conn.transaction():
+            row = conn.execute(_SELECT + " where id = %s for update", (conflict_id,)).fetchone()
+            if row is None:
+                raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list` shows the open ones")
+            c = dict(zip(_FIELDS, row))
+            if c["status"] != "open":
+                raise AlreadyResolved(
+                    f"conflict {conflict_id} was already resolved ({c['resolution']}) by {c['resolved_by']} "
+                    f"at {c['resolved_at']:%Y-%m-%d %H:%M:%S %Z}"
+                )
+            t = Table.load(conn, c["table_name"])
+            if t is None:
+                raise CcsyncError(f"table {c['table_name']} no longer exists on this database")
+            if merged_text is not None:
+                unknown = sorted(set(parse(merged_text)) - {col.name for col in t.columns})
+                if unknown:
+                    raise CcsyncError(f"the merged row names unknown column(s) of {t.name}: {', '.join(unknown)}")
+                if any(k in parse(merged_text) and parse(merged_text)[k] != parse(c["pk"]).get(k) for k in t.pk):
+                    raise CcsyncError("a merged row cannot change the primary key")
+            chosen = _write_resolution(conn, t, c, keep, merged_text)
+            conn.execute(
+                "update ccsync.conflicts set status = 'resolved', resolution = %s, resolved_by = %s, "
+                "resolved_at = now(), resolved_row = %s::jsonb where id = %s",
+                (f"kept {keep}", by.strip(), chosen, conflict_id),
+            )
+    return get_conflict(local_dsn, conflict_id)
+
+
+def _write_resolution(conn, t: Table, c: dict, keep: str, merged_text: str | None) -> str | None:
+    """Write the chosen version locally (the trigger stays quiet) and journal it by hand against the cloud's."""
+    cloud_row, local_row = c["cloud_row"], c["local_row"]
+    if keep == "cloud":
+        return cloud_row
+    if keep == "merged":
+        target = conn.execute(
+            "select coalesce(%s::jsonb, %s::jsonb, '{}') || %s::jsonb || %s::jsonb",
+            (cloud_row, local_row, merged_text, c["pk"]),
+        ).fetchone()[0]
+    elif c["kind"] in ("update_update", "insert_insert"):
+        target = conn.execute(
+            "select coalesce(%s::jsonb, '{}') || coalesce((select jsonb_object_agg(e.key, e.value) "
+            "from jsonb_each(coalesce(%s::jsonb, '{}')) e where e.key = any(%s)), '{}')",
+            (cloud_row, local_row, list(c["columns"])),
+        ).fetchone()[0]
+    elif c["kind"] == "update_delete":
+        target = local_row
+    else:  # delete_update: the local version is the deletion
+        target = None
+
+    conn.execute("select set_config('ccsync.origin', 'resolution', true)")
+    self_name = conn.execute("select name from ccsync.identity").fetchone()[0]
+    if target is None:
+        _apply.delete_keys(conn, t, [c["pk"]])
+        _journal(conn, self_name, t, "D", c["pk"], cloud_row, None)
+    else:
+        _apply.upsert_images(conn, t, [target])
+        if cloud_row is None:
+            _journal(conn, self_name, t, "I", c["pk"], None, target)
+        else:
+            old, new = conn.execute(
+                "select jsonb_object_agg(e.key, %(c)s::jsonb -> e.key), jsonb_object_agg(e.key, e.value) "
+                "from jsonb_each(%(t)s::jsonb) e where e.value is distinct from %(c)s::jsonb -> e.key",
+                {"c": cloud_row, "t": target},
+            ).fetchone()
+            if new is not None:
+                _journal(conn, self_name, t, "U", c["pk"], old, new)
+    conn.execute("select set_config('ccsync.origin', '', true)")
+    return target
+
+
+def _journal(conn, self_name: str, t: Table, op: str, pk: str, old: str | None, new: str | None) -> None:
+    conn.execute(
+        "insert into ccsync.journal (hlc, origin, table_name, op, pk, old, new) "
+        "values (ccsync.hlc_next(), %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb)",
+        (self_name, t.name, op, pk, old, new),
+    )

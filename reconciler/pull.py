@@ -1,0 +1,233 @@
+"""Pull: the cloud's journal since this node's position, minus what this node originated, applied here.
+
+The position (a cloud snapshot) lives in the node's ccsync.state and moves in the same node transaction
+as the changes. A row with a local change not yet pushed is left alone (the push decides it) and
+remembered in ccsync.refresh, to be read again from the cloud once that change is pushed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from . import _apply, _journal
+from ._sides import Sides, check_drift, tracked_tables
+from .errors import CcsyncError
+
+CHUNK = 50_000
+
+
+def pending_count(sides: Sides) -> int:
+    """Cloud changes this node has not pulled yet (counting a half-applied window whole)."""
+    since, window_upto, _ = _position(sides.node)
+    if since is None and window_upto is None:
+        raise CcsyncError("this node has never been initialized: run `ccsync init` first")
+    window = _journal.Window(since, _journal.current_snapshot(sides.cloud), 0, sides.name, _skips(sides.node))
+    return sum(t[2] for t in _journal.transactions(sides.cloud, window))
+
+
+def _position(node) -> tuple[str | None, str | None, int | None]:
+    return node.execute(
+        "select pull_snapshot::text, pull_window::text, pull_done_upto from ccsync.state"
+    ).fetchone()
+
+
+def _skips(node) -> dict[str, str]:
+    return dict(node.execute("select table_name, snapshot::text from ccsync.init_progress"))
+
+
+def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
+    node, cloud, name = sides.node, sides.cloud, sides.name
+    started = time.monotonic()
+    node_tables = tracked_tables(node)
+    check_drift(node_tables, tracked_tables(cloud))
+    _check_horizon(node, cloud)
+    totals = {"changes": 0, "transactions": 0, "conflicts": 0, "skipped": 0}
+    while True:
+        with node.transaction():
+            since, window_upto, done = node.execute(
+                "select pull_snapshot::text, pull_window::text, pull_done_upto from ccsync.state for update"
+            ).fetchone()
+            if since is None and window_upto is None:
+                raise CcsyncError("this node has never been initialized: run `ccsync init` first")
+            upto = window_upto or _journal.current_snapshot(cloud)
+            window = _journal.Window(since, upto, done or 0, name, _skips(node))
+            txns = _journal.transactions(cloud, window)
+            if progress and not totals["transactions"]:
+                progress.start("pull", sum(t[2] for t in txns))
+            if not txns:
+                node.execute(
+                    "update ccsync.state set pull_snapshot = %s::pg_snapshot, pull_window = null, "
+                    "pull_done_upto = null, updated_at = now()",
+                    (upto,),
+                )
+                _forget_covered_copies(node, upto)
+                break
+            batch = _journal.chunks(txns, chunk)[0]
+            end = batch[-1][1]
+            changes, skipped = _apply_chunk(cloud, node, window, end, node_tables)
+            last = end == txns[-1][1]
+            node.execute(
+                "update ccsync.state set pull_snapshot = case when %(last)s then %(upto)s::pg_snapshot "
+                "else pull_snapshot end, pull_window = case when %(last)s then null else %(upto)s::pg_snapshot end, "
+                "pull_done_upto = case when %(last)s then null else %(end)s end, updated_at = now()",
+                {"last": last, "upto": upto, "end": end},
+            )
+            if last:
+                _forget_covered_copies(node, upto)
+        totals["changes"] += changes
+        totals["skipped"] += skipped
+        totals["transactions"] += len(batch)
+        if progress:
+            progress.advance(changes)
+        if last:
+            break
+    _report_position(node, cloud, name)
+    totals["seconds"] = round(time.monotonic() - started, 3)
+    return totals
+
+
+def _forget_covered_copies(node, upto: str) -> None:
+    """A table copied by init at a snapshot the position now covers needs no more filtering."""
+    node.execute(
+        "delete from ccsync.init_progress where pg_snapshot_xmax(snapshot) <= pg_snapshot_xmin(%s::pg_snapshot) "
+        "and exists (select 1 from ccsync.state where initialized_at is not null)",
+        (upto,),
+    )
+
+
+def _report_position(node, cloud, name) -> None:
+    """Tell the cloud how far this node has pulled, so that it may prune what every node has."""
+    since = node.execute("select pull_snapshot::text from ccsync.state").fetchone()[0]
+    cloud.execute(
+        "update ccsync.nodes set pulled_snapshot = %s::pg_snapshot, last_pull_at = now() where name = %s",
+        (since, name),
+    )
+
+
+def _check_horizon(node, cloud) -> None:
+    since = node.execute("select pull_snapshot::text from ccsync.state").fetchone()[0]
+    if since is None:
+        return
+    behind = cloud.execute(
+        "select pg_snapshot_xmin(%s::pg_snapshot) < txid from ccsync.prune_horizon", (since,)
+    ).fetchone()[0]
+    if behind:
+        raise CcsyncError(
+            "this node is too far behind: the cloud has pruned changes it never pulled; "
+            "run `ccsync init --force` to copy the cloud again"
+        )
+
+
+def _apply_chunk(cloud, node, window, end, tables) -> tuple[int, int]:
+    try:
+        with node.transaction():
+            return _apply_staged(cloud, node, window, end, tables, exact=False)
+    except psycopg.errors.IntegrityError:
+        pass
+    try:
+        with node.transaction():
+            return _apply_staged(cloud, node, window, end, tables, exact=True)
+    except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+        raise CcsyncError(
+            f"this node rejected a cloud change ({exc.diag.message_primary}"
+            f"{'; ' + exc.diag.message_detail if exc.diag.message_detail else ''}): the batch stays pending; "
+            "fix the data or the constraint, then sync again"
+        ) from None
+
+
+def _apply_staged(cloud, node, window, end, tables, *, exact: bool) -> tuple[int, int]:
+    changes = _journal.stage(cloud, node, window, end, exact=exact)
+    node.execute("select set_config('ccsync.origin', 'cloud', true)")
+    skipped = _skip_pending(node, tables)
+    for step, table_name, op, count in _apply.steps(node):
+        t = tables.get(table_name)
+        if t is None:
+            raise CcsyncError(f"{table_name} changed on the cloud but is not tracked here: run `ccsync init`")
+        if op == "U":
+            _apply.update_step(node, t, step, check_base=False)
+        elif op == "I":
+            _apply.insert_step(node, t, step, upsert=True)
+        elif op == "D":
+            _apply.delete_step(node, t, step, check_base=False)
+        else:
+            _apply.truncate_step(node, t, step)
+    node.execute("select ccsync.hlc_observe((select max(hlc) from ccsync_stage))")
+    return changes, skipped
+
+
+def _skip_pending(node, tables) -> int:
+    """Leave alone the rows that carry a local change not pushed yet, and remember them for a refresh."""
+    if not node.execute("select exists (select 1 from ccsync.journal)").fetchone()[0]:
+        return 0
+    from psycopg import sql
+
+    names = [r[0] for r in node.execute("select distinct table_name from ccsync_stage where op <> 'T'")]
+    for name in names:
+        t = tables.get(name)
+        if t is None:
+            continue
+        # lock first: a local writer that already changed the row has committed its journal entry by then
+        node.execute(
+            sql.SQL(
+                "select 1 from ccsync_stage s {p} join {T} t on {m} where s.table_name = %s for update of t"
+            ).format(p=t.populate(sql.SQL("s.pk"), "p"), T=t.ident, m=t.pk_match()),
+            (name,),
+        )
+    node.execute(
+        "update ccsync_stage s set skipped = true where s.op <> 'T' and exists "
+        "(select 1 from ccsync.journal j where j.table_name = s.table_name and j.pk = s.pk)"
+    )
+    node.execute(
+        "insert into ccsync.refresh (table_name, pk) select distinct table_name, pk from ccsync_stage "
+        "where skipped on conflict do nothing"
+    )
+    # a truncate from the cloud empties the table: the rows with a pending local change come back by refresh
+    node.execute(
+        "insert into ccsync.refresh (table_name, pk) select distinct j.table_name, j.pk from ccsync.journal j "
+        "where j.pk is not null and j.table_name in (select table_name from ccsync_stage where op = 'T') "
+        "on conflict do nothing"
+    )
+    return node.execute("select count(*) from ccsync_stage where skipped").fetchone()[0]
+
+
+def refresh(sides: Sides) -> int:
+    """Re-read from the cloud the rows a pull skipped, once their local changes have been pushed."""
+    node, cloud = sides.node, sides.cloud
+    rows = node.execute(
+        "select r.table_name, r.pk::text from ccsync.refresh r where not exists "
+        "(select 1 from ccsync.journal j where j.table_name = r.table_name and j.pk = r.pk)"
+    ).fetchall()
+    if not rows:
+        return 0
+    tables = tracked_tables(node)
+    by_table: dict[str, list[str]] = {}
+    for name, pk in rows:
+        by_table.setdefault(name, []).append(pk)
+    done = 0
+    for name, keys in by_table.items():
+        t = tables.get(name)
+        if t is None:
+            node.execute("delete from ccsync.refresh where table_name = %s", (name,))
+            continue
+        images = _apply.fetch_images(cloud, t, keys)
+        with node.transaction():
+            node.execute("select set_config('ccsync.origin', 'cloud', true)")
+            _apply.lock_keys(node, t, keys)  # a local writer on these rows has committed its journal entry now
+            still = {
+                _apply.key_of(r[0])
+                for r in node.execute(
+                    "select pk::text from ccsync.journal where table_name = %s", (name,)
+                )
+            }
+            keys = [k for k in keys if _apply.key_of(k) not in still]
+            present = [images[_apply.key_of(k)] for k in keys if _apply.key_of(k) in images]
+            missing = [k for k in keys if _apply.key_of(k) not in images]
+            _apply.upsert_images(node, t, present)
+            _apply.delete_keys(node, t, missing)
+            node.execute(
+                "delete from ccsync.refresh where table_name = %s and pk = any(%s::jsonb[])", (name, keys)
+            )
+            done += len(keys)
+    return done

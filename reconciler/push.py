@@ -1,0 +1,127 @@
+"""Push: the node's journal, applied on the cloud in commit order, exactly once.
+
+The node's position (a node snapshot, plus the progress inside the window being applied) lives on the
+cloud, in ccsync.nodes, and moves in the same cloud transaction as the changes it covers.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from . import _apply, _journal, conflicts
+from ._sides import Sides, check_drift, tracked_tables
+from .errors import CcsyncError
+
+CHUNK = 50_000  # entries per cloud transaction (a larger source transaction is never split)
+
+
+def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
+    node, cloud, name = sides.node, sides.cloud, sides.name
+    started = time.monotonic()
+    cloud_tables = tracked_tables(cloud)
+    check_drift(tracked_tables(node), cloud_tables)
+    totals = {"changes": 0, "transactions": 0, "conflicts": 0}
+    _forget_pushed(node, cloud, name)
+    while True:
+        with cloud.transaction():
+            pos = cloud.execute(
+                "select push_snapshot::text, push_window::text, push_done_upto from ccsync.nodes "
+                "where name = %s for update",
+                (name,),
+            ).fetchone()
+            if pos is None:
+                raise CcsyncError(f"node {name!r} is not registered on the cloud: run `ccsync init` first")
+            since, window_upto, done = pos
+            upto = window_upto or _journal.current_snapshot(node)
+            window = _journal.Window(since, upto, done or 0)
+            txns = _journal.transactions(node, window)
+            if progress and not totals["changes"]:
+                progress.start("push", sum(t[2] for t in txns))
+            if not txns:
+                cloud.execute(
+                    "update ccsync.nodes set push_snapshot = %s::pg_snapshot, push_window = null, "
+                    "push_done_upto = null, last_push_at = now() where name = %s",
+                    (upto, name),
+                )
+                break
+            batch = _journal.chunks(txns, chunk)[0]
+            end = batch[-1][1]
+            outcome = _apply_chunk(node, cloud, window, end, cloud_tables, name)
+            last = end == txns[-1][1]
+            cloud.execute(
+                "update ccsync.nodes set push_snapshot = case when %(last)s then %(upto)s::pg_snapshot "
+                "else push_snapshot end, push_window = case when %(last)s then null else %(upto)s::pg_snapshot end, "
+                "push_done_upto = case when %(last)s then null else %(end)s end, last_push_at = now() "
+                "where name = %(name)s",
+                {"last": last, "upto": upto, "end": end, "name": name},
+            )
+        # committed on the cloud: the entries may leave the node's journal (a crash here only delays it)
+        node.execute("delete from ccsync.journal where txid::text::bigint = any(%s)", ([t[0] for t in batch],))
+        totals["changes"] += outcome.changes
+        totals["transactions"] += len(batch)
+        totals["conflicts"] += outcome.conflicts
+        if progress:
+            progress.advance(outcome.changes)
+        if last:
+            break
+    totals["seconds"] = round(time.monotonic() - started, 3)
+    return totals
+
+
+def _forget_pushed(node, cloud, name) -> None:
+    """Entries the cloud already holds (a crash after the cloud commit) leave the node's journal."""
+    row = cloud.execute("select push_snapshot::text from ccsync.nodes where name = %s", (name,)).fetchone()
+    if row and row[0]:
+        node.execute(
+            "delete from ccsync.journal where txid < pg_snapshot_xmax(%s::pg_snapshot) "
+            "and pg_visible_in_snapshot(txid, %s::pg_snapshot)",
+            (row[0], row[0]),
+        )
+
+
+class _Outcome:
+    def __init__(self, changes: int, conflicts: int):
+        self.changes, self.conflicts = changes, conflicts
+
+
+def _apply_chunk(node, cloud, window, end, tables, name) -> _Outcome:
+    """Set-wise first; if the cloud rejects a statement, the same chunk again change by change."""
+    try:
+        with cloud.transaction():
+            return _apply_staged(node, cloud, window, end, tables, name, exact=False)
+    except psycopg.errors.IntegrityError:
+        pass
+    try:
+        with cloud.transaction():
+            return _apply_staged(node, cloud, window, end, tables, name, exact=True)
+    except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+        raise CcsyncError(
+            f"the cloud rejected a change ({exc.diag.message_primary}"
+            f"{'; ' + exc.diag.message_detail if exc.diag.message_detail else ''}): the batch stays pending; "
+            "fix the data or the constraint, then sync again"
+        ) from None
+
+
+def _apply_staged(node, cloud, window, end, tables, name, *, exact: bool) -> _Outcome:
+    changes = _journal.stage(node, cloud, window, end, exact=exact)
+    cloud.execute("select set_config('ccsync.origin', %s, true)", (name,))
+    found = 0
+    for step, table_name, op, count in _apply.steps(cloud):
+        t = tables.get(table_name)
+        if t is None:
+            raise CcsyncError(f"{table_name} is not tracked on the cloud: track it there, or untrack it on this node")
+        if op == "U":
+            done = _apply.update_step(cloud, t, step, check_base=True)
+        elif op == "I":
+            done = _apply.insert_step(cloud, t, step, upsert=False)
+        elif op == "D":
+            done = _apply.delete_step(cloud, t, step, check_base=True)
+        else:
+            done = _apply.truncate_step(cloud, t, step)
+        if done < count:
+            for left in _apply.leftovers(cloud, t, step):
+                found += conflicts.handle_push_leftover(cloud, node, t, left, name)
+    cloud.execute("select ccsync.hlc_observe((select max(hlc) from ccsync_stage))")
+    return _Outcome(changes, found)

@@ -1,0 +1,55 @@
+"""The sync commands as the CLI and the service call them: init, push, pull and sync (push, then pull)."""
+
+from __future__ import annotations
+
+import time
+
+from . import pull as pull_mod
+from . import push as push_mod
+from . import snapshot, status
+from ._sides import open_sides
+from .config import Settings
+from .progress import Progress
+
+
+def init(settings: Settings, *, force: bool = False, progress: Progress | None = None) -> dict:
+    local, cloud = settings.need_local(), settings.need_cloud()
+    with status.recorded(local, "init") as result, open_sides(local, cloud) as sides:
+        result.update(snapshot.run(sides, force=force, progress=progress))
+        result["changes"] = result["rows"]
+    return result
+
+
+def push(settings: Settings, *, progress: Progress | None = None) -> dict:
+    local, cloud = settings.need_local(), settings.need_cloud()
+    with status.recorded(local, "push") as result, open_sides(local, cloud) as sides:
+        result.update(push_mod.run(sides, progress=progress))
+        result["refreshed"] = pull_mod.refresh(sides)
+    return result
+
+
+def pull(settings: Settings, *, progress: Progress | None = None, direction: str = "pull") -> dict:
+    local, cloud = settings.need_local(), settings.need_cloud()
+    with status.recorded(local, direction) as result, open_sides(local, cloud) as sides:
+        result.update(pull_mod.run(sides, progress=progress))
+        result["refreshed"] = pull_mod.refresh(sides)
+    return result
+
+
+def sync(settings: Settings, *, progress: Progress | None = None) -> dict:
+    """Push the local backlog, then pull what the cloud has; the rows a pull skipped are refreshed."""
+    local, cloud = settings.need_local(), settings.need_cloud()
+    started = time.monotonic()
+    with status.recorded(local, "sync") as result, open_sides(local, cloud) as sides:
+        pushed = push_mod.run(sides, progress=progress)
+        pull_mod.refresh(sides)
+        pulled = pull_mod.run(sides, progress=progress)
+        refreshed = pull_mod.refresh(sides)
+        result.update({
+            "pushed": pushed, "pulled": pulled, "refreshed": refreshed,
+            "changes": pushed["changes"] + pulled["changes"],
+            "transactions": pushed["transactions"] + pulled["transactions"],
+            "conflicts": pushed["conflicts"],
+            "seconds": round(time.monotonic() - started, 3),
+        })
+    return result
