@@ -33,6 +33,25 @@ dsn_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 
 
+def sides_options(fn):
+    """--local and --cloud, falling back to CCSYNC_LOCAL_DSN / CCSYNC_CLOUD_DSN, then to ./ccsync.toml."""
+    fn = click.option("--cloud", metavar="DSN", help="The cloud database (or $CCSYNC_CLOUD_DSN, or ccsync.toml).")(fn)
+    fn = click.option("--local", metavar="DSN", help="This PC's database (or $CCSYNC_LOCAL_DSN, or ccsync.toml).")(fn)
+    return fn
+
+
+def settings(local, cloud):
+    from reconciler.config import resolve
+
+    return resolve(local, cloud)
+
+
+def bar():
+    from reconciler.progress import Bar
+
+    return Bar()
+
+
 def emit_json(doc) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
 
@@ -132,6 +151,196 @@ def tables(dsn, as_json):
         click.echo("no table is tracked: add one with `ccsync track`")
     for r in rows:
         click.echo(f"{r['table']:40} pk=({', '.join(r['primary_key'])}) policy={r['policy']} journaled={r['journaled']}")
+
+
+# -- sync -------------------------------------------------------------------------------------------
+def _moved(result: dict) -> str:
+    return (f"{result.get('changes', 0)} change(s) in {result.get('transactions', 0)} transaction(s), "
+            f"{result.get('conflicts', 0)} conflict(s), {result.get('seconds', 0):.2f} s")
+
+
+@main.command()
+@sides_options
+@click.option("--force", is_flag=True, help="Copy again, discarding local changes not yet pushed.")
+@json_option
+@handle_errors
+def init(local, cloud, force, as_json):
+    """Initial sync: copy every tracked table of the cloud to this PC, from one consistent snapshot.
+
+    Creates the tracked tables this PC lacks, registers the PC on the cloud, shows a progress bar and,
+    interrupted, resumes with the tables not yet copied.
+
+    JSON: {node, tables, copied_tables, created_tables, resumed, rows, seconds}.
+
+    Example: ccsync init --local "dbname=practice" --cloud "host=cloud.example dbname=practice"
+    """
+    result = reconciler.sync.init(settings(local, cloud), force=force, progress=bar())
+    if as_json:
+        return emit_json(result)
+    how = "resumed" if result["resumed"] else "copied"
+    click.echo(f"{how} {result['copied_tables']} of {result['tables']} table(s), {result['rows']} row(s) "
+               f"in {result['seconds']:.1f} s; {result['node']} is ready")
+
+
+@main.command()
+@sides_options
+@json_option
+@handle_errors
+def push(local, cloud, as_json):
+    """Push this PC's journaled changes to the cloud.
+
+    JSON: {changes, transactions, conflicts, refreshed, seconds}.
+
+    Example: ccsync push --json
+    """
+    result = reconciler.sync.push(settings(local, cloud), progress=bar())
+    if as_json:
+        return emit_json(result)
+    click.echo(f"pushed {_moved(result)}")
+
+
+@main.command()
+@sides_options
+@json_option
+@handle_errors
+def pull(local, cloud, as_json):
+    """Pull the cloud's changes that this PC does not have yet.
+
+    JSON: {changes, transactions, conflicts, skipped, refreshed, seconds}.
+
+    Example: ccsync pull
+    """
+    result = reconciler.sync.pull(settings(local, cloud), progress=bar())
+    if as_json:
+        return emit_json(result)
+    click.echo(f"pulled {_moved(result)}")
+
+
+@main.command(name="sync")
+@sides_options
+@json_option
+@handle_errors
+def sync_cmd(local, cloud, as_json):
+    """Push, then pull.
+
+    JSON: {pushed: {...}, pulled: {...}, changes, transactions, conflicts, refreshed, seconds}.
+
+    Example: ccsync sync --local "dbname=practice" --cloud "host=cloud dbname=practice"
+    """
+    result = reconciler.sync.sync(settings(local, cloud), progress=bar())
+    if as_json:
+        return emit_json(result)
+    click.echo(f"pushed {_moved(result['pushed'])}")
+    click.echo(f"pulled {_moved(result['pulled'])}")
+
+
+# -- conflicts --------------------------------------------------------------------------------------
+@main.group()
+def conflicts():
+    """List, show and resolve conflicts (stored in this PC's database: works offline).
+
+    Example: ccsync conflicts list
+    """
+
+
+@conflicts.command(name="list")
+@sides_options
+@click.option("--all", "include_resolved", is_flag=True, help="Include resolved conflicts.")
+@json_option
+@handle_errors
+def conflicts_list(local, cloud, include_resolved, as_json):
+    """List the open conflicts (all with --all).
+
+    JSON: a list of conflict records (see `conflicts show --json`).
+
+    Example: ccsync conflicts list --all --json
+    """
+    rows = reconciler.conflicts.list_conflicts(settings(local, cloud).need_local(), include_resolved=include_resolved)
+    if as_json:
+        return emit_json(rows)
+    if not rows:
+        click.echo("no conflict" if include_resolved else "no open conflict")
+    for c in rows:
+        click.echo(f"#{c['id']:<5} {c['status']:8} {c['kind']:14} {c['table_name']} {json.dumps(c['pk'], default=str)} "
+                   f"from {c['node']} at {c['detected_at'][:19]}")
+
+
+@conflicts.command(name="show")
+@sides_options
+@click.argument("conflict_id", type=int)
+@json_option
+@handle_errors
+def conflicts_show(local, cloud, conflict_id, as_json):
+    """Show one conflict: both versions, the base and the differences.
+
+    JSON: {id, node, table_name, pk, kind, columns, local_row, cloud_row, base, diff, local_hlc,
+    cloud_hlc, detected_at, status, resolution, resolved_by, resolved_at, resolved_row}.
+
+    Example: ccsync conflicts show 12
+    """
+    c = reconciler.conflicts.get_conflict(settings(local, cloud).need_local(), conflict_id)
+    if as_json:
+        return emit_json(c)
+    click.echo(f"conflict #{c['id']} ({c['kind']}, {c['status']}) on {c['table_name']} {json.dumps(c['pk'], default=str)}")
+    click.echo(f"from node {c['node']}, detected {c['detected_at']}; conflicting columns: {', '.join(c['columns']) or '-'}")
+    names = sorted(set(c["local_row"] or {}) | set(c["cloud_row"] or {}))
+    click.echo(f"{'column':20} {'local':30} {'cloud':30}")
+    for n in names:
+        lv = "(deleted)" if c["local_row"] is None else json.dumps((c["local_row"] or {}).get(n), default=str)
+        cv = "(deleted)" if c["cloud_row"] is None else json.dumps((c["cloud_row"] or {}).get(n), default=str)
+        mark = "*" if n in c["columns"] else " "
+        click.echo(f"{mark}{n:19} {lv[:30]:30} {cv[:30]:30}")
+    if c["status"] == "resolved":
+        click.echo(f"resolved ({c['resolution']}) by {c['resolved_by']} at {c['resolved_at']}")
+
+
+@conflicts.command(name="resolve")
+@sides_options
+@click.argument("conflict_id", type=int)
+@click.option("--keep", type=click.Choice(["local", "cloud"]), help="Which version to keep.")
+@click.option("--merged", "merged_file", type=click.File("r"), help="A JSON object of column: value to write instead.")
+@click.option("--by", required=True, help="Who decides (recorded with the resolution).")
+@json_option
+@handle_errors
+def conflicts_resolve(local, cloud, conflict_id, keep, merged_file, by, as_json):
+    """Resolve a conflict: keep the local or the cloud version, or write a merged row.
+
+    The resolution is a new change: the next push carries it to the cloud and every PC.
+
+    Example: ccsync conflicts resolve 12 --keep local --by "Dr Peeters"
+    """
+    if merged_file is not None and keep is not None:
+        raise reconciler.CcsyncError("give either --keep or --merged, not both")
+    if merged_file is None and keep is None:
+        raise reconciler.CcsyncError("say what to keep: --keep local, --keep cloud or --merged FILE.json")
+    merged = merged_file.read() if merged_file is not None else None
+    c = reconciler.conflicts.resolve(settings(local, cloud).need_local(), conflict_id, keep or "merged", by=by,
+                                     merged=merged)
+    if as_json:
+        return emit_json(c)
+    click.echo(f"conflict #{c['id']} resolved ({c['resolution']}) by {c['resolved_by']}; "
+               "the next sync carries it to the cloud")
+
+
+@main.command()
+@sides_options
+@click.option("--limit", default=20, show_default=True, type=int, help="How many runs.")
+@json_option
+@handle_errors
+def history(local, cloud, limit, as_json):
+    """Recent sync runs: start, direction, changes, conflicts, duration, error.
+
+    JSON: a list of {id, started_at, finished_at, direction, changes, transactions, conflicts, seconds, error}.
+
+    Example: ccsync history --limit 5
+    """
+    rows = reconciler.status.history(settings(local, cloud).need_local(), limit)
+    if as_json:
+        return emit_json(rows)
+    for r in rows:
+        secs = f"{r['seconds']:.2f} s" if r["seconds"] is not None else "running"
+        click.echo(f"{r['started_at'][:19]} {r['direction']:5} {r['changes']:>8} change(s) {r['conflicts']:>4} conflict(s) "
+                   f"{secs:>10} {r['error'] or ''}")
 
 
 if __name__ == "__main__":  # pragma: no cover

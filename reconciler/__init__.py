@@ -1,5 +1,6 @@
 """ccsync's engine: everything cli.py and web/ call lives here; this module lists the public API."""
 
+from . import conflicts, status, sync
 from .capture import POLICIES, tables, track, untrack
 from .errors import CcsyncError, NotInstalled
 from .schema import head, install, stamp_status, uninstall
@@ -10,7 +11,10 @@ __all__ = [
     "NotInstalled",
     "head",
     "install",
+    "conflicts",
     "stamp_status",
+    "status",
+    "sync",
     "tables",
     "track",
     "uninstall",

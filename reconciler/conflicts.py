@@ -84,12 +84,14 @@ def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t:
 
     columns = left.columns if kind != "update_delete" else sorted(new_cols)
     resolution = None if t.policy == "manual" else f"policy {t.policy}: kept {winner}"
-    _record(cloud, node_name, t, left, kind, columns, local_row, cloud_hlc, resolution)
-    _journal_refresh(cloud, t, left.pk)
+    # the cloud's version as it now stands (merged columns included): the version every node converges to
+    cloud_row = _apply.fetch_images(cloud, t, [left.pk]).get(_apply.key_of(left.pk))
+    _record(cloud, node_name, t, left, kind, columns, local_row, cloud_row, cloud_hlc, resolution)
+    _journal_refresh(cloud, t, left.pk, cloud_row)
     return 1
 
 
-def _record(cloud, node_name, t, left, kind, columns, local_row, cloud_hlc, resolution) -> None:
+def _record(cloud, node_name, t, left, kind, columns, local_row, cloud_row, cloud_hlc, resolution) -> None:
     # journaled as a cloud change (origin cleared for this insert) so that every node pulls the record
     cloud.execute("select set_config('ccsync.origin', '', true)")
     cloud.execute(
@@ -110,16 +112,15 @@ def _record(cloud, node_name, t, left, kind, columns, local_row, cloud_hlc, reso
         """,
         {
             "node": node_name, "table": t.name, "pk": left.pk, "kind": kind, "columns": list(columns),
-            "local": local_row, "cloud": left.cloud_row, "base": left.old,
-            "diff": diff(local_row, left.cloud_row), "lhlc": left.hlc, "chlc": cloud_hlc, "resolution": resolution,
+            "local": local_row, "cloud": cloud_row, "base": left.old,
+            "diff": diff(local_row, cloud_row), "lhlc": left.hlc, "chlc": cloud_hlc, "resolution": resolution,
         },
     )
     cloud.execute("select set_config('ccsync.origin', %s, true)", (node_name,))
 
 
-def _journal_refresh(cloud, t: Table, pk: str) -> None:
+def _journal_refresh(cloud, t: Table, pk: str, image: str | None) -> None:
     """Journal the row as the cloud now has it, as a cloud change: every node (the origin too) takes it."""
-    image = _apply.fetch_images(cloud, t, [pk]).get(_apply.key_of(pk))
     cloud.execute(
         "insert into ccsync.journal (hlc, origin, table_name, op, pk, new) "
         "values (ccsync.hlc_next(), 'cloud', %s, %s, %s::jsonb, %s::jsonb)",
@@ -245,18 +246,21 @@ def _write_resolution(conn, t: Table, c: dict, keep: str, merged_text: str | Non
     if target is None:
         _apply.delete_keys(conn, t, [c["pk"]])
         _journal(conn, self_name, t, "D", c["pk"], cloud_row, None)
-    else:
+    elif cloud_row is None:
         _apply.upsert_images(conn, t, [target])
-        if cloud_row is None:
-            _journal(conn, self_name, t, "I", c["pk"], None, target)
-        else:
-            old, new = conn.execute(
-                "select jsonb_object_agg(e.key, %(c)s::jsonb -> e.key), jsonb_object_agg(e.key, e.value) "
-                "from jsonb_each(%(t)s::jsonb) e where e.value is distinct from %(c)s::jsonb -> e.key",
-                {"c": cloud_row, "t": target},
-            ).fetchone()
-            if new is not None:
-                _journal(conn, self_name, t, "U", c["pk"], old, new)
+        _journal(conn, self_name, t, "I", c["pk"], None, target)
+    else:
+        old, new = conn.execute(
+            "select jsonb_object_agg(e.key, %(c)s::jsonb -> e.key), jsonb_object_agg(e.key, e.value) "
+            "from jsonb_each(%(t)s::jsonb) e where e.value is distinct from %(c)s::jsonb -> e.key",
+            {"c": cloud_row, "t": target},
+        ).fetchone()
+        if new is not None:
+            # only the chosen columns change here; the rest of the row is what this node already has
+            current = _apply.fetch_images(conn, t, [c["pk"]]).get(_apply.key_of(c["pk"])) or cloud_row
+            row = conn.execute("select %s::jsonb || %s::jsonb", (current, new)).fetchone()[0]
+            _apply.upsert_images(conn, t, [row])
+            _journal(conn, self_name, t, "U", c["pk"], old, new)
     conn.execute("select set_config('ccsync.origin', '', true)")
     return target
 

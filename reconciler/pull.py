@@ -7,15 +7,17 @@ remembered in ccsync.refresh, to be read again from the cloud once that change i
 
 from __future__ import annotations
 
+import os
 import time
 
 import psycopg
 
 from . import _apply, _journal
+from ._faults import checkpoint
 from ._sides import Sides, check_drift, tracked_tables
 from .errors import CcsyncError
 
-CHUNK = 50_000
+CHUNK = int(os.environ.get("CCSYNC_CHUNK", 50_000))
 
 
 def pending_count(sides: Sides) -> int:
@@ -67,6 +69,7 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
             batch = _journal.chunks(txns, chunk)[0]
             end = batch[-1][1]
             changes, skipped = _apply_chunk(cloud, node, window, end, node_tables)
+            checkpoint("pull.applied")
             last = end == txns[-1][1]
             node.execute(
                 "update ccsync.state set pull_snapshot = case when %(last)s then %(upto)s::pg_snapshot "
@@ -76,6 +79,7 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
             )
             if last:
                 _forget_covered_copies(node, upto)
+        checkpoint("pull.committed")
         totals["changes"] += changes
         totals["skipped"] += skipped
         totals["transactions"] += len(batch)
@@ -139,6 +143,7 @@ def _apply_chunk(cloud, node, window, end, tables) -> tuple[int, int]:
 
 def _apply_staged(cloud, node, window, end, tables, *, exact: bool) -> tuple[int, int]:
     changes = _journal.stage(cloud, node, window, end, exact=exact)
+    checkpoint("pull.staged")
     node.execute("select set_config('ccsync.origin', 'cloud', true)")
     skipped = _skip_pending(node, tables)
     for step, table_name, op, count in _apply.steps(node):
@@ -153,6 +158,7 @@ def _apply_staged(cloud, node, window, end, tables, *, exact: bool) -> tuple[int
             _apply.delete_step(node, t, step, check_base=False)
         else:
             _apply.truncate_step(node, t, step)
+        checkpoint("pull.step")
     node.execute("select ccsync.hlc_observe((select max(hlc) from ccsync_stage))")
     return changes, skipped
 
@@ -226,6 +232,7 @@ def refresh(sides: Sides) -> int:
             missing = [k for k in keys if _apply.key_of(k) not in images]
             _apply.upsert_images(node, t, present)
             _apply.delete_keys(node, t, missing)
+            checkpoint("refresh.applied")
             node.execute(
                 "delete from ccsync.refresh where table_name = %s and pk = any(%s::jsonb[])", (name, keys)
             )

@@ -6,15 +6,17 @@ cloud, in ccsync.nodes, and moves in the same cloud transaction as the changes i
 
 from __future__ import annotations
 
+import os
 import time
 
 import psycopg
 
 from . import _apply, _journal, conflicts
+from ._faults import checkpoint
 from ._sides import Sides, check_drift, tracked_tables
 from .errors import CcsyncError
 
-CHUNK = 50_000  # entries per cloud transaction (a larger source transaction is never split)
+CHUNK = int(os.environ.get("CCSYNC_CHUNK", 50_000))  # entries per cloud transaction (a larger source transaction is never split)
 
 
 def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
@@ -49,6 +51,7 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
             batch = _journal.chunks(txns, chunk)[0]
             end = batch[-1][1]
             outcome = _apply_chunk(node, cloud, window, end, cloud_tables, name)
+            checkpoint("push.applied")
             last = end == txns[-1][1]
             cloud.execute(
                 "update ccsync.nodes set push_snapshot = case when %(last)s then %(upto)s::pg_snapshot "
@@ -57,8 +60,10 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
                 "where name = %(name)s",
                 {"last": last, "upto": upto, "end": end, "name": name},
             )
+        checkpoint("push.committed")
         # committed on the cloud: the entries may leave the node's journal (a crash here only delays it)
         node.execute("delete from ccsync.journal where txid::text::bigint = any(%s)", ([t[0] for t in batch],))
+        checkpoint("push.forgotten")
         totals["changes"] += outcome.changes
         totals["transactions"] += len(batch)
         totals["conflicts"] += outcome.conflicts
@@ -106,6 +111,7 @@ def _apply_chunk(node, cloud, window, end, tables, name) -> _Outcome:
 
 def _apply_staged(node, cloud, window, end, tables, name, *, exact: bool) -> _Outcome:
     changes = _journal.stage(node, cloud, window, end, exact=exact)
+    checkpoint("push.staged")
     cloud.execute("select set_config('ccsync.origin', %s, true)", (name,))
     found = 0
     for step, table_name, op, count in _apply.steps(cloud):
@@ -120,8 +126,10 @@ def _apply_staged(node, cloud, window, end, tables, name, *, exact: bool) -> _Ou
             done = _apply.delete_step(cloud, t, step, check_base=True)
         else:
             done = _apply.truncate_step(cloud, t, step)
+        checkpoint("push.step")
         if done < count:
             for left in _apply.leftovers(cloud, t, step):
                 found += conflicts.handle_push_leftover(cloud, node, t, left, name)
+                checkpoint("push.conflict")
     cloud.execute("select ccsync.hlc_observe((select max(hlc) from ccsync_stage))")
     return _Outcome(changes, found)

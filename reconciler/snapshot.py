@@ -15,6 +15,7 @@ from psycopg import sql
 from . import _ddl, capture
 from ._sides import Sides, check_drift, tracked_tables
 from ._tablesql import Table
+from ._faults import checkpoint
 from .errors import CcsyncError
 from .progress import Progress
 
@@ -58,6 +59,7 @@ def run(sides: Sides, *, force: bool = False, progress: Progress | None = None) 
         for i, table_name in enumerate(todo, 1):
             t = Table.load(node, table_name)
             copied_rows += _copy_table(cloud, node, t, snap, counts[table_name], progress)
+            checkpoint("init.table")
             if hasattr(progress, "set_description"):
                 progress.set_description(f"init: {i}/{len(todo)} tables")
     progress.finish()

@@ -1,0 +1,222 @@
+"""Conflicts: detected per column against the base, recorded with both rows, resolved by a person or a policy."""
+
+import json
+
+import pytest
+
+import reconciler
+from reconciler import conflicts
+from reconciler.errors import CcsyncError
+
+
+@pytest.fixture
+def p(make_practice):
+    p = make_practice(nodes=("pc-1", "pc-2"))
+    p.sql(p.cloud, "insert into patients (id, name, phone, notes) values (1, 'Anna', '111', 'n0')")
+    p.sync_all()
+    return p
+
+
+def node(p, name="pc-1"):
+    return p.nodes[name]
+
+
+def test_disjoint_column_changes_merge(p):
+    p.sql(node(p), "update patients set phone = '222' where id = 1")
+    p.sql(p.cloud, "update patients set notes = 'cloud note' where id = 1")
+    p.sync("pc-1")
+    p.sync_all()
+    assert p.sql(p.cloud, "select phone, notes from patients")[0] == ("222", "cloud note")
+    p.assert_converged()
+    assert p.conflicts(p.cloud) == []
+
+
+def test_same_column_both_sides_is_update_update_and_cloud_stays(p):
+    p.sql(node(p), "update patients set phone = 'local', notes = 'local note' where id = 1")
+    p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
+    result = p.sync("pc-1")
+    assert result["conflicts"] == 1
+    # the cloud's version stays on the phone; the local note (no conflict) merged
+    assert p.sql(p.cloud, "select phone, notes from patients")[0] == ("cloud", "local note")
+    p.sync_all()
+    p.assert_converged()
+    [c] = conflicts.list_conflicts(node(p))
+    assert (c["kind"], c["node"], c["table_name"], c["pk"], c["columns"]) == (
+        "update_update", "pc-1", "public.patients", {"id": 1}, ["phone"])
+    assert c["local_row"]["phone"] == "local" and c["cloud_row"]["phone"] == "cloud"
+    assert c["base"] == {"phone": "111", "notes": "n0"}
+    assert "root['phone']" in json.dumps(c["diff"])
+    assert c["local_hlc"] and c["cloud_hlc"] and c["status"] == "open"
+    # every PC sees it, the other PC too (replicated like a tracked table)
+    assert len(conflicts.list_conflicts(node(p, "pc-2"))) == 1
+
+
+def test_same_value_on_both_sides_is_no_conflict(p):
+    p.sql(node(p), "update patients set phone = 'same' where id = 1")
+    p.sql(p.cloud, "update patients set phone = 'same' where id = 1")
+    assert p.sync("pc-1")["conflicts"] == 0
+    p.sync_all()
+    p.assert_converged()
+
+
+def test_update_against_cloud_delete_is_update_delete(p):
+    p.sql(node(p), "update patients set phone = 'local' where id = 1")
+    p.sql(p.cloud, "delete from patients where id = 1")
+    p.sync("pc-1")
+    assert p.sql(p.cloud, "select count(*) from patients")[0][0] == 0
+    p.sync_all()
+    p.assert_converged()
+    assert [c[0] for c in p.conflicts(p.cloud)] == ["update_delete"]
+
+
+def test_delete_against_cloud_update_is_delete_update(p):
+    p.sql(node(p), "delete from patients where id = 1")
+    p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
+    p.sync("pc-1")
+    p.sync_all()
+    assert p.sql(node(p), "select phone from patients")[0][0] == "cloud"  # the cloud's version is back
+    p.assert_converged()
+    assert [c[0] for c in p.conflicts(p.cloud)] == ["delete_update"]
+
+
+def test_two_inserts_of_one_key_is_insert_insert(p):
+    p.sql(node(p), "insert into patients (id, name) values (2, 'from pc-1')")
+    p.sql(p.cloud, "insert into patients (id, name) values (2, 'from cloud')")
+    p.sync("pc-1")
+    p.sync_all()
+    assert p.sql(node(p), "select name from patients where id = 2")[0][0] == "from cloud"
+    p.assert_converged()
+    assert [c[0] for c in p.conflicts(p.cloud)] == ["insert_insert"]
+
+
+def test_several_local_changes_to_one_row_make_one_open_conflict(p):
+    p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
+    for v in ("l1", "l2", "l3"):
+        p.sql(node(p), "update patients set phone = %s where id = 1", (v,))
+    p.sync("pc-1")
+    p.sync_all()
+    [c] = conflicts.list_conflicts(node(p))
+    assert c["local_row"]["phone"] == "l3"
+    p.assert_converged()
+
+
+def test_conflicts_on_two_nodes_for_one_row_are_two_records(p):
+    p.sql(node(p, "pc-1"), "update patients set phone = 'one' where id = 1")
+    p.sql(node(p, "pc-2"), "update patients set phone = 'two' where id = 1")
+    p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
+    p.sync_all()
+    assert sorted(c[1] for c in p.conflicts(p.cloud)) == ["pc-1", "pc-2"]
+    p.assert_converged()
+
+
+# -- resolution -------------------------------------------------------------------------------------
+def _one_conflict(p):
+    p.sql(node(p), "update patients set phone = 'local', notes = 'local note' where id = 1")
+    p.sql(p.cloud, "update patients set phone = 'cloud', name = 'Anna B' where id = 1")
+    p.sync_all()
+    [c] = conflicts.list_conflicts(node(p))
+    return c["id"]
+
+
+def test_keep_local_reaches_cloud_and_every_node_without_undoing_merged_columns(p):
+    cid = _one_conflict(p)
+    resolved = conflicts.resolve(node(p, "pc-2"), cid, "local", by="Dr Peeters")
+    assert (resolved["status"], resolved["resolved_by"], resolved["resolution"]) == ("resolved", "Dr Peeters", "kept local")
+    p.sync_all()
+    assert p.sql(p.cloud, "select name, phone, notes from patients")[0] == ("Anna B", "local", "local note")
+    p.assert_converged()
+    for dsn in [p.cloud, *p.nodes.values()]:
+        assert p.conflicts(dsn) == []
+        assert [r[0] for r in p.conflicts(dsn, "resolved")] == ["update_update"]
+
+
+def test_keep_cloud_closes_the_conflict(p):
+    cid = _one_conflict(p)
+    conflicts.resolve(node(p), cid, "cloud", by="assistant")
+    p.sync_all()
+    assert p.sql(p.cloud, "select phone from patients")[0][0] == "cloud"
+    p.assert_converged()
+    assert p.conflicts(p.cloud) == []
+
+
+def test_merged_resolution_writes_the_given_values(p):
+    cid = _one_conflict(p)
+    conflicts.resolve(node(p), cid, "merged", by="Dr Peeters", merged={"phone": "merged 333"})
+    p.sync_all()
+    assert p.sql(p.cloud, "select phone, name from patients")[0] == ("merged 333", "Anna B")
+    p.assert_converged()
+
+
+def test_resolving_twice_is_a_clear_error(p):
+    cid = _one_conflict(p)
+    conflicts.resolve(node(p), cid, "cloud", by="a")
+    with pytest.raises(conflicts.AlreadyResolved, match=f"conflict {cid} was already resolved"):
+        conflicts.resolve(node(p), cid, "local", by="b")
+
+
+def test_resolution_of_unknown_conflict_or_bad_merge_is_refused(p):
+    cid = _one_conflict(p)
+    with pytest.raises(conflicts.UnknownConflict):
+        conflicts.resolve(node(p), 999999, "cloud", by="a")
+    with pytest.raises(CcsyncError, match="unknown column"):
+        conflicts.resolve(node(p), cid, "merged", by="a", merged={"nope": 1})
+    with pytest.raises(CcsyncError, match="primary key"):
+        conflicts.resolve(node(p), cid, "merged", by="a", merged={"id": 5})
+    with pytest.raises(CcsyncError, match="not valid JSON"):
+        conflicts.resolve(node(p), cid, "merged", by="a", merged="{oops")
+    assert conflicts.get_conflict(node(p), cid)["status"] == "open"
+
+
+# -- policies ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "policy, expected_phone, resolution",
+    [
+        ("cloud-wins", "cloud", "policy cloud-wins: kept cloud"),
+        ("node-wins", "local", "policy node-wins: kept local"),
+        ("latest-wins", "local", "policy latest-wins: kept local"),  # the local edit is the later one
+    ],
+)
+def test_policies_resolve_automatically_and_still_record(make_practice, policy, expected_phone, resolution):
+    p = make_practice(nodes=("pc-1", "pc-2"), policy=policy)
+    p.sql(p.cloud, "insert into patients (id, name, phone) values (1, 'Anna', '111')")
+    p.sync_all()
+    p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
+    p.sql(p.nodes["pc-1"], "update patients set phone = 'local' where id = 1")
+    p.sync_all()
+    assert p.sql(p.cloud, "select phone from patients")[0][0] == expected_phone
+    p.assert_converged()
+    rows = p.sql(p.cloud, "select kind, status, resolution, resolved_by from ccsync.conflicts")
+    assert rows == [("update_update", "resolved", resolution, "policy")]
+
+
+def test_latest_wins_keeps_the_cloud_when_its_change_is_later(make_practice):
+    p = make_practice(nodes=("pc-1",), policy="latest-wins")
+    p.sql(p.cloud, "insert into patients (id, name, phone) values (1, 'Anna', '111')")
+    p.sync_all()
+    p.sql(p.nodes["pc-1"], "update patients set phone = 'local' where id = 1")
+    p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
+    p.sync_all()
+    assert p.sql(p.cloud, "select phone from patients")[0][0] == "cloud"
+    p.assert_converged()
+
+
+@pytest.mark.parametrize("policy", ["node-wins", "cloud-wins"])
+def test_policies_on_update_delete_and_insert_insert(make_practice, policy):
+    p = make_practice(nodes=("pc-1",), policy=policy)
+    p.sql(p.cloud, "insert into patients (id, name) values (1, 'A'), (2, 'B')")
+    p.sync_all()
+    p.sql(p.nodes["pc-1"], "update patients set name = 'A local' where id = 1")
+    p.sql(p.nodes["pc-1"], "delete from patients where id = 2")
+    p.sql(p.nodes["pc-1"], "insert into patients (id, name) values (3, 'C local')")
+    p.sql(p.cloud, "delete from patients where id = 1")
+    p.sql(p.cloud, "update patients set name = 'B cloud' where id = 2")
+    p.sql(p.cloud, "insert into patients (id, name) values (3, 'C cloud')")
+    p.sync_all()
+    p.assert_converged()
+    names = dict(p.sql(p.cloud, "select id, name from patients"))
+    if policy == "node-wins":
+        assert names == {1: "A local", 3: "C local"}
+    else:
+        assert names == {2: "B cloud", 3: "C cloud"}
+    kinds = sorted(r[0] for r in p.sql(p.cloud, "select kind from ccsync.conflicts"))
+    assert kinds == ["delete_update", "insert_insert", "update_delete"]
