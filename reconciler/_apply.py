@@ -63,7 +63,7 @@ def update_step(conn, t: Table, step: int, *, check_base: bool) -> int:
         "update {T} t set {sets} {frm} {p} {o} {n} where s.step = %(step)s and {match} and {cond} returning s.seq"
     ).format(
         T=t.ident, sets=t.set_from_new(), frm=_stage_from(),
-        p=t.populate(sql.SQL("s.pk"), "p"), o=t.populate(sql.SQL("s.old"), "o"), n=t.populate(sql.SQL("s.new"), "n"),
+        p=t.populate(sql.SQL("s.pk"), "cc_p"), o=t.populate(sql.SQL("s.old"), "cc_o"), n=t.populate(sql.SQL("s.new"), "cc_n"),
         match=t.pk_match(), cond=cond,
     )
     return conn.execute(_mark_done(q), {"step": step}).rowcount
@@ -80,7 +80,7 @@ def insert_step(conn, t: Table, step: int, *, upsert: bool) -> int:
         "insert into {T} ({cols}) select {vals} {frm} {n} where s.step = %(step)s {where} {conflict} returning {pk}"
     ).format(
         T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), frm=_stage_from(),
-        n=t.populate(sql.SQL("s.new"), "n"), where=where, conflict=conflict, pk=t.pk_columns(),
+        n=t.populate(sql.SQL("s.new"), "cc_n"), where=where, conflict=conflict, pk=t.pk_columns(),
     )
     match = sql.SQL(" and ").join(
         sql.SQL("a.{c} = (jsonb_populate_record(null::{T}, x.pk)).{c}").format(c=sql.Identifier(k), T=t.ident)
@@ -97,15 +97,40 @@ def delete_step(conn, t: Table, step: int, *, check_base: bool) -> int:
     q = sql.SQL(
         "delete from {T} t using ccsync_stage s {p} {o} where s.step = %(step)s and {match} and {cond} returning s.seq"
     ).format(
-        T=t.ident, p=t.populate(sql.SQL("s.pk"), "p"), o=t.populate(sql.SQL("s.old"), "o"),
+        T=t.ident, p=t.populate(sql.SQL("s.pk"), "cc_p"), o=t.populate(sql.SQL("s.old"), "cc_o"),
         match=t.pk_match(), cond=cond,
     )
     return conn.execute(_mark_done(q), {"step": step}).rowcount
 
 
-def truncate_step(conn, t: Table, step: int) -> int:
-    conn.execute(sql.SQL("truncate {}").format(t.ident))
-    return conn.execute("update ccsync_stage set done = true where step = %s", (step,)).rowcount
+def truncated(conn, step: int) -> bool:
+    """Already truncated together with an earlier table of the same statement."""
+    return conn.execute("select bool_and(done) from ccsync_stage where step = %s", (step,)).fetchone()[0]
+
+
+def truncate_step(conn, tables: dict[str, Table], step: int) -> int:
+    """A TRUNCATE, together with the other tables one statement truncated (foreign keys need them together)."""
+    names = [r[0] for r in conn.execute(
+        """
+        with me as (select txid, seq from ccsync_stage where step = %(step)s),
+             run as (
+                 select s.seq, s.table_name, s.op, s.txid,
+                        sum(case when s.op <> 'T' or s.txid <> me.txid then 1 else 0 end)
+                            over (order by s.seq) as brk
+                   from ccsync_stage s, me where s.seq >= me.seq
+             )
+        select table_name from run where brk = 0 and not exists
+            (select 1 from ccsync_stage d where d.seq = run.seq and d.done)
+        """,
+        {"step": step},
+    )]
+    targets = [tables[n] for n in names if n in tables]
+    conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(t.ident for t in targets)))
+    return conn.execute(
+        "update ccsync_stage set done = true where op = 'T' and table_name = any(%s) and step >= %s "
+        "and txid = (select txid from ccsync_stage where step = %s limit 1)",
+        (names, step, step),
+    ).rowcount
 
 
 def leftovers(conn, t: Table, step: int) -> list[Leftover]:
@@ -122,7 +147,7 @@ def leftovers(conn, t: Table, step: int) -> list[Leftover]:
     ).format(
         img=t.image("t"), cu=t.conflict_columns("old", True), cd=t.conflict_columns("old", False),
         ci=t.conflict_columns("new", False), T=t.ident, match=t.pk_match(),
-        p=t.populate(sql.SQL("s.pk"), "p"), o=t.populate(sql.SQL("s.old"), "o"), n=t.populate(sql.SQL("s.new"), "n"),
+        p=t.populate(sql.SQL("s.pk"), "cc_p"), o=t.populate(sql.SQL("s.old"), "cc_o"), n=t.populate(sql.SQL("s.new"), "cc_n"),
     )
     return [Leftover(*r) for r in conn.execute(q, {"step": step})]
 
@@ -130,8 +155,8 @@ def leftovers(conn, t: Table, step: int) -> list[Leftover]:
 def apply_columns(conn, t: Table, seq: int, columns: list[str] | None) -> None:
     """Apply the new values of one staged update (only `columns` when given)."""
     q = sql.SQL("update {T} t set {sets} from ccsync_stage s {p} {n} where s.seq = %(seq)s and {match}").format(
-        T=t.ident, sets=t.set_from_new(columns), p=t.populate(sql.SQL("s.pk"), "p"),
-        n=t.populate(sql.SQL("s.new"), "n"), match=t.pk_match(),
+        T=t.ident, sets=t.set_from_new(columns), p=t.populate(sql.SQL("s.pk"), "cc_p"),
+        n=t.populate(sql.SQL("s.new"), "cc_n"), match=t.pk_match(),
     )
     conn.execute(q, {"seq": seq})
 
@@ -144,7 +169,7 @@ def upsert_images(conn, t: Table, images: list) -> None:
         "insert into {T} ({cols}) select {vals} from jsonb_array_elements(%(rows)s::jsonb) as s(new) {n} "
         "on conflict ({pk}) do update set {sets}"
     ).format(
-        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), n=t.populate(sql.SQL("s.new"), "n"),
+        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), n=t.populate(sql.SQL("s.new"), "cc_n"),
         pk=t.pk_columns(), sets=t.upsert_set(),
     )
     conn.execute(q, {"rows": json_array(images)})
@@ -155,7 +180,7 @@ def delete_keys(conn, t: Table, keys: list) -> None:
         return
     q = sql.SQL(
         "delete from {T} t using jsonb_array_elements(%(keys)s::jsonb) as s(pk) {p} where {match}"
-    ).format(T=t.ident, p=t.populate(sql.SQL("s.pk"), "p"), match=t.pk_match())
+    ).format(T=t.ident, p=t.populate(sql.SQL("s.pk"), "cc_p"), match=t.pk_match())
     conn.execute(q, {"keys": json_array(keys)})
 
 
@@ -166,8 +191,8 @@ def lock_keys(conn, t: Table, keys: list[str]) -> None:
         "select 1 from {T} t where ({pkc}) in (select {pv} from jsonb_array_elements(%(keys)s::jsonb) as s(pk) {p}) "
         "for update"
     ).format(
-        T=t.ident, pkc=t.pk_columns(), p=t.populate(sql.SQL("s.pk"), "p"),
-        pv=sql.SQL(", ").join(sql.SQL("(p).{}").format(sql.Identifier(c)) for c in t.pk),
+        T=t.ident, pkc=t.pk_columns(), p=t.populate(sql.SQL("s.pk"), "cc_p"),
+        pv=sql.SQL(", ").join(sql.SQL("(cc_p).{}").format(sql.Identifier(c)) for c in t.pk),
     )
     conn.execute(q, {"keys": json_array(keys)})
 
@@ -181,8 +206,8 @@ def fetch_images(conn, t: Table, keys: list) -> dict[str, dict]:
         "(select {pv} from jsonb_array_elements(%(keys)s::jsonb) as s(pk) {p})"
     ).format(
         pkimg=t.pk_image("t"), img=t.image("t"), T=t.ident, pkc=t.pk_columns(),
-        pv=sql.SQL(", ").join(sql.SQL("(p).{}").format(sql.Identifier(c)) for c in t.pk),
-        p=t.populate(sql.SQL("s.pk"), "p"),
+        pv=sql.SQL(", ").join(sql.SQL("(cc_p).{}").format(sql.Identifier(c)) for c in t.pk),
+        p=t.populate(sql.SQL("s.pk"), "cc_p"),
     )
     return {key_of(r[0]): r[1] for r in conn.execute(q, {"keys": json_array(keys)})}
 

@@ -13,36 +13,47 @@ from dataclasses import dataclass
 
 import psycopg
 
-STAGE_COLUMNS = "seq, step, txid, hlc, origin, table_name, op, pk, old, new"
+STAGE_COLUMNS = "seq, step, txid, hlc, origin, table_name, op, pk, old, new, own_touch"
 
 STAGE_DDL = """
 create temp table if not exists ccsync_stage (
     seq bigint, step bigint, txid xid8, hlc bigint, origin text, table_name text, op "char",
-    pk jsonb, old jsonb, new jsonb,
+    pk jsonb, old jsonb, new jsonb, own_touch boolean,
     done boolean not null default false, skipped boolean not null default false
 ) on commit delete rows;
 create index if not exists ccsync_stage_step on ccsync_stage (step);
 """
 
+# the window, for every origin (the node's own entries included, to see which rows it changed itself)
 WINDOW = """
     j.txid < pg_snapshot_xmax(%(upto)s::pg_snapshot)
     and pg_visible_in_snapshot(j.txid, %(upto)s::pg_snapshot)
     and j.txid >= coalesce(pg_snapshot_xmin(%(since)s::pg_snapshot), '0'::xid8)
     and not coalesce(pg_visible_in_snapshot(j.txid, %(since)s::pg_snapshot), false)
-    and j.origin <> %(exclude_origin)s
+    and (j.target is null or j.target = %(exclude_origin)s)
     and not exists (select 1 from unnest(%(skip_tables)s::text[], %(skip_snaps)s::pg_snapshot[]) as k(t, snap)
                     where k.t = j.table_name and pg_visible_in_snapshot(j.txid, k.snap))
 """
 
+# what the target applies: everything but the target's own changes (no echo)
+WANTED = "j.origin <> %(exclude_origin)s"
+
+# own_touch: the target itself changed this row in the same window. Applying another origin's change to it
+# could put an older value over the target's own newer one (which it skips), so such rows are refreshed
+# from the cloud instead.
 COPY_OUT = f"""
 copy (
-    with w as (
+    with a as (
         select j.id, j.txid, j.hlc, j.origin, j.table_name, j.op, j.pk, j.old, j.new,
-               max(j.id) over (partition by j.txid) as tx_max,
-               (j.op = 'U' and j.new ?| coalesce(t.pk_columns, '{{}}')) as pkchange
+               bool_or(j.origin = %(exclude_origin)s) over (partition by j.table_name, j.pk) as own_touch
           from ccsync.journal j
-          left join ccsync.tracked t on t.table_name = j.table_name
          where {WINDOW}
+    ), w as (
+        select a.*, max(a.id) over (partition by a.txid) as tx_max,
+               (a.op = 'U' and a.new ?| coalesce(t.pk_columns, '{{}}')) as pkchange
+          from a
+          left join ccsync.tracked t on t.table_name = a.table_name
+         where a.origin <> %(exclude_origin)s
     ), o as (
         select w.*, row_number() over (order by tx_max, id) as seq
           from w where tx_max > %(done)s and tx_max <= %(chunk_end)s
@@ -60,7 +71,7 @@ copy (
     )
     select seq,
            case when %(exact)s then seq else dense_rank() over (order by run, occ) end as step,
-           txid, hlc, origin, table_name, op, pk, old, new
+           txid, hlc, origin, table_name, op, pk, old, new, own_touch
       from q order by seq
 ) to stdout (format binary)
 """
@@ -92,7 +103,7 @@ def transactions(src: psycopg.Connection, window: Window) -> list[tuple[int, int
     return [
         (int(r[0]), r[1], r[2])
         for r in src.execute(
-            f"select j.txid::text::bigint, max(j.id), count(*) from ccsync.journal j where {WINDOW} "
+            f"select j.txid::text::bigint, max(j.id), count(*) from ccsync.journal j where {WINDOW} and {WANTED} "
             "group by j.txid having max(j.id) > %(done)s order by 2",
             window.params(),
         )

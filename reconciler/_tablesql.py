@@ -103,7 +103,7 @@ class Table:
     def tcol(self, col: Column) -> sql.Composed:
         return sql.SQL("t.{}").format(sql.Identifier(col.name))
 
-    def pk_match(self, rec: str = "p") -> sql.Composed:
+    def pk_match(self, rec: str = "cc_p") -> sql.Composed:
         return sql.SQL(" and ").join(
             sql.SQL("t.{c} = ({r}).{c}").format(c=sql.Identifier(k), r=sql.Identifier(rec)) for k in self.pk
         )
@@ -126,7 +126,7 @@ class Table:
 
     def conflict_columns(self, field_: str, with_new: bool) -> sql.Composed:
         """Columns present in s.<field_> whose target value differs from it (and from s.new when with_new)."""
-        rec = {"old": "o", "new": "n"}[field_]
+        rec = {"old": "cc_o", "new": "cc_n"}[field_]
         parts = []
         for col in self.writable:
             cond = sql.SQL("s.{f} ? {c} and not ({eq})").format(
@@ -135,7 +135,7 @@ class Table:
             )
             if with_new:
                 cond = sql.SQL("{} and not ({})").format(
-                    cond, self.same(col, self.tcol(col), self.typed(col, "n", "s.new"))
+                    cond, self.same(col, self.tcol(col), self.typed(col, "cc_n", "s.new"))
                 )
             parts.append(sql.SQL("case when {} then {} end").format(cond, sql.Literal(col.name)))
         if not parts:
@@ -147,8 +147,8 @@ class Table:
         conds = [
             sql.SQL("(not s.old ? {c} or {a} or {b})").format(
                 c=sql.Literal(col.name),
-                a=self.same(col, self.tcol(col), self.typed(col, "o", "s.old")),
-                b=self.same(col, self.tcol(col), self.typed(col, "n", "s.new")),
+                a=self.same(col, self.tcol(col), self.typed(col, "cc_o", "s.old")),
+                b=self.same(col, self.tcol(col), self.typed(col, "cc_n", "s.new")),
             )
             for col in self.writable
         ]
@@ -158,7 +158,7 @@ class Table:
         """For a delete: the target row is the row the node deleted."""
         conds = [
             sql.SQL("(not s.old ? {c} or {a})").format(
-                c=sql.Literal(col.name), a=self.same(col, self.tcol(col), self.typed(col, "o", "s.old"))
+                c=sql.Literal(col.name), a=self.same(col, self.tcol(col), self.typed(col, "cc_o", "s.old"))
             )
             for col in self.writable
         ]
@@ -168,7 +168,7 @@ class Table:
         cols = [c for c in self.writable if only is None or c.name in only]
         return sql.SQL(", ").join(
             sql.SQL("{c} = case when s.new ? {lit} then {v} else t.{c} end").format(
-                c=sql.Identifier(col.name), lit=sql.Literal(col.name), v=self.typed(col, "n", "s.new")
+                c=sql.Identifier(col.name), lit=sql.Literal(col.name), v=self.typed(col, "cc_n", "s.new")
             )
             for col in cols
         )
@@ -177,7 +177,7 @@ class Table:
         return sql.SQL(", ").join(sql.Identifier(c.name) for c in self.writable)
 
     def insert_values(self) -> sql.Composed:
-        return sql.SQL(", ").join(self.typed(c, "n", "s.new") for c in self.writable)
+        return sql.SQL(", ").join(self.typed(c, "cc_n", "s.new") for c in self.writable)
 
     def upsert_set(self) -> sql.Composed:
         cols = [c for c in self.writable if c.name not in self.pk] or self.writable[:1]

@@ -42,17 +42,45 @@ def _winner(policy: str, local_hlc: int, cloud_hlc: int | None, node: str) -> st
     return "cloud"  # manual and cloud-wins: the cloud's version stays
 
 
+class Found:
+    """The conflicts of one pushed chunk, written once every change of the chunk is applied."""
+
+    def __init__(self, node_name: str):
+        self.node_name = node_name
+        self.rows: dict[tuple[str, str], dict] = {}
+
+    def add(self, t: Table, left: Leftover, kind: str, columns: list[str], local_row, cloud_hlc, resolution) -> None:
+        key = (t.name, _apply.key_of(left.pk))
+        seen = self.rows.get(key)
+        if seen is None:
+            self.rows[key] = {"table": t, "left": left, "kind": kind, "columns": list(columns),
+                              "local_row": local_row, "cloud_hlc": cloud_hlc, "resolution": resolution}
+        else:  # several local changes of one row: one record, with the latest local version
+            seen.update(kind=kind, local_row=local_row, cloud_hlc=cloud_hlc, resolution=resolution,
+                        columns=sorted(set(seen["columns"]) | set(columns)))
+
+    def write(self, cloud: psycopg.Connection) -> int:
+        """Record each conflict with the cloud's final version, and journal that version for every node."""
+        for info in self.rows.values():
+            t, left = info["table"], info["left"]
+            cloud_row = _apply.fetch_images(cloud, t, [left.pk]).get(_apply.key_of(left.pk))
+            _record(cloud, self.node_name, t, left, info["kind"], info["columns"], info["local_row"], cloud_row,
+                    info["cloud_hlc"], info["resolution"])
+            _journal_refresh(cloud, t, left.pk, cloud_row, self.node_name)
+        return len(self.rows)
+
+
 def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t: Table, left: Leftover,
-                         node_name: str) -> int:
-    """Decide a change the set-wise push could not apply. Returns 1 when a conflict was recorded."""
+                         found: Found) -> None:
+    """Decide a change the set-wise push could not apply: merge what can be, apply the policy, note it."""
     present = left.cloud_row is not None
     if left.op == "D":
         if not present:
-            return 0  # deleted on both sides
+            return  # deleted on both sides
         kind = "delete_update"
     elif left.op == "I":
         if not left.columns:
-            return 0  # the same row is already there
+            return  # the same row is already there
         kind = "insert_insert"
     else:
         kind = "update_update" if present else "update_delete"
@@ -65,7 +93,7 @@ def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t:
     cloud_hlc = cloud.execute(
         "select max(hlc) from ccsync.journal where table_name = %s and pk = %s::jsonb", (t.name, left.pk)
     ).fetchone()[0]
-    winner = _winner(t.policy, left.hlc, cloud_hlc, node_name)
+    winner = _winner(t.policy, left.hlc, cloud_hlc, found.node_name)
 
     new_cols = list(parse(left.new) or {})
     if kind == "update_update":
@@ -84,11 +112,7 @@ def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t:
 
     columns = left.columns if kind != "update_delete" else sorted(new_cols)
     resolution = None if t.policy == "manual" else f"policy {t.policy}: kept {winner}"
-    # the cloud's version as it now stands (merged columns included): the version every node converges to
-    cloud_row = _apply.fetch_images(cloud, t, [left.pk]).get(_apply.key_of(left.pk))
-    _record(cloud, node_name, t, left, kind, columns, local_row, cloud_row, cloud_hlc, resolution)
-    _journal_refresh(cloud, t, left.pk, cloud_row)
-    return 1
+    found.add(t, left, kind, columns, local_row, cloud_hlc, resolution)
 
 
 def _record(cloud, node_name, t, left, kind, columns, local_row, cloud_row, cloud_hlc, resolution) -> None:
@@ -119,12 +143,13 @@ def _record(cloud, node_name, t, left, kind, columns, local_row, cloud_row, clou
     cloud.execute("select set_config('ccsync.origin', %s, true)", (node_name,))
 
 
-def _journal_refresh(cloud, t: Table, pk: str, image: str | None) -> None:
-    """Journal the row as the cloud now has it, as a cloud change: every node (the origin too) takes it."""
+def _journal_refresh(cloud, t: Table, pk: str, image: str | None, node_name: str) -> None:
+    """Journal the row as the cloud now has it, for the conflicting node only (target): it takes the whole
+    row, including a row it had deleted. The other nodes get every change the push made from the trigger."""
     cloud.execute(
-        "insert into ccsync.journal (hlc, origin, table_name, op, pk, new) "
-        "values (ccsync.hlc_next(), 'cloud', %s, %s, %s::jsonb, %s::jsonb)",
-        (t.name, "D" if image is None else "I", pk, image),
+        "insert into ccsync.journal (hlc, origin, table_name, op, pk, new, target) "
+        "values (ccsync.hlc_next(), 'cloud', %s, %s, %s::jsonb, %s::jsonb, %s)",
+        (t.name, "D" if image is None else "I", pk, image, node_name),
     )
 
 

@@ -12,7 +12,7 @@ import time
 
 import psycopg
 
-from . import _apply, _journal
+from . import _apply, _journal, housekeeping
 from ._faults import checkpoint
 from ._sides import Sides, check_drift, tracked_tables
 from .errors import CcsyncError
@@ -88,6 +88,7 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
         if last:
             break
     _report_position(node, cloud, name)
+    totals["pruned"] = housekeeping.prune(cloud)
     totals["seconds"] = round(time.monotonic() - started, 3)
     return totals
 
@@ -157,16 +158,25 @@ def _apply_staged(cloud, node, window, end, tables, *, exact: bool) -> tuple[int
         elif op == "D":
             _apply.delete_step(node, t, step, check_base=False)
         else:
-            _apply.truncate_step(node, t, step)
+            _apply.truncate_step(node, tables, step) if not _apply.truncated(node, step) else 0
         checkpoint("pull.step")
     node.execute("select ccsync.hlc_observe((select max(hlc) from ccsync_stage))")
     return changes, skipped
 
 
 def _skip_pending(node, tables) -> int:
-    """Leave alone the rows that carry a local change not pushed yet, and remember them for a refresh."""
+    """Leave alone the rows that carry a local change not pushed yet, and remember them for a refresh.
+
+    So are the rows this node changed itself in the same window (own_touch): their final cloud version
+    is read back by the refresh rather than rebuilt from changes around the node's own, which it skips.
+    """
+    node.execute("update ccsync_stage set skipped = true where own_touch and op <> 'T'")
     if not node.execute("select exists (select 1 from ccsync.journal)").fetchone()[0]:
-        return 0
+        node.execute(
+            "insert into ccsync.refresh (table_name, pk) select distinct table_name, pk from ccsync_stage "
+            "where skipped on conflict do nothing"
+        )
+        return node.execute("select count(*) from ccsync_stage where skipped").fetchone()[0]
     from psycopg import sql
 
     names = [r[0] for r in node.execute("select distinct table_name from ccsync_stage where op <> 'T'")]
@@ -178,7 +188,7 @@ def _skip_pending(node, tables) -> int:
         node.execute(
             sql.SQL(
                 "select 1 from ccsync_stage s {p} join {T} t on {m} where s.table_name = %s for update of t"
-            ).format(p=t.populate(sql.SQL("s.pk"), "p"), T=t.ident, m=t.pk_match()),
+            ).format(p=t.populate(sql.SQL("s.pk"), "cc_p"), T=t.ident, m=t.pk_match()),
             (name,),
         )
     node.execute(

@@ -113,7 +113,7 @@ def _apply_staged(node, cloud, window, end, tables, name, *, exact: bool) -> _Ou
     changes = _journal.stage(node, cloud, window, end, exact=exact)
     checkpoint("push.staged")
     cloud.execute("select set_config('ccsync.origin', %s, true)", (name,))
-    found = 0
+    found = conflicts.Found(name)
     for step, table_name, op, count in _apply.steps(cloud):
         t = tables.get(table_name)
         if t is None:
@@ -125,11 +125,12 @@ def _apply_staged(node, cloud, window, end, tables, name, *, exact: bool) -> _Ou
         elif op == "D":
             done = _apply.delete_step(cloud, t, step, check_base=True)
         else:
-            done = _apply.truncate_step(cloud, t, step)
+            done = _apply.truncate_step(cloud, tables, step) if not _apply.truncated(cloud, step) else 0
         checkpoint("push.step")
         if done < count:
             for left in _apply.leftovers(cloud, t, step):
-                found += conflicts.handle_push_leftover(cloud, node, t, left, name)
+                conflicts.handle_push_leftover(cloud, node, t, left, found)
                 checkpoint("push.conflict")
+    recorded = found.write(cloud)
     cloud.execute("select ccsync.hlc_observe((select max(hlc) from ccsync_stage))")
-    return _Outcome(changes, found)
+    return _Outcome(changes, recorded)

@@ -14,6 +14,9 @@
 --   ccsync.history        (node) one row per sync run
 --   ccsync.prune_horizon  (cloud) journal entries of transactions below this txid have been pruned
 
+-- a journal entry meant for one node only (the cloud's version of a row after a conflict of that node)
+alter table ccsync.journal add column target text;
+
 create table ccsync.nodes (
     name            text        not null,
     registered_at   timestamptz not null default now(),
