@@ -322,6 +322,101 @@ def conflicts_resolve(local, cloud, conflict_id, keep, merged_file, by, as_json)
                "the next sync carries it to the cloud")
 
 
+# -- the service --------------------------------------------------------------------------------------
+@main.command(name="run")
+@sides_options
+@click.option("-v", "--verbose", is_flag=True, help="Log every push and pull (debug level).")
+@handle_errors
+def run_cmd(local, cloud, verbose):
+    """Run the sync service: keep this PC's replica current, online, offline and synchronizing.
+
+    Stops cleanly on SIGTERM or Ctrl-C (the batch in flight rolls back and resumes at the next start).
+    One service per PC: a second one is refused.
+
+    Example: ccsync run --local "dbname=practice" --cloud "host=cloud.example dbname=practice"
+    """
+    import logging
+
+    from reconciler import service
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    service.run(settings(local, cloud), tasks=_service_tasks())
+
+
+def _service_tasks():
+    return []
+
+
+@main.command()
+@sides_options
+@json_option
+@handle_errors
+def login(local, cloud, as_json):
+    """At a user's login: pull the cloud changes this PC does not have yet (offline is fine).
+
+    JSON: {mode, node, pending_pull, pulled, conflicts, seconds}; mode is 'offline' (exit 0) when the
+    cloud cannot be reached.
+
+    Example: ccsync login --json
+    """
+    result = reconciler.sync.login(settings(local, cloud), progress=bar())
+    if as_json:
+        return emit_json(result)
+    if result["mode"] == "offline":
+        click.echo("offline: the cloud cannot be reached; working on this PC's replica")
+    else:
+        click.echo(f"{result['pending_pull']} cloud change(s) were missing; pulled {result['pulled']} "
+                   f"in {result['seconds']:.2f} s")
+
+
+@main.command(name="status")
+@sides_options
+@json_option
+@click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
+@handle_errors
+def status_cmd(local, cloud, as_json, watch):
+    """The node's state: mode, changes waiting each way, conflicts, HUB failures, last sync and error.
+
+    JSON keys: mode (online, offline, synchronizing), node, pending_push, pending_pull (null while
+    offline), open_conflicts, hub_failures, last_sync_at, last_error, use (cloud or local: the database
+    the application should use now), service, mode_since, progress.
+
+    Example: ccsync status --json
+    """
+    import time as _time
+
+    cfg = settings(local, cloud)
+    while True:
+        doc = reconciler.status.current(cfg)
+        if as_json:
+            emit_json(doc)
+        else:
+            if watch:
+                click.clear()
+            _print_status(doc)
+        if not watch:
+            return
+        try:
+            _time.sleep(1)
+        except KeyboardInterrupt:
+            return
+
+
+def _print_status(doc: dict) -> None:
+    light = {"online": "● online", "offline": "○ offline", "synchronizing": "◐ synchronizing"}[doc["mode"]]
+    click.echo(f"{doc['node']}: {light} (use the {doc['use']} database)")
+    pull_text = "unknown (offline)" if doc["pending_pull"] is None else doc["pending_pull"]
+    click.echo(f"  waiting to push: {doc['pending_push']}   waiting to pull: {pull_text}")
+    click.echo(f"  open conflicts: {doc['open_conflicts']}   Sumehr HUB failures: {doc['hub_failures']}")
+    if doc["progress"]:
+        p = doc["progress"]
+        click.echo(f"  {p['what']}: {p['done']}/{p['total']}")
+    click.echo(f"  last sync: {doc['last_sync_at'] or 'never'}")
+    if doc["last_error"]:
+        click.echo(f"  last error: {doc['last_error']}")
+
+
 @main.command()
 @sides_options
 @click.option("--limit", default=20, show_default=True, type=int, help="How many runs.")

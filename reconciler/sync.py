@@ -53,3 +53,33 @@ def sync(settings: Settings, *, progress: Progress | None = None) -> dict:
             "seconds": round(time.monotonic() - started, 3),
         })
     return result
+
+
+def login(settings: Settings, *, progress: Progress | None = None) -> dict:
+    """At a user's login: how many cloud changes this PC lacks, pulled now. Offline is fine (mode 'offline').
+
+    JSON keys: mode, node, pending_pull (null offline), pulled, conflicts, seconds.
+    """
+    from ._sides import Sides, open_cloud, open_node
+    from .errors import CcsyncError
+
+    local = settings.need_local()
+    started = time.monotonic()
+    node, name = open_node(local)
+    try:
+        try:
+            cloud = open_cloud(settings.need_cloud(), connect_timeout=3)
+        except CcsyncError as exc:
+            if "cannot connect" not in str(exc):
+                raise
+            return {"mode": "offline", "node": name, "pending_pull": None, "pulled": 0, "conflicts": 0,
+                    "seconds": round(time.monotonic() - started, 3), "reason": str(exc)}
+        with Sides(node, cloud, name) as sides, status.recorded(local, "login") as result:
+            pending = pull_mod.pending_count(sides)
+            result.update(pull_mod.run(sides, progress=progress))
+            pull_mod.refresh(sides)
+        return {"mode": "online", "node": name, "pending_pull": pending, "pulled": result["changes"],
+                "conflicts": 0, "seconds": round(time.monotonic() - started, 3)}
+    finally:
+        if not node.closed:
+            node.close()

@@ -7,6 +7,7 @@
 \i functions/ccsync.capture_row.sql
 \i functions/ccsync.capture_insert.sql
 \i functions/ccsync.capture_truncate.sql
+\i functions/ccsync.journal_notify.sql
 \i functions/ccsync.track.sql
 \i functions/ccsync.untrack.sql
 \i views/ccsync.changes.sql

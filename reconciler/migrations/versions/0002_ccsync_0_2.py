@@ -14,6 +14,7 @@ depends_on = None
 def upgrade() -> None:
     run_file("tables/v2_sync.sql")
     load_functions()
+    run_file("tables/v2_triggers.sql")
 
 
 def downgrade() -> None:

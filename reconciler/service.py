@@ -1,0 +1,215 @@
+"""The sync service (`ccsync run`): keeps a PC's replica current, online, offline and synchronizing.
+
+Online, it LISTENs on both databases (the journal's statement trigger notifies at commit) and pushes or
+pulls as soon as a change is committed on either side. A lost cloud is noticed within seconds (connect
+timeout, TCP keepalives, a probe when idle); offline it retries with capped exponential backoff, and when
+the cloud is back it synchronizes (push the backlog, pull what it missed) before it is online again. The
+mode lives in the node's ccsync.state, so `ccsync status`, the panel and a restarted service agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import signal
+import time
+from collections.abc import Callable
+
+import psycopg
+
+from . import _db, pull, push, status
+from ._sides import Sides, open_cloud, open_node
+from .config import Settings
+from .errors import CcsyncError
+from .progress import Stored
+
+log = logging.getLogger("ccsync.service")
+
+LOCK_KEY = 0x63637372  # one service per node database (session advisory lock)
+CLOUD_LINK = {  # a pulled cable is noticed in seconds, not minutes
+    "connect_timeout": 3, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+    "keepalives_count": 2, "tcp_user_timeout": 8000,
+}
+
+
+class Stop(BaseException):
+    """SIGTERM or Ctrl-C: unwinds the work in flight (its transaction rolls back, nothing is lost)."""
+
+
+def set_mode(node: psycopg.Connection, mode: str) -> bool:
+    """Store the mode; True when it changed (so each transition is logged once)."""
+    return node.execute(
+        "update ccsync.state set mode = %s, mode_since = now(), updated_at = now() where mode <> %s", (mode, mode)
+    ).rowcount == 1
+
+
+def lock_holder(node: psycopg.Connection) -> int | None:
+    """The backend pid of the running service of this node, if any."""
+    row = node.execute(
+        "select pid from pg_locks where locktype = 'advisory' and granted and objid = %s and database = "
+        "(select oid from pg_database where datname = current_database())",
+        (LOCK_KEY,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+class Service:
+    def __init__(self, settings: Settings, *, max_backoff: float = 30.0, probe_interval: float = 5.0,
+                 safety_interval: float = 30.0, tasks: list[Callable[["Service"], None]] | None = None):
+        self.settings = settings
+        self.local = settings.need_local()
+        self.cloud_dsn = settings.need_cloud()
+        self.max_backoff = max_backoff
+        self.probe_interval = probe_interval
+        self.safety_interval = safety_interval
+        self.tasks = tasks or []
+        self.online = False
+        self.sides: Sides | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def run(self) -> None:
+        home, self.name = open_node(self.local)
+        if not home.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+            home.close()
+            raise CcsyncError(
+                f"another `ccsync run` already serves node {self.name!r}: stop it first (one service per PC)"
+            )
+        self.home = home
+        previous = {s: signal.signal(s, self._stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        log.info("ccsync service started for node %s", self.name)
+        try:
+            self._loop()
+        except Stop:
+            log.info("stopping: the work in flight is rolled back and resumes at the next start")
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            self._close_sides()
+            try:
+                set_mode(home, "offline")
+                home.close()
+            except psycopg.Error:
+                pass
+            log.info("ccsync service stopped")
+
+    def _stop(self, signum, frame):
+        raise Stop()
+
+    def _close_sides(self) -> None:
+        if self.sides is not None:
+            self.sides.close()
+            self.sides = None
+
+    # -- the modes -----------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        backoff = 1.0
+        reported = None
+        while True:
+            try:
+                self._connect()
+            except (CcsyncError, psycopg.Error) as exc:
+                reason = " ".join(str(exc).split())
+                if set_mode(self.home, "offline") or reported != reason:
+                    log.warning("cloud unreachable (%s): working offline, retrying with backoff", reason)
+                    reported = reason
+                self._run_tasks()
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            backoff, reported = 1.0, None
+            try:
+                if set_mode(self.home, "synchronizing"):
+                    log.info("cloud reachable: synchronizing")
+                self._synchronize(progress=Stored(self.local))
+                if set_mode(self.home, "online"):
+                    log.info("online: the replica follows the cloud")
+                self._online()
+            except psycopg.OperationalError as exc:
+                log.warning("lost the cloud (%s)", " ".join(str(exc).split())[:200])
+            except CcsyncError as exc:
+                log.error("sync failed: %s", exc)
+                time.sleep(min(backoff * 5, self.max_backoff))
+            self._close_sides()
+
+    def _connect(self) -> None:
+        self._close_sides()
+        node, name = open_node(self.local)
+        try:
+            cloud = open_cloud(self.cloud_dsn, **CLOUD_LINK)
+        except Exception:
+            node.close()
+            raise
+        self.sides = Sides(node, cloud, name)
+
+    def _synchronize(self, progress=None) -> None:
+        self._push(progress)
+        self._pull(progress)
+
+    def _push(self, progress=None) -> None:
+        with status.recorded(self.local, "push") as result:
+            result.update(push.run(self.sides, progress=progress))
+            pull.refresh(self.sides)
+        if result.get("changes"):
+            log.info("pushed %s change(s), %s conflict(s)", result["changes"], result["conflicts"])
+
+    def _pull(self, progress=None) -> None:
+        with status.recorded(self.local, "pull") as result:
+            result.update(pull.run(self.sides, progress=progress))
+            pull.refresh(self.sides)
+        if result.get("changes"):
+            log.info("pulled %s change(s)", result["changes"])
+
+    def _run_tasks(self) -> None:
+        for task in self.tasks:
+            try:
+                task(self)
+            except (CcsyncError, psycopg.Error) as exc:
+                log.warning("%s failed: %s", getattr(task, "__name__", "task"), exc)
+
+    def _online(self) -> None:
+        node, cloud = self.sides.node, self.sides.cloud
+        node.execute("listen ccsync_journal")
+        cloud.execute("listen ccsync_journal")
+        sel = selectors.DefaultSelector()
+        sel.register(node.fileno(), selectors.EVENT_READ, "node")
+        sel.register(cloud.fileno(), selectors.EVENT_READ, "cloud")
+        last_activity = last_safety = time.monotonic()
+        try:
+            while True:
+                events = sel.select(timeout=min(self.probe_interval, 1.0))
+                want_push = want_pull = False
+                for key, _ in events:
+                    conn = node if key.data == "node" else cloud
+                    if list(conn.notifies(timeout=0)):
+                        want_push |= key.data == "node"
+                        want_pull |= key.data == "cloud"
+                now = time.monotonic()
+                if now - last_safety > self.safety_interval:
+                    want_push = want_pull = True
+                    last_safety = now
+                if want_push:
+                    self._push()
+                if want_pull:
+                    self._pull()
+                if want_push or want_pull:
+                    last_activity = time.monotonic()
+                elif now - last_activity > self.probe_interval:
+                    cloud.execute("select 1")  # an idle link: make sure the cloud still answers
+                    last_activity = now
+                self._run_tasks()
+        finally:
+            sel.close()
+
+
+def run(settings: Settings, **kwargs) -> None:
+    Service(settings, **kwargs).run()
+
+
+def database_for_app(settings: Settings) -> str:
+    """The DSN the application should use now: the cloud while online, the local replica otherwise."""
+    local = settings.need_local()
+    with _db.connect(local, role="local database") as conn:
+        _db.identity(conn)
+        mode = conn.execute("select mode from ccsync.state").fetchone()[0]
+        serving = lock_holder(conn) is not None
+    return settings.need_cloud() if serving and mode == "online" else local
