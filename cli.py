@@ -325,9 +325,11 @@ def conflicts_resolve(local, cloud, conflict_id, keep, merged_file, by, as_json)
 # -- the service --------------------------------------------------------------------------------------
 @main.command(name="run")
 @sides_options
+@click.option("--max-backoff", default=30.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Longest wait, in seconds, between two tries to reach the cloud while offline.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every push and pull (debug level).")
 @handle_errors
-def run_cmd(local, cloud, verbose):
+def run_cmd(local, cloud, max_backoff, verbose):
     """Run the sync service: keep this PC's replica current, online, offline and synchronizing.
 
     Stops cleanly on SIGTERM or Ctrl-C (the batch in flight rolls back and resumes at the next start).
@@ -341,7 +343,7 @@ def run_cmd(local, cloud, verbose):
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    service.run(settings(local, cloud), tasks=_service_tasks())
+    service.run(settings(local, cloud), tasks=_service_tasks(), max_backoff=max_backoff)
 
 
 def _service_tasks():

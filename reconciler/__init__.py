@@ -1,6 +1,6 @@
 """ccsync's engine: everything cli.py and web/ call lives here; this module lists the public API."""
 
-from . import conflicts, status, sync
+from . import conflicts, service, status, sync
 from .capture import POLICIES, tables, track, untrack
 from .errors import CcsyncError, NotInstalled
 from .schema import head, install, stamp_status, uninstall
@@ -12,6 +12,7 @@ __all__ = [
     "head",
     "install",
     "conflicts",
+    "service",
     "stamp_status",
     "status",
     "sync",

@@ -6,10 +6,25 @@ next pull to run `ccsync init --force` (the prune horizon says which transaction
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 
 RETENTION_SECONDS = 24 * 3600
 MAX_RETENTION_SECONDS = 30 * 24 * 3600
+
+
+PRUNE_EVERY = 600.0  # seconds: a pull prunes at most this often (the delete scans the journal)
+_last_prune = float("-inf")
+
+
+def prune_now_and_then(cloud: psycopg.Connection) -> int:
+    global _last_prune
+    now = time.monotonic()
+    if now - _last_prune < PRUNE_EVERY:
+        return 0
+    _last_prune = now
+    return prune(cloud)
 
 
 def prune(cloud: psycopg.Connection, retention: float = RETENTION_SECONDS,

@@ -46,7 +46,7 @@ class Bar(Progress):
 
 
 class Stored(Progress):
-    """Writes done/total into ccsync.state (at most every half second) so the panel and `status` see it."""
+    """Writes done/total into ccsync.progress (at most every half second) so the panel and `status` see it."""
 
     def __init__(self, local_dsn: str):
         self.local_dsn = local_dsn
@@ -62,7 +62,7 @@ class Stored(Progress):
 
             with psycopg.connect(self.local_dsn, autocommit=True, connect_timeout=2) as conn:
                 conn.execute(
-                    "update ccsync.state set progress_what = %s, progress_done = %s, progress_total = %s, updated_at = now()",
+                    "update ccsync.progress set what = %s, done = %s, total = %s, updated_at = now()",
                     (self.what, self.done if self.what else None, self.total),
                 )
         except Exception:  # progress is a courtesy: never let it break a sync

@@ -88,7 +88,7 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
         if last:
             break
     _report_position(node, cloud, name)
-    totals["pruned"] = housekeeping.prune(cloud)
+    totals["pruned"] = housekeeping.prune_now_and_then(cloud)
     totals["seconds"] = round(time.monotonic() - started, 3)
     return totals
 

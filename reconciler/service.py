@@ -103,20 +103,20 @@ class Service:
     # -- the modes -----------------------------------------------------------------------------------
     def _loop(self) -> None:
         backoff = 1.0
-        reported = None
         while True:
             try:
                 self._connect()
             except (CcsyncError, psycopg.Error) as exc:
                 reason = " ".join(str(exc).split())
-                if set_mode(self.home, "offline") or reported != reason:
+                if set_mode(self.home, "offline"):
                     log.warning("cloud unreachable (%s): working offline, retrying with backoff", reason)
-                    reported = reason
+                else:
+                    log.debug("still offline (%s); next try in %.1f s", reason, backoff)
                 self._run_tasks()
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
-            backoff, reported = 1.0, None
+            backoff = 1.0
             try:
                 if set_mode(self.home, "synchronizing"):
                     log.info("cloud reachable: synchronizing")

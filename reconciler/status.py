@@ -99,8 +99,8 @@ def current(settings, *, probe_timeout: float = 2.0) -> dict:
     with _db.connect(local, role="local database") as conn:
         name = _db.identity(conn)
         st = conn.execute(
-            "select mode, mode_since, last_sync_at, last_error, progress_what, progress_done, progress_total "
-            "from ccsync.state"
+            "select s.mode, s.mode_since, s.last_sync_at, s.last_error, p.what, p.done, p.total "
+            "from ccsync.state s, ccsync.progress p"
         ).fetchone()
         pending_push = conn.execute("select count(*) from ccsync.journal where origin = %s", (name,)).fetchone()[0]
         open_conflicts = conn.execute("select count(*) from ccsync.conflicts where status = 'open'").fetchone()[0]

@@ -6,6 +6,7 @@
 --                         same cloud transaction as the applied changes (exactly once)
 --   ccsync.state          (node) one row: pull position (a cloud snapshot, kept in the same node
 --                         transaction as the pulled changes), mode, progress, last sync, last error
+--   ccsync.progress       (node) done/total of a long sync, for `ccsync status` and the panel
 --   ccsync.init_progress  (node) tables copied by `ccsync init`, each with the cloud snapshot it was
 --                         copied at, so an interrupted init resumes and no change is applied twice
 --   ccsync.refresh        (node) rows whose cloud changes a pull skipped because a local change was
@@ -37,9 +38,6 @@ create table ccsync.state (
     initialized_at  timestamptz,
     mode            text        not null default 'offline',
     mode_since      timestamptz not null default now(),
-    progress_what   text,
-    progress_done   bigint,
-    progress_total  bigint,
     last_sync_at    timestamptz,
     last_error      text,
     last_error_at   timestamptz,
@@ -50,6 +48,19 @@ create table ccsync.state (
 );
 
 insert into ccsync.state default values;
+
+-- progress of a long sync, apart from ccsync.state (whose row a pull keeps locked with its position)
+create table ccsync.progress (
+    singleton  boolean     not null default true,
+    what       text,
+    done       bigint,
+    total      bigint,
+    updated_at timestamptz not null default now(),
+    constraint progress_pkey primary key (singleton),
+    constraint progress_singleton check (singleton)
+);
+
+insert into ccsync.progress default values;
 
 create table ccsync.init_progress (
     table_name text        not null,

@@ -1,0 +1,223 @@
+"""The sync service on real servers: it follows the cloud, survives outages and stops cleanly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+
+import reconciler
+from reconciler import sync
+from reconciler.config import Settings
+from reconciler.pgserver import PgServer
+from tests.fix_sync import SCHEMA
+
+STATUS_KEYS = {"mode", "node", "pending_push", "pending_pull", "open_conflicts", "hub_failures", "last_sync_at",
+               "last_error", "use"}
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except psycopg.OperationalError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def one(dsn, query, params=None):
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
+        return conn.execute(query, params).fetchone()[0]
+
+
+def ccsync(*args, env=None, **kwargs):
+    return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], env=env,
+                          capture_output=True, text=True, timeout=120, **kwargs)
+
+
+class Node:
+    """A PC: its database and, when started, its `ccsync run` subprocess."""
+
+    def __init__(self, local, cloud):
+        self.local, self.cloud = local, cloud
+        self.env = {**os.environ, "CCSYNC_LOCAL_DSN": local, "CCSYNC_CLOUD_DSN": cloud}
+        self.proc = None
+
+    def start(self, *extra):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "import cli; cli.main()", "run", "--max-backoff", "0.5", *extra],
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        wait_for(lambda: self.status()["service"] and self.status()["mode"] == "online", 60, "service online")
+        return self
+
+    def status(self):
+        return reconciler.status.current(Settings(local=self.local, cloud=self.cloud))
+
+    def status_cli(self, env=None):
+        result = ccsync("status", "--json", env=env or self.env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def mode(self):
+        return one(self.local, "select mode from ccsync.state")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            out, err = self.proc.communicate(timeout=60)
+            self.log = err
+            return self.proc.returncode
+        return None
+
+
+@pytest.fixture
+def setup(databases):
+    """A cloud database on the shared server and one initialized node, with the service stopped at the end."""
+    cloud = databases.new("cloud")
+    reconciler.install(cloud, "cloud")
+    with psycopg.connect(cloud, autocommit=True) as c:
+        c.execute(SCHEMA)
+    reconciler.track(cloud, ["patients", "encounters"])
+    local = databases.new("pc1")
+    reconciler.install(local, "pc-1")
+    sync.init(Settings(local=local, cloud=cloud))
+    node = Node(local, cloud)
+    yield node
+    node.stop(signal.SIGKILL)
+    print(getattr(node, "log", ""))
+
+
+@pytest.fixture
+def own_cloud(databases, pg, tmp_path):
+    """A cloud on a server of its own, which the test can stop and start."""
+    server = PgServer(tmp_path / "cloud", bindir=pg.bindir, settings={"fsync": "off"}).init().start()
+    cloud = server.create_database("practice")
+    reconciler.install(cloud, "cloud")
+    with psycopg.connect(cloud, autocommit=True) as c:
+        c.execute(SCHEMA)
+    reconciler.track(cloud, ["patients", "encounters"])
+    local = databases.new("pc1")
+    reconciler.install(local, "pc-1")
+    sync.init(Settings(local=local, cloud=cloud))
+    node = Node(local, cloud)
+    yield server, node
+    node.stop(signal.SIGKILL)
+    server.stop("immediate")
+
+
+def test_a_cloud_change_reaches_the_node_without_any_command(setup):
+    node = setup.start()
+    with psycopg.connect(node.cloud, autocommit=True) as c:
+        c.execute("insert into patients (id, name) values (1, 'from the cloud')")
+    wait_for(lambda: one(node.local, "select count(*) from patients") == 1, 10, "the cloud change on the node")
+
+
+def test_local_writes_are_pushed_without_any_command(setup):
+    node = setup.start()
+    with psycopg.connect(node.local, autocommit=True) as c:
+        for i in range(20):
+            c.execute("insert into patients (id, name) values (%s, 'local')", (i,))
+    wait_for(lambda: one(node.cloud, "select count(*) from patients") == 20, 10, "the local writes on the cloud")
+    wait_for(lambda: one(node.local, "select count(*) from ccsync.journal") == 0, 10, "an empty journal")
+
+
+def test_a_second_service_is_refused(setup):
+    setup.start()
+    second = ccsync("run", env=setup.env)
+    assert second.returncode == 1
+    assert "another `ccsync run` already serves node 'pc-1'" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert setup.proc.poll() is None  # the first one goes on
+
+
+def test_cloud_stopped_and_restarted_goes_offline_synchronizing_online_and_loses_nothing(own_cloud):
+    server, node = own_cloud
+    node.start()
+    assert node.status()["use"] == "cloud"
+    server.stop("immediate")
+    wait_for(lambda: node.mode() == "offline", 30, "offline mode")
+    doc = node.status()
+    assert (doc["mode"], doc["pending_pull"], doc["use"]) == ("offline", None, "local")
+    with psycopg.connect(node.local, autocommit=True) as c:
+        for i in range(50):
+            c.execute("insert into patients (id, name) values (%s, 'written offline')", (i,))
+    assert node.status()["pending_push"] == 50
+    server.start()
+    wait_for(lambda: node.mode() == "online", 60, "online again")
+    wait_for(lambda: one(node.cloud, "select count(*) from patients") == 50, 20, "the offline writes on the cloud")
+    assert node.stop() == 0
+    log = node.log
+    assert log.count("working offline") == 1  # each transition logged once, not once per retry
+    assert log.index("working offline") < log.rindex("synchronizing") < log.rindex("online")
+
+
+def test_sigterm_during_a_large_push_then_restart_converges(setup):
+    with psycopg.connect(setup.local, autocommit=True) as c:
+        c.execute("insert into patients (id, name, balance) select g, 'p', 0 from generate_series(1, 10000) g")
+        for _ in range(3):
+            c.execute("update patients set balance = balance + 1")
+    setup.env["CCSYNC_CHUNK"] = "1000"
+    setup.proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "run"], env=setup.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: one(setup.cloud, "select count(*) from patients") > 0, 60, "the push under way")
+    assert setup.stop() == 0
+    assert "Traceback" not in setup.log
+    setup.start()
+    wait_for(lambda: one(setup.local, "select count(*) from ccsync.journal") == 0, 120, "the backlog pushed")
+    assert one(setup.cloud, "select count(*) from patients") == 10000
+    assert one(setup.cloud, "select sum(balance) from patients") == 30000  # nothing applied twice
+
+
+def test_login_pulls_what_the_node_lacks_and_says_so(setup):
+    with psycopg.connect(setup.cloud, autocommit=True) as c:
+        c.execute("insert into patients (id, name) select g, 'new' from generate_series(1, 30) g")
+    result = ccsync("login", "--json", env=setup.env)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["mode"], doc["pending_pull"], doc["pulled"]) == ("online", 30, 30)
+    assert one(setup.local, "select count(*) from patients") == 30
+    again = json.loads(ccsync("login", "--json", env=setup.env).stdout)
+    assert (again["pending_pull"], again["pulled"]) == (0, 0)
+
+
+def test_login_offline_exits_zero_with_mode_offline(setup):
+    env = {**setup.env, "CCSYNC_CLOUD_DSN": "host=127.0.0.1 port=1 dbname=x user=u"}
+    result = ccsync("login", "--json", env=env)
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["mode"] == "offline"
+
+
+def test_status_json_keys_and_values(setup):
+    doc = setup.status_cli()
+    assert STATUS_KEYS <= set(doc)
+    assert (doc["mode"], doc["node"], doc["service"], doc["use"]) == ("online", "pc-1", False, "cloud")
+    with psycopg.connect(setup.local, autocommit=True) as c:
+        c.execute("insert into patients (id, name) values (1, 'x')")
+    with psycopg.connect(setup.cloud, autocommit=True) as c:
+        c.execute("insert into patients (id, name) values (2, 'y'), (3, 'z')")
+    doc = setup.status()
+    assert (doc["pending_push"], doc["pending_pull"], doc["open_conflicts"], doc["hub_failures"]) == (1, 2, 0, 0)
+    setup.start()
+    wait_for(lambda: setup.status()["pending_push"] == 0 and setup.status()["pending_pull"] == 0, 20, "in sync")
+    doc = setup.status()
+    assert (doc["mode"], doc["service"], doc["use"], doc["last_error"]) == ("online", True, "cloud", None)
+    assert doc["last_sync_at"] is not None
+    offline = {**setup.env, "CCSYNC_CLOUD_DSN": "host=127.0.0.1 port=1 dbname=x user=u"}
+    setup.stop()
+    doc = setup.status_cli(offline)
+    assert (doc["mode"], doc["pending_pull"], doc["use"]) == ("offline", None, "local")
+
+
+def test_database_for_app_follows_the_mode(setup):
+    cfg = Settings(local=setup.local, cloud=setup.cloud)
+    assert reconciler.service.database_for_app(cfg) == setup.local  # no service: the local replica
+    setup.start()
+    assert reconciler.service.database_for_app(cfg) == setup.cloud
