@@ -174,10 +174,12 @@ class Service:
         sel.register(node.fileno(), selectors.EVENT_READ, "node")
         sel.register(cloud.fileno(), selectors.EVENT_READ, "cloud")
         last_activity = last_safety = time.monotonic()
+        catch_up = True  # what committed between the synchronization and LISTEN sent no notification to us
         try:
             while True:
-                events = sel.select(timeout=min(self.probe_interval, 1.0))
-                want_push = want_pull = False
+                events = [] if catch_up else sel.select(timeout=min(self.probe_interval, 1.0))
+                want_push = want_pull = catch_up
+                catch_up = False
                 for key, _ in events:
                     conn = node if key.data == "node" else cloud
                     if list(conn.notifies(timeout=0)):

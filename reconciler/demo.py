@@ -1,0 +1,327 @@
+"""`ccsync demo`: the whole system on two embedded PostgreSQL servers, with a scenario to watch in the panel.
+
+A practice's cloud and one PC (pc-reception), their data under .ccsync-demo/ (kept for the next run;
+--reset starts over), a realistic sample practice, the HUB simulator, `ccsync run` and the panel. The PC
+reaches the cloud through a "cable" (a TCP forwarder) the scenario unplugs and plugs back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+
+from . import kmehr
+from ._cable import Cable
+from .errors import CcsyncError
+from .pgserver import PgServer, free_port
+
+NODE = "pc-reception"
+TABLES = ["patients", "contacts", "encounters", "sumehr_documents"]
+PANEL_USER, PANEL_PASSWORD = "demo", "demo"
+
+SCHEMA = """
+create table patients (
+    id          bigint primary key,
+    inss        text not null,
+    first_name  text not null,
+    last_name   text not null,
+    birth_date  date not null,
+    sex         text not null check (sex in ('male', 'female', 'unknown')),
+    phone       text,
+    email       text,
+    address     text,
+    hub_consent boolean not null default false,   -- privacy setting: keep my Sumehr current on the HUB
+    updated_at  timestamptz not null default now()
+);
+create table contacts (
+    id         bigint primary key,
+    patient_id bigint not null references patients (id),
+    kind       text not null,
+    value      text not null
+);
+create table encounters (
+    id         bigint primary key,
+    patient_id bigint not null references patients (id),
+    at         timestamptz not null,
+    reason     text not null,
+    notes      text,
+    doctor     text not null
+);
+create table sumehr_documents (
+    patient_id bigint not null references patients (id),
+    version    integer not null,
+    kmehr      text not null,
+    created_at timestamptz not null default now(),
+    primary key (patient_id, version)
+);
+create index on encounters (patient_id);
+create index on contacts (patient_id);
+"""
+
+FIRST = ["Emma", "Louis", "Olivia", "Arthur", "Louise", "Jules", "Mila", "Adam", "Alice", "Noah", "Lina",
+         "Victor", "Elise", "Lucas", "Zoë", "Mathis", "Camille", "Liam", "Chloé", "Finn", "Anaïs", "Wout"]
+LAST = ["Peeters", "Janssens", "Maes", "Jacobs", "Mertens", "Willems", "Claes", "Goossens", "Wouters",
+        "De Smet", "Dubois", "Lambert", "Dupont", "Martin", "Lemaire", "Van den Broeck", "D'Hondt", "Vermeulen"]
+REASONS = ["check-up", "flu", "vaccination", "blood pressure", "back pain", "diabetes follow-up", "allergy",
+           "certificate", "sprained ankle", "prescription renewal"]
+DOCTORS = ["Dr Peeters", "Dr Dubois", "Dr Claes"]
+
+
+@dataclass
+class Demo:
+    base: Path
+    cloud: PgServer
+    pc: PgServer
+
+    @property
+    def cloud_dsn(self) -> str:
+        return self.cloud.dsn("practice")
+
+    @property
+    def pc_dsn(self) -> str:
+        return self.pc.dsn("practice")
+
+
+def say(text: str) -> None:
+    print(f"ccsync demo: {text}", flush=True)
+
+
+def inss_of(i: int) -> str:
+    base = f"{i:09d}"
+    return base + f"{97 - int(base) % 97:02d}"
+
+
+def _servers(base: Path, reset: bool) -> Demo:
+    if reset and base.exists():
+        for server_dir in ("cloud", NODE):
+            PgServer(base / server_dir).stop("immediate") if (base / server_dir / "postmaster.pid").exists() else None
+        shutil.rmtree(base)
+    base.mkdir(parents=True, exist_ok=True)
+    cloud = PgServer(base / "cloud").init().start()
+    pc = PgServer(base / NODE).init().start()
+    return Demo(base, cloud, pc)
+
+
+def _has_database(server: PgServer, name: str) -> bool:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        return conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone() is not None
+
+
+def _sample_practice(dsn: str, patients: int, rng: random.Random) -> dict:
+    """A practice of `patients` patients with contacts, encounters and Sumehrs (10% consent to the HUB)."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(SCHEMA)
+        with conn.cursor().copy("copy patients (id, inss, first_name, last_name, birth_date, sex, phone, email, "
+                                "address, hub_consent) from stdin") as copy:
+            for i in range(1, patients + 1):
+                first, last = rng.choice(FIRST), rng.choice(LAST)
+                copy.write_row((i, inss_of(i), first, last, date(1940, 1, 1) + timedelta(days=rng.randint(0, 29000)),
+                                rng.choice(["male", "female"]), f"+32 4{rng.randint(10_000_000, 99_999_999)}",
+                                f"{first}.{last}@example.be".lower().replace(" ", "").replace("'", ""),
+                                f"{rng.randint(1, 200)} Rue de la Loi, 1000 Brussels", i % 10 == 0))
+        conn.execute(
+            "insert into contacts select g, 1 + (g - 1) %% %(n)s, case g %% 3 when 0 then 'emergency' "
+            "when 1 then 'pharmacy' else 'specialist' end, '+32 2 ' || (1000000 + g) "
+            "from generate_series(1, %(c)s) g",
+            {"n": patients, "c": patients * 2},
+        )
+        conn.execute(
+            "insert into encounters select g, 1 + (g * 7919) %% %(n)s, now() - (g %% 3650) * interval '1 day', "
+            "(%(reasons)s::text[])[1 + g %% %(r)s], null, (%(docs)s::text[])[1 + g %% 3] "
+            "from generate_series(1, %(e)s) g",
+            {"n": patients, "e": patients * 7, "reasons": REASONS, "r": len(REASONS), "docs": DOCTORS},
+        )
+        rows = conn.execute("select id, inss, first_name, last_name, birth_date, sex from patients "
+                            "where hub_consent order by id").fetchall()
+        with conn.cursor().copy("copy sumehr_documents (patient_id, version, kmehr) from stdin") as copy:
+            for pid, inss, first, last, born, sex in rows:
+                copy.write_row((pid, 1, kmehr.build_sumehr(inss, first, last, born, sex, 1).decode()))
+        counts = {t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in TABLES}  # noqa: S608 - fixed names
+    return counts
+
+
+def _ccsync(*args: str, env: dict, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", *args], env=env, **kwargs)
+
+
+def _prepare(demo: Demo, patients: int) -> None:
+    import reconciler
+    from reconciler import sync
+    from reconciler.config import Settings
+    from reconciler.progress import Bar
+
+    if _has_database(demo.cloud, "practice") and _has_database(demo.pc, "practice"):
+        say("reusing the practice under " + str(demo.base) + " (--reset starts over)")
+        return
+    for server in (demo.cloud, demo.pc):
+        if _has_database(server, "practice"):
+            server.drop_database("practice")
+        server.create_database("practice")
+    say(f"creating a sample practice on the cloud ({patients} patients)...")
+    counts = _sample_practice(demo.cloud_dsn, patients, random.Random(42))
+    say(", ".join(f"{n} {t}" for t, n in counts.items()) + f" ({sum(counts.values())} rows)")
+    reconciler.install(demo.cloud_dsn, "cloud")
+    reconciler.track(demo.cloud_dsn, TABLES)
+    reconciler.install(demo.pc_dsn, NODE)
+    say("initial sync of the PC (COPY from one consistent cloud snapshot):")
+    result = sync.init(Settings(local=demo.pc_dsn, cloud=demo.cloud_dsn), progress=Bar(enabled=True))
+    say(f"copied {result['rows']} rows of {result['tables']} tables in {result['seconds']:.1f} s")
+
+
+def _config_file(demo: Demo, hub_port: int) -> Path:
+    path = demo.base / "ccsync.toml"
+    path.write_text(
+        "# written by `ccsync demo`\n"
+        f'[hub]\nendpoint = "http://127.0.0.1:{hub_port}/hubservices/v3"\n'
+        f'[panel]\nsecret_key = "{os.urandom(16).hex()}"\n'
+    )
+    return path
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (psycopg.Error, OSError):
+            pass
+        time.sleep(0.2)
+    raise CcsyncError(f"the demo timed out waiting for {what}: see the logs under .ccsync-demo/")
+
+
+def _one(dsn: str, query: str, params=None):
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
+        return conn.execute(query, params).fetchone()[0]
+
+
+def _hub_state(hub_port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{hub_port}/control/state", timeout=3) as response:
+        return json.load(response)
+
+
+def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only: bool = False,
+        patients: int = 10_000, panel_port: int = 8600, hub_port: int = 8650, pause: float | None = None) -> dict:
+    """Start everything, play the scenario, and (unless scenario_only) keep serving until Ctrl-C."""
+    base = Path(base).resolve()
+    pause = (2.0 if scenario_only else 8.0) if pause is None else pause
+    demo = _servers(base, reset)
+    procs: list[subprocess.Popen] = []
+    cable = None
+    try:
+        _prepare(demo, patients)
+        cable = Cable(demo.cloud.port)
+        cloud_via_cable = f"host=127.0.0.1 port={cable.port} user=postgres dbname=practice"
+        env = {**os.environ, "CCSYNC_LOCAL_DSN": demo.pc_dsn, "CCSYNC_CLOUD_DSN": cloud_via_cable,
+               "CCSYNC_CONFIG": str(_config_file(demo, hub_port))}
+        logs = base / "logs"
+        logs.mkdir(exist_ok=True)
+        _add_panel_user(env)
+
+        def start(name, *args):
+            log = open(logs / f"{name}.log", "a")  # noqa: SIM115 - closed with the process
+            procs.append(_ccsync(*args, env=env, stdout=log, stderr=subprocess.STDOUT))
+
+        start("hub-sim", "hub-sim", "--port", str(hub_port))
+        start("service", "run", "--max-backoff", "2")
+        start("panel", "panel", "--port", str(panel_port))
+        _wait(lambda: _hub_state(hub_port) is not None, 30, "the HUB simulator")
+        _wait(lambda: _one(demo.pc_dsn, "select mode from ccsync.state") == "online", 60, "the service online")
+        say(f"panel: http://127.0.0.1:{panel_port}/  (login {PANEL_USER!r}, password {PANEL_PASSWORD!r})")
+        say(f"logs: {logs}; the HUB simulator at http://127.0.0.1:{hub_port}/hubservices/v3")
+        result = _scenario(demo, cable, hub_port, pause)
+        if scenario_only:
+            return result
+        say("the demo keeps running: watch the panel, edit data with psql, Ctrl-C stops everything")
+        signal.sigwait({signal.SIGINT, signal.SIGTERM}) if hasattr(signal, "sigwait") else time.sleep(10**9)
+        return result
+    except KeyboardInterrupt:
+        return {}
+    finally:
+        say("stopping...")
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if cable is not None:
+            cable.close()
+        demo.pc.stop("fast")
+        demo.cloud.stop("fast")
+        say("stopped; the data stays under " + str(base))
+
+
+def _add_panel_user(env: dict) -> None:
+    proc = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "panel-user", "add", PANEL_USER,
+                           "--replace"], env=env, input=PANEL_PASSWORD + "\n", capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CcsyncError(f"could not create the demo's panel user: {proc.stderr.strip()}")
+
+
+def _scenario(demo: Demo, cable: Cable, hub_port: int, pause: float) -> dict:
+    pc, cloud = demo.pc_dsn, demo.cloud_dsn
+    patient = _one(cloud, "select min(id) from patients where hub_consent")
+    say("scenario 1/4: the PC goes offline (the cable is unplugged)")
+    cable.unplug()
+    _wait(lambda: _one(pc, "select mode from ccsync.state") == "offline", 60, "the PC offline")
+    say("scenario 2/4: edits on both sides while offline; the same patient's phone on both")
+    with psycopg.connect(pc) as conn:
+        conn.execute("update patients set phone = '+32 470 11 11 11', updated_at = now() where id = %s", (patient,))
+        conn.execute("update patients set email = 'new.address@example.be' where id = %s", (patient + 1,))
+        conn.execute("insert into encounters (id, patient_id, at, reason, notes, doctor) "
+                     "values (90000001, %s, now(), 'flu', 'seen offline at the reception', 'Dr Claes')", (patient,))
+        row = conn.execute("select inss, first_name, last_name, birth_date, sex, "
+                           "(select max(version) from sumehr_documents where patient_id = p.id) "
+                           "from patients p where id = %s", (patient,)).fetchone()
+        version = (row[5] or 0) + 1
+        conn.execute("insert into sumehr_documents (patient_id, version, kmehr) values (%s, %s, %s)",
+                     (patient, version, kmehr.build_sumehr(*row[:5], version).decode()))
+    with psycopg.connect(cloud) as conn:
+        conn.execute("update patients set phone = '+32 2 555 55 55' where id = %s", (patient,))
+        conn.execute("update patients set address = '12 Meir, 2000 Antwerp' where id = %s", (patient + 2,))
+    say(f"   a Sumehr (version {version}) was written offline: listed in the panel as not on the HUB")
+    time.sleep(pause)
+    say("scenario 3/4: the PC comes back online (the light blinks while it synchronizes)")
+    cable.plug()
+    _wait(lambda: _one(pc, "select mode from ccsync.state") == "online", 120, "the PC online again")
+    _wait(lambda: _one(pc, "select count(*) from ccsync.conflicts where status = 'open'") >= 1, 60, "the conflict")
+    say("scenario 4/4: the conflict is listed with its magnifying glass; the Sumehr goes to the HUB")
+    inss = row[0]
+    _wait(lambda: (_hub_state(hub_port).get("patients", {}).get(inss) or {}).get("version") == version, 120,
+          "the Sumehr on the HUB")
+    _wait(lambda: _one(pc, "select count(*) from ccsync.journal") == 0, 60, "the PC's backlog pushed")
+    result = {
+        "conflicts": _one(pc, "select count(*) from ccsync.conflicts where status = 'open'"),
+        "conflict_kind": _one(pc, "select kind from ccsync.conflicts where status = 'open' order by id limit 1"),
+        "hub_version": version, "patient": patient,
+        "converged": _converged(pc, cloud),
+    }
+    say(f"done: {result['conflicts']} open conflict ({result['conflict_kind']}), Sumehr version {version} on the "
+        f"HUB, PC and cloud {'identical' if result['converged'] else 'DIFFERENT'} on every table")
+    return result
+
+
+def _converged(pc: str, cloud: str) -> bool:
+    for table in TABLES:
+        query = f"select md5(string_agg(t::text, ',' order by t::text)) from {table} t"  # noqa: S608 - fixed names
+        if _one(pc, query) != _one(cloud, query):
+            return False
+    return True
+
+
+__all__ = ["run", "free_port"]
