@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 
@@ -17,6 +17,7 @@ class Sides:
     node: psycopg.Connection
     cloud: psycopg.Connection | None
     name: str
+    tables: dict = field(default_factory=dict)  # (database, table, catalog signature) -> Table, for the service
 
     def close(self) -> None:
         for conn in (self.node, self.cloud):
@@ -66,12 +67,32 @@ def open_sides(local_dsn: str, cloud_dsn: str | None) -> Sides:
     return Sides(node, cloud, name)
 
 
-def tracked_tables(conn: psycopg.Connection) -> dict[str, Table]:
+_SIGNATURES = """
+    select t.table_name, t.policy,
+           md5(string_agg(a.attname || ':' || a.atttypid || ':' || a.atttypmod || ':' || a.attgenerated::text, ','
+                          order by a.attnum)
+               || coalesce((select i.indkey::text from pg_index i
+                             where i.indrelid = to_regclass(t.table_name) and i.indisprimary), ''))
+      from ccsync.tracked t
+      join pg_attribute a on a.attrelid = to_regclass(t.table_name) and a.attnum > 0 and not a.attisdropped
+     group by t.table_name, t.policy
+     order by t.table_name
+"""
+
+
+def tracked_tables(conn: psycopg.Connection, cache: dict | None = None) -> dict[str, Table]:
+    """The tracked tables with their catalog details; with a cache, only tables whose columns changed reload."""
     out = {}
-    for name, policy in conn.execute("select table_name, policy from ccsync.tracked order by table_name"):
-        table = Table.load(conn, name, policy)
-        if table is not None:
-            out[name] = table
+    for name, policy, signature in conn.execute(_SIGNATURES):
+        key = (conn.info.dbname, conn.info.port, name, policy, signature)
+        table = cache.get(key) if cache is not None else None
+        if table is None:
+            table = Table.load(conn, name, policy)
+            if table is None:
+                continue
+            if cache is not None:
+                cache[key] = table
+        out[name] = table
     return out
 
 

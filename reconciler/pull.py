@@ -42,8 +42,8 @@ def _skips(node) -> dict[str, str]:
 def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
     node, cloud, name = sides.node, sides.cloud, sides.name
     started = time.monotonic()
-    node_tables = tracked_tables(node)
-    check_drift(node_tables, tracked_tables(cloud))
+    node_tables = tracked_tables(node, sides.tables)
+    check_drift(node_tables, tracked_tables(cloud, sides.tables))
     _check_horizon(node, cloud)
     totals = {"changes": 0, "transactions": 0, "conflicts": 0, "skipped": 0}
     while True:
@@ -217,7 +217,7 @@ def refresh(sides: Sides) -> int:
     ).fetchall()
     if not rows:
         return 0
-    tables = tracked_tables(node)
+    tables = tracked_tables(node, sides.tables)
     by_table: dict[str, list[str]] = {}
     for name, pk in rows:
         by_table.setdefault(name, []).append(pk)

@@ -22,8 +22,8 @@ CHUNK = int(os.environ.get("CCSYNC_CHUNK", 50_000))  # entries per cloud transac
 def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
     node, cloud, name = sides.node, sides.cloud, sides.name
     started = time.monotonic()
-    cloud_tables = tracked_tables(cloud)
-    check_drift(tracked_tables(node), cloud_tables)
+    cloud_tables = tracked_tables(cloud, sides.tables)
+    check_drift(tracked_tables(node, sides.tables), cloud_tables)
     totals = {"changes": 0, "transactions": 0, "conflicts": 0}
     _forget_pushed(node, cloud, name)
     while True:

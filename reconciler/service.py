@@ -167,40 +167,49 @@ class Service:
                 log.warning("%s failed: %s", getattr(task, "__name__", "task"), exc)
 
     def _online(self) -> None:
-        node, cloud = self.sides.node, self.sides.cloud
-        node.execute("listen ccsync_journal")
-        cloud.execute("listen ccsync_journal")
+        # LISTEN on connections of their own: a notification that arrives while the work connection runs a
+        # push or pull is buffered by the driver, and select() on that socket would not see it
+        ears = {
+            "node": _db.connect(self.local, role="local database", autocommit=True),
+            "cloud": _db.connect(self.cloud_dsn, role="cloud database", autocommit=True, **CLOUD_LINK),
+        }
         sel = selectors.DefaultSelector()
-        sel.register(node.fileno(), selectors.EVENT_READ, "node")
-        sel.register(cloud.fileno(), selectors.EVENT_READ, "cloud")
-        last_activity = last_safety = time.monotonic()
-        catch_up = True  # what committed between the synchronization and LISTEN sent no notification to us
         try:
-            while True:
-                events = [] if catch_up else sel.select(timeout=min(self.probe_interval, 1.0))
-                want_push = want_pull = catch_up
-                catch_up = False
-                for key, _ in events:
-                    conn = node if key.data == "node" else cloud
-                    if list(conn.notifies(timeout=0)):
-                        want_push |= key.data == "node"
-                        want_pull |= key.data == "cloud"
-                now = time.monotonic()
-                if now - last_safety > self.safety_interval:
-                    want_push = want_pull = True
-                    last_safety = now
-                if want_push:
-                    self._push()
-                if want_pull:
-                    self._pull()
-                if want_push or want_pull:
-                    last_activity = time.monotonic()
-                elif now - last_activity > self.probe_interval:
-                    cloud.execute("select 1")  # an idle link: make sure the cloud still answers
-                    last_activity = now
-                self._run_tasks()
+            for side, conn in ears.items():
+                conn.execute("listen ccsync_journal")
+                sel.register(conn.fileno(), selectors.EVENT_READ, side)
+            self._listen(ears, sel)
         finally:
             sel.close()
+            for conn in ears.values():
+                conn.close()
+
+    def _listen(self, ears: dict, sel: selectors.BaseSelector) -> None:
+        cloud = self.sides.cloud
+        last_activity = last_safety = time.monotonic()
+        catch_up = True  # what committed before LISTEN sent no notification to us
+        while True:
+            events = [] if catch_up else sel.select(timeout=min(self.probe_interval, 1.0))
+            want_push = want_pull = catch_up
+            catch_up = False
+            for key, _ in events:
+                if list(ears[key.data].notifies(timeout=0)):
+                    want_push |= key.data == "node"
+                    want_pull |= key.data == "cloud"
+            now = time.monotonic()
+            if now - last_safety > self.safety_interval:
+                want_push = want_pull = True
+                last_safety = now
+            if want_push:
+                self._push()
+            if want_pull:
+                self._pull()
+            if want_push or want_pull:
+                last_activity = time.monotonic()
+            elif now - last_activity > self.probe_interval:
+                cloud.execute("select 1")  # an idle link: make sure the cloud still answers
+                last_activity = now
+            self._run_tasks()
 
 
 def run(settings: Settings, **kwargs) -> None:
