@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench clean
+.PHONY: test demo bench docs wheel clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,19 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/ccsync demo
+	$(BIN)/ccsync demo $(DEMO_ARGS)
 
+# ratios measured side by side in one run (see the README's Performance table)
 bench: $(STAMP)
 	$(BIN)/python bench/capture.py
+	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/latency.py
+
+docs: $(STAMP)
+	$(BIN)/python tools/cli_reference.py --write
+
+wheel: $(STAMP)
+	$(BIN)/pip wheel --no-deps -w dist .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

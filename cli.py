@@ -347,7 +347,9 @@ def run_cmd(local, cloud, max_backoff, verbose):
 
 
 def _service_tasks():
-    return []
+    from reconciler import sumehr
+
+    return [sumehr.service_task()]
 
 
 @main.command()
@@ -438,6 +440,278 @@ def history(local, cloud, limit, as_json):
         secs = f"{r['seconds']:.2f} s" if r["seconds"] is not None else "running"
         click.echo(f"{r['started_at'][:19]} {r['direction']:5} {r['changes']:>8} change(s) {r['conflicts']:>4} conflict(s) "
                    f"{secs:>10} {r['error'] or ''}")
+
+
+# -- the demo ---------------------------------------------------------------------------------------
+@main.command()
+@click.option("--dir", "base", default=".ccsync-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Where the demo keeps its two PostgreSQL servers and logs (reused by the next run).")
+@click.option("--reset", is_flag=True, help="Start over with a new sample practice.")
+@click.option("--scenario-only", is_flag=True, help="Play the scenario, check the end state, and exit.")
+@click.option("--patients", default=10_000, show_default=True, type=click.IntRange(100, 1_000_000),
+              help="Size of the sample practice.")
+@click.option("--panel-port", default=8600, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--hub-port", default=8650, show_default=True, type=click.IntRange(1, 65535))
+@json_option
+@handle_errors
+def demo(base, reset, scenario_only, patients, panel_port, hub_port, as_json):
+    """The whole system on embedded PostgreSQL: a cloud, a PC, the HUB simulator, the service and the panel.
+
+    Plays a scenario to watch in the panel: the PC goes offline, both sides edit (the same field of one
+    patient too), a Sumehr is written offline, the PC comes back, the conflict appears and the Sumehr
+    reaches the HUB. Ctrl-C stops every process it started; the data stays for the next run.
+
+    JSON (with --scenario-only): {conflicts, conflict_kind, hub_version, patient, converged}.
+
+    Example: ccsync demo --reset
+    """
+    from reconciler import demo as demo_mod
+
+    result = demo_mod.run(base, reset=reset, scenario_only=scenario_only, patients=patients,
+                          panel_port=panel_port, hub_port=hub_port)
+    if as_json:
+        emit_json(result)
+    if scenario_only and not (result.get("converged") and result.get("conflicts")):
+        raise click.ClickException("the scenario did not end as expected: see the logs under " + base)
+
+
+# -- Sumehr on the HUB -------------------------------------------------------------------------------
+@main.group()
+def sumehr():
+    """Keep the latest Sumehr of consenting patients on the regional HUB; list those whose HUB copy is behind.
+
+    Configured in ccsync.toml: [sumehr] (where the documents and the privacy flag are) and [hub] (endpoint,
+    timeouts, TLS, auth hook, author). `ccsync run` publishes by itself; these commands are for people and scripts.
+
+    Example: ccsync sumehr list --failed
+    """
+
+
+@sumehr.command(name="publish")
+@sides_options
+@json_option
+@handle_errors
+def sumehr_publish(local, cloud, as_json):
+    """One publication pass now: put the latest Sumehr of every consenting patient on the HUB.
+
+    Offline (the cloud unreachable) nothing is attempted and the exit status is 0.
+
+    JSON: {mode, node, patients, published, failed, invalid, busy, waiting, not_up_to_date, seconds}, and
+    reason when mode is offline.
+
+    Example: ccsync sumehr publish --json
+    """
+    from reconciler import sumehr as sumehr_mod
+
+    result = sumehr_mod.publish(settings(local, cloud))
+    if as_json:
+        return emit_json(result)
+    if result["mode"] == "offline":
+        click.echo("offline: nothing sent to the HUB; `ccsync sumehr list` shows the patients waiting")
+        return
+    click.echo(f"{result['published']} published, {result['failed']} failed, {result['invalid']} invalid, "
+               f"{result['busy']} being published by another PC, {result['waiting']} waiting for their retry; "
+               f"{result['not_up_to_date']} of {result['patients']} patient(s) not up to date on the HUB")
+
+
+@sumehr.command(name="list")
+@sides_options
+@click.option("--failed", "failed_only", is_flag=True, help="Only the patients whose HUB version is not the latest.")
+@json_option
+@handle_errors
+def sumehr_list(local, cloud, failed_only, as_json):
+    """The consenting patients and their Sumehr on the HUB, from this PC's database (works offline).
+
+    JSON: a list of {patient, latest_version, hub_version, state (up_to_date, pending or failed), reason
+    (`offline` while offline), since, attempts, last_attempt, next_attempt, hub_transaction_id}; times are
+    ISO 8601, next_attempt null means as soon as a publisher runs (or, for an invalid document, when a new
+    version is written or on `ccsync sumehr retry`).
+
+    Example: ccsync sumehr list --failed --json
+    """
+    from reconciler import sumehr as sumehr_mod
+
+    rows = sumehr_mod.list_patients(settings(local, cloud), failed_only=failed_only)
+    if as_json:
+        return emit_json(rows)
+    if not rows:
+        click.echo("every Sumehr is up to date on the HUB" if failed_only else "no patient keeps a Sumehr on the HUB")
+        return
+    click.echo(f"{'patient':14} {'latest':>6} {'HUB':>6} {'state':10} {'since':19} {'tries':>5} {'next attempt':19} reason")
+    for r in rows:
+        hub_version = "-" if r["hub_version"] is None else r["hub_version"]
+        click.echo(f"{r['patient']:14} {r['latest_version']:>6} {hub_version:>6} {r['state']:10} "
+                   f"{(r['since'] or '-')[:19]:19} {r['attempts']:>5} {(r['next_attempt'] or '-')[:19]:19} "
+                   f"{r['reason'] or ''}")
+
+
+@sumehr.command(name="retry")
+@sides_options
+@click.argument("patient", required=False)
+@handle_errors
+def sumehr_retry(local, cloud, patient):
+    """Retry now instead of waiting for the backoff: every patient not up to date, or only PATIENT (its key).
+
+    The next pass (of `ccsync run`, or `ccsync sumehr publish`) tries again; needs the cloud.
+
+    Example: ccsync sumehr retry 1042
+    """
+    from reconciler import sumehr as sumehr_mod
+
+    count = sumehr_mod.retry(settings(local, cloud), patient)
+    if count:
+        click.echo(f"{count} patient(s) will be retried at the next pass")
+    else:
+        click.echo("nothing to retry: " + ("that patient is up to date on the HUB" if patient
+                                           else "every Sumehr is up to date on the HUB"))
+
+
+@main.command(name="hub-sim")
+@click.option("--port", default=8650, show_default=True, type=click.IntRange(0, 65535), help="TCP port (0: any free).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@handle_errors
+def hub_sim(port, host):
+    """Serve the HUB simulator (hubservices v3 PutTransaction) for tests and the demo, until Ctrl-C.
+
+    SOAP endpoint: http://HOST:PORT/hubservices/v3. Control it over HTTP: POST /control with
+    {"mode": "ok"|"down"|"slow"|"failing", "patient": INSS, "seconds": N, "message": "..."},
+    GET /control/state, POST /control/reset.
+
+    Example: ccsync hub-sim --port 8650
+    """
+    import signal
+    import threading
+
+    from reconciler import hubsim
+
+    try:
+        url, _state, stop = hubsim.start_in_thread(port=port, host=host)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve the HUB simulator on {host}:{port}: {exc.strerror or exc}") from None
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    click.echo(f"HUB simulator: SOAP on {url}{hubsim.SOAP_PATH}, control on {url}/control (Ctrl-C stops it)")
+    try:
+        while not stopped.wait(1.0):
+            pass
+    finally:
+        stop()
+    click.echo("HUB simulator stopped")
+
+
+# -- the admin panel ------------------------------------------------------------------------------------
+@main.command()
+@sides_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; keep 127.0.0.1 unless the panel sits behind an HTTPS proxy.")
+@click.option("--port", default=8600, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@handle_errors
+def panel(local, cloud, host, port):
+    """Serve the admin panel (status light, conflicts, Sumehr HUB, history) with waitress.
+
+    It reads this PC's database, so it works while the cloud is out of reach. Log in as a user made with
+    `ccsync panel-user add`. The session secret comes from $CCSYNC_PANEL_SECRET, else from secret_key under
+    [panel] in ccsync.toml; with neither, one is generated once and kept in .ccsync-panel-secret beside
+    ccsync.toml (permissions 0600; [panel] secret_file names another file).
+
+    Example: ccsync panel --local "dbname=practice" --cloud "host=cloud.example dbname=practice" --port 8600
+    """
+    import logging
+
+    from web.serve import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    serve(settings(local, cloud), host=host, port=port, echo=click.echo)
+
+
+@main.group(name="panel-user")
+def panel_user():
+    """Manage who may log in to this PC's panel (stored in this PC's database, never replicated).
+
+    Example: ccsync panel-user add "Dr Peeters" --local "dbname=practice" --token
+    """
+
+
+def _read_password() -> str:
+    """From stdin when it is not a terminal (scripts), else asked twice without echo."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@panel_user.command(name="add")
+@sides_options
+@click.argument("name")
+@click.option("--token", is_flag=True, help="Also make an API token for scripts; it is printed once, only its hash is kept.")
+@click.option("--replace", is_flag=True, help="Set a new password for an existing user.")
+@handle_errors
+def panel_user_add(local, cloud, name, token, replace):
+    """Create a panel user NAME; the password is read from stdin when it is not a terminal, else asked twice.
+
+    Example: printf '%s\\n' "$PASSWORD" | ccsync panel-user add "Dr Peeters" --local "dbname=practice" --token
+    """
+    from web import users
+
+    dsn = settings(local, cloud).need_local()
+    result = users.add(dsn, name, _read_password(), token=token, replace=replace)
+    # with --token, stdout holds the token alone, so that a script can capture it
+    click.echo(f"panel user {result['name']!r} {'created' if result['created'] else 'updated'}", err=token)
+    if result["token"]:
+        click.echo("API token (shown once; send it as `Authorization: Bearer <token>`):", err=True)
+        click.echo(result["token"])
+
+
+@panel_user.command(name="token")
+@sides_options
+@click.argument("name")
+@handle_errors
+def panel_user_token(local, cloud, name):
+    """Make a new API token for NAME (printed once); the previous token stops working.
+
+    Example: ccsync panel-user token "Dr Peeters" --local "dbname=practice"
+    """
+    from web import users
+
+    click.echo(users.new_token(settings(local, cloud).need_local(), name))
+
+
+@panel_user.command(name="list")
+@sides_options
+@json_option
+@handle_errors
+def panel_user_list(local, cloud, as_json):
+    """List the panel users.
+
+    JSON: a list of {name, has_token, created_at, last_login_at}.
+
+    Example: ccsync panel-user list --json
+    """
+    from web import users
+
+    rows = users.list_users(settings(local, cloud).need_local())
+    if as_json:
+        return emit_json(rows)
+    if not rows:
+        click.echo("no panel user: add one with `ccsync panel-user add NAME`")
+    for r in rows:
+        click.echo(f"{r['name']:30} token={'yes' if r['has_token'] else 'no ':3} "
+                   f"last login {(r['last_login_at'] or 'never')[:19]}")
+
+
+@panel_user.command(name="remove")
+@sides_options
+@click.argument("name")
+@handle_errors
+def panel_user_remove(local, cloud, name):
+    """Remove panel user NAME: their sessions and API token stop working at once.
+
+    Example: ccsync panel-user remove "Dr Peeters"
+    """
+    from web import users
+
+    users.remove(settings(local, cloud).need_local(), name)
+    click.echo(f"panel user {name.strip()!r} removed")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -104,7 +104,7 @@ def current(settings, *, probe_timeout: float = 2.0) -> dict:
         ).fetchone()
         pending_push = conn.execute("select count(*) from ccsync.journal where origin = %s", (name,)).fetchone()[0]
         open_conflicts = conn.execute("select count(*) from ccsync.conflicts where status = 'open'").fetchone()[0]
-        hub_failures = _hub_failures(conn)
+        hub_failures = _hub_failures(conn, settings)
         serving = lock_holder(conn) is not None
     # with a service running, its stored mode is the truth; without one, reachability decides
     mode = st[0] if serving else "offline"
@@ -127,11 +127,11 @@ def current(settings, *, probe_timeout: float = 2.0) -> dict:
     }
 
 
-def _hub_failures(conn) -> int:
-    """Patients whose Sumehr on the HUB is not the latest (0 until the Sumehr publisher is installed)."""
-    if conn.execute("select to_regclass('ccsync.sumehr_state')").fetchone()[0] is None:
-        return 0
-    return conn.execute("select count(*) from ccsync.sumehr_state where state <> 'up_to_date'").fetchone()[0]
+def _hub_failures(conn, settings) -> int:
+    """Patients whose Sumehr on the HUB is not the latest: those `ccsync sumehr list --failed` lists."""
+    from .sumehr import count_not_up_to_date
+
+    return count_not_up_to_date(conn, settings)
 
 
 def _pending_pull(settings, local: str, name: str, probe_timeout: float) -> tuple[int | None, bool]:

@@ -72,3 +72,12 @@ def dsn(databases) -> str:
 def conn(dsn):
     with psycopg.connect(dsn, autocommit=True) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def default_pg(tmp_path_factory) -> PgServer:
+    """One embedded PostgreSQL 18 server, for the tests that need a database but not every version."""
+    server = PgServer(tmp_path_factory.mktemp("default") / "data", settings=TEST_SETTINGS)
+    server.init().start()
+    yield server
+    server.stop("immediate")

@@ -6,6 +6,16 @@
 --                         and why it is not up to date. Written on the cloud by the publisher that claimed
 --                         the patient (claimed_by/claimed_until), so one version is published once even when
 --                         several PCs run the service.
+--
+--   Columns: latest_version is the newest Sumehr the publisher saw on the cloud, hub_version the one the HUB
+--   acknowledged (hub_transaction_id its id there). state: up_to_date (hub_version >= latest_version),
+--   pending (a version waits for its first attempt) or failed (reason says why: the HUB's text, or
+--   'invalid Sumehr: ...'); since is when the row last went from up to date to not, or back. attempts
+--   counts the failures in a row; next_attempt is when a failed patient is due again (capped exponential
+--   backoff), null on a failed row when only a new version or `ccsync sumehr retry` may help (an invalid
+--   document). claimed_by/claimed_until: the node publishing the patient now; a claim of a publisher that
+--   died expires at claimed_until. A node never writes these rows (the reason `offline` is computed when
+--   listed), so they never conflict.
 
 create table ccsync.sumehr_state (
     patient            text        not null,
