@@ -29,7 +29,7 @@ from .pgserver import PgServer, free_port
 
 NODE = "pc-reception"
 TABLES = ["patients", "contacts", "encounters", "sumehr_documents"]
-PANEL_USER, PANEL_PASSWORD = "demo", "demo"
+PANEL_USER, PANEL_PASSWORD = "demo", "ccsync-demo"
 
 SCHEMA = """
 create table patients (
@@ -95,7 +95,7 @@ class Demo:
 
 
 def say(text: str) -> None:
-    print(f"ccsync demo: {text}", flush=True)
+    print(f"ccsync demo: {text}", file=sys.stderr, flush=True)
 
 
 def inss_of(i: int) -> str:
@@ -217,9 +217,11 @@ def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only
     """Start everything, play the scenario, and (unless scenario_only) keep serving until Ctrl-C."""
     base = Path(base).resolve()
     pause = (2.0 if scenario_only else 8.0) if pause is None else pause
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as Ctrl-C does: every process, then the servers
     demo = _servers(base, reset)
     procs: list[subprocess.Popen] = []
     cable = None
+    result: dict = {}
     try:
         _prepare(demo, patients)
         cable = Cable(demo.cloud.port)
@@ -245,10 +247,10 @@ def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only
         if scenario_only:
             return result
         say("the demo keeps running: watch the panel, edit data with psql, Ctrl-C stops everything")
-        signal.sigwait({signal.SIGINT, signal.SIGTERM}) if hasattr(signal, "sigwait") else time.sleep(10**9)
-        return result
+        while True:
+            time.sleep(3600)
     except KeyboardInterrupt:
-        return {}
+        return result
     finally:
         say("stopping...")
         for proc in procs:
@@ -264,6 +266,10 @@ def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only
         demo.pc.stop("fast")
         demo.cloud.stop("fast")
         say("stopped; the data stays under " + str(base))
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _add_panel_user(env: dict) -> None:
