@@ -25,6 +25,7 @@ from .progress import Stored
 
 log = logging.getLogger("ccsync.service")
 
+POLL = 0.25  # seconds between two looks at the journal sequences when no notification came
 LOCK_KEY = 0x63637372  # one service per node database (session advisory lock)
 CLOUD_LINK = {  # a pulled cable is noticed in seconds, not minutes
     "connect_timeout": 3, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
@@ -188,14 +189,22 @@ class Service:
         cloud = self.sides.cloud
         last_activity = last_safety = time.monotonic()
         catch_up = True  # what committed before LISTEN sent no notification to us
+        seen = {"node": None, "cloud": None}
         while True:
-            events = [] if catch_up else sel.select(timeout=min(self.probe_interval, 1.0))
+            events = [] if catch_up else sel.select(timeout=POLL)
             want_push = want_pull = catch_up
             catch_up = False
             for key, _ in events:
                 if list(ears[key.data].notifies(timeout=0)):
                     want_push |= key.data == "node"
                     want_pull |= key.data == "cloud"
+            # sessions notify at most every 50 ms: the journal sequences show the commits in between
+            for side, conn in (("node", self.sides.node), ("cloud", cloud)):
+                last = conn.execute("select last_value from ccsync.journal_id_seq").fetchone()[0]
+                if seen[side] is not None and last != seen[side]:
+                    want_push |= side == "node"
+                    want_pull |= side == "cloud"
+                seen[side] = last
             now = time.monotonic()
             if now - last_safety > self.safety_interval:
                 want_push = want_pull = True

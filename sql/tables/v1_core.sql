@@ -4,7 +4,8 @@
 --   ccsync.identity   one row: the name of this database ('cloud' or a node name such as 'pc-reception')
 --   ccsync.tracked    the tables whose changes are captured, their primary key and conflict policy
 --   ccsync.hlc_seq    the hybrid logical clock: (wall-clock ms << 16) + counter, see ccsync.hlc_next()
---   ccsync.journal    one row per captured change; read in transaction-visibility batches (by txid)
+--   ccsync.journal    one row per captured change (op: I, U, D, T); read in transaction-visibility
+--                     batches through the txid index
 --
 -- Everything lives in schema ccsync, so uninstall is: drop the triggers, then drop schema ccsync cascade.
 
@@ -42,10 +43,10 @@ create table ccsync.journal (
     op         "char" not null,
     pk         jsonb,
     old        jsonb,
-    new        jsonb,
-    constraint journal_pkey primary key (id),
-    constraint journal_op_valid check (op in ('I', 'U', 'D', 'T'))
+    new        jsonb
 );
+-- No primary key and no check constraint: only ccsync's own functions write here (ids come from the
+-- sequence, op is one of I, U, D, T), and every index or constraint is paid on each captured row.
 
 alter sequence ccsync.journal_id_seq owned by ccsync.journal.id;
 
