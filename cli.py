@@ -651,7 +651,7 @@ def panel_user_add(local, cloud, name, token, replace):
 
     Example: printf '%s\\n' "$PASSWORD" | ccsync panel-user add "Dr Peeters" --local "dbname=practice" --token
     """
-    from web import users
+    from reconciler import panel_users as users
 
     dsn = settings(local, cloud).need_local()
     result = users.add(dsn, name, _read_password(), token=token, replace=replace)
@@ -671,7 +671,7 @@ def panel_user_token(local, cloud, name):
 
     Example: ccsync panel-user token "Dr Peeters" --local "dbname=practice"
     """
-    from web import users
+    from reconciler import panel_users as users
 
     click.echo(users.new_token(settings(local, cloud).need_local(), name))
 
@@ -687,7 +687,7 @@ def panel_user_list(local, cloud, as_json):
 
     Example: ccsync panel-user list --json
     """
-    from web import users
+    from reconciler import panel_users as users
 
     rows = users.list_users(settings(local, cloud).need_local())
     if as_json:
@@ -708,7 +708,7 @@ def panel_user_remove(local, cloud, name):
 
     Example: ccsync panel-user remove "Dr Peeters"
     """
-    from web import users
+    from reconciler import panel_users as users
 
     users.remove(settings(local, cloud).need_local(), name)
     click.echo(f"panel user {name.strip()!r} removed")

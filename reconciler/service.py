@@ -121,7 +121,11 @@ class Service:
             try:
                 if set_mode(self.home, "synchronizing"):
                     log.info("cloud reachable: synchronizing")
-                self._synchronize(progress=Stored(self.local))
+                progress = Stored(self.local)
+                try:
+                    self._synchronize(progress=progress)
+                finally:
+                    progress.finish()  # an interrupted sync leaves no stale progress behind
                 if set_mode(self.home, "online"):
                     log.info("online: the replica follows the cloud")
                 self._online()

@@ -22,6 +22,28 @@ def _selected() -> list[str]:
     return [name for name in wanted.split(",") if name in SERVERS]
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "one_version: runs on the first selected server only (end-to-end tests whose behaviour does not depend "
+        "on the PostgreSQL version; the engine's SQL is covered on every version)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    first = _selected()[0] if _selected() else None
+    keep, drop = [], []
+    for item in items:
+        param = getattr(getattr(item, "callspec", None), "params", {}).get("pg")
+        if param is not None and param != first and item.get_closest_marker("one_version"):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session", params=_selected())
 def pg(request, tmp_path_factory) -> PgServer:
     """A running PostgreSQL server, once per version for the whole run."""

@@ -10,6 +10,8 @@ import time
 import psycopg
 import pytest
 
+pytestmark = pytest.mark.one_version
+
 import reconciler
 from reconciler import sync
 from reconciler.config import Settings

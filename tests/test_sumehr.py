@@ -27,6 +27,8 @@ from reconciler.errors import CcsyncError
 from reconciler.hubsim import SOAP_PATH, start_in_thread
 from reconciler.kmehr import build_sumehr
 
+pytestmark = pytest.mark.one_version  # end to end: behaviour does not depend on the PostgreSQL version
+
 SCHEMA = """
 create table patients (
     id          int primary key,

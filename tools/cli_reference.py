@@ -32,7 +32,9 @@ def reference() -> str:
     parts = []
     for path, command in _commands(cli.main):
         full = " ".join(("ccsync", *path))
-        ctx = click.Context(command, info_name=full, terminal_width=100, max_content_width=100)
+        # the same help options as the running CLI (main's context_settings), whatever ran before
+        ctx = click.Context(command, info_name=full, terminal_width=100, max_content_width=100,
+                            help_option_names=cli.main.context_settings["help_option_names"])
         text = command.get_help(ctx)
         parts.append(f"#### `{full}`\n\n```text\n{text}\n```\n")
     return "\n".join(parts)

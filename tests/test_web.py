@@ -1,0 +1,556 @@
+"""The panel through Flask's test client, against real PostgreSQL with real conflicts of every kind: every
+route, the login flow, CSRF, API tokens, escaping, and each error status (never a 500, never a DSN)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import types
+import urllib.error
+import urllib.request
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+import cli
+from reconciler import status as engine_status
+from reconciler.config import Settings
+from reconciler.errors import CcsyncError
+from reconciler.pgserver import free_port
+from tests.fix_web import (  # noqa: F401 - fixtures
+    HOSTILE, PASSWORD, SECRET, USER, app, client, csrf_token, log_in, logged_in, session_cookie, web_practice,
+)
+from reconciler import panel_users as users
+from web import create_app
+from web.serve import secret_key
+
+PAGES = ["/", "/conflicts", "/conflicts/resolved", "/sumehr", "/sumehr?all=1", "/history", "/history?limit=5"]
+API = ["/api/status", "/api/conflicts", "/api/conflicts?all=1", "/api/history", "/api/history?limit=3"]
+
+
+def cid(web_practice, patient: int) -> int:
+    return web_practice.conflicts[patient]
+
+
+def html(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def conflict_status(web_practice, patient: int) -> str:
+    with psycopg.connect(web_practice.local) as conn:
+        return conn.execute("select status from ccsync.conflicts where id = %s",
+                            (cid(web_practice, patient),)).fetchone()[0]
+
+
+def local_row(web_practice, patient: int) -> dict:
+    with psycopg.connect(web_practice.local) as conn:
+        row = conn.execute("select to_jsonb(p) from patients p where id = %s", (patient,)).fetchone()
+        return row[0] if row else None
+
+
+def api_headers(client) -> dict:
+    return {"X-CSRFToken": csrf_token(client, "/history?limit=1"), "Content-Type": "application/json"}
+
+
+# -- login ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PAGES + ["/conflicts/1", "/nowhere"])
+def test_every_page_sends_a_stranger_to_the_login_page(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/auth/login?next=")
+
+
+@pytest.mark.parametrize("path", API + ["/api/conflicts/1", "/api/sumehr"])
+def test_every_api_call_without_credentials_is_401_json(client, path):
+    response = client.get(path)
+    assert response.status_code == 401
+    assert "error" in response.get_json()
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("path", ["/conflicts/1/resolve", "/api/conflicts/1/resolve", "/sumehr/1/retry",
+                                  "/api/sumehr/1/retry"])
+def test_every_post_without_credentials_is_refused_and_changes_nothing(client, web_practice, path):
+    response = client.post(path, data={"keep": "local"})
+    assert response.status_code in (302, 401)
+    assert conflict_status(web_practice, 1) == "open"
+
+
+def test_login_flow_with_next_and_logout(client):
+    assert client.get("/conflicts").headers["Location"] == "/auth/login?next=/conflicts"
+    response = log_in(client, next_path="/conflicts")
+    assert response.status_code == 302 and response.headers["Location"] == "/conflicts"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    page = client.get("/conflicts")
+    assert page.status_code == 200 and USER in html(page)
+    assert client.get("/auth/logout").status_code == 405  # logging out is a POST, with its CSRF token
+    response = client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/")})
+    assert response.status_code == 302
+    assert client.get("/").status_code == 302
+    assert client.get("/api/status").status_code == 401
+
+
+@pytest.mark.parametrize("name, password", [(USER, "wrong password"), ("nobody", PASSWORD), ("", "")])
+def test_wrong_name_or_password_is_refused_without_saying_which(client, name, password):
+    response = log_in(client, name, password)
+    assert response.status_code == 401
+    assert "Wrong name or password." in html(response)
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"])
+def test_login_never_redirects_to_another_site(client, target):
+    response = log_in(client, next_path=target)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def test_login_without_csrf_token_is_400(client):
+    client.get("/auth/login")
+    response = client.post("/auth/login", data={"name": USER, "password": PASSWORD})
+    assert response.status_code == 400
+    assert "CSRF" in html(response)
+    assert client.get("/").status_code == 302
+
+
+def test_a_new_password_or_removal_ends_the_users_sessions(app, client, web_practice):
+    users.add(web_practice.local, "temp", "temporary password")
+    assert log_in(client, "temp", "temporary password").status_code == 302
+    assert client.get("/history").status_code == 200
+    users.add(web_practice.local, "temp", "a new password", replace=True)
+    assert client.get("/history").status_code == 302
+    assert log_in(client, "temp", "a new password").status_code == 302
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value
+    assert client.get("/history").status_code == 200
+    users.remove(web_practice.local, "temp")
+    assert client.get("/history").status_code == 302
+    other = app.test_client()
+    other.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)  # a copy of the cookie is no better
+    assert other.get("/history").status_code == 302
+
+
+def test_login_stamps_last_login(client, web_practice):
+    log_in(client, "assistant", "another good password")
+    listed = {u["name"]: u for u in users.list_users(web_practice.local)}
+    assert listed["assistant"]["last_login_at"] is not None
+
+
+# -- every route -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_with_the_status_light_and_no_dsn(logged_in, web_practice, path):
+    response = logged_in.get(path)
+    assert response.status_code == 200
+    body = html(response)
+    assert 'id="status-light"' in body and "panel.js" in body
+    for secret in (web_practice.local, web_practice.cloud, "dbname=", "user=postgres", SECRET, PASSWORD):
+        assert secret not in body
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("path", API)
+def test_every_api_get_answers_json_without_dsn(logged_in, web_practice, path):
+    response = logged_in.get(path)
+    assert response.status_code == 200 and response.is_json
+    for secret in (web_practice.local, web_practice.cloud, "dbname="):
+        assert secret not in html(response)
+
+
+def test_status_page_and_api_show_mode_counts_and_node(logged_in):
+    doc = logged_in.get("/api/status").get_json()
+    assert {"mode", "node", "pending_push", "pending_pull", "open_conflicts", "hub_failures", "last_sync_at",
+            "last_error", "use", "service", "mode_since", "progress"} <= set(doc)
+    assert doc["node"] == "pc-1" and doc["mode"] == "online"
+    page = html(logged_in.get("/"))
+    assert "Status of pc-1" in page and "Online" in page and "Waiting to push" in page
+
+
+def test_conflicts_page_lists_each_open_conflict_with_its_magnifying_glass(logged_in, web_practice):
+    page = html(logged_in.get("/conflicts"))
+    for kind in ("changed on both sides", "deleted here, changed on the cloud", "changed here, deleted on the cloud",
+                 "created on both sides"):
+        assert kind in page
+    assert f'href="/conflicts/{cid(web_practice, 1)}"' in page
+    assert f'aria-label="Open conflict {cid(web_practice, 1)}"' in page
+    assert "public.patients" in page and "id=1" in page
+
+
+def test_detail_shows_both_versions_base_and_highlights_from_the_diff(logged_in, web_practice):
+    page = html(logged_in.get(f"/conflicts/{cid(web_practice, 1)}"))
+    assert 'class="state-conflict" data-field-name="phone"' in page
+    assert 'class="state-conflict" data-field-name="name"' in page
+    assert 'class="state-same" data-field-name="notes"' in page
+    for text in ("local 1", "cloud 1", "base 1", "Anna Cloud", "Keep local", "Keep cloud", "Save merged version"):
+        assert text in page
+
+
+@pytest.mark.parametrize("patient, present, absent", [
+    (6, ["deleted", "Delete the record everywhere", "cloud 6"], ["Save merged version"]),
+    (7, ["local 7", "The record stays deleted"], ["Save merged version"]),
+    (8, ["from pc-1", "from the cloud"], ["Save merged version"]),
+])
+def test_detail_of_each_other_kind_offers_keep_local_or_cloud(logged_in, web_practice, patient, present, absent):
+    page = html(logged_in.get(f"/conflicts/{cid(web_practice, patient)}"))
+    for text in present:
+        assert text in page
+    for text in absent:
+        assert text not in page
+
+
+def test_a_patient_name_holding_a_script_is_escaped(logged_in, web_practice):
+    page = html(logged_in.get(f"/conflicts/{cid(web_practice, 1)}"))
+    assert HOSTILE not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    doc = logged_in.get(f"/api/conflicts/{cid(web_practice, 1)}").get_json()
+    assert doc["local_row"]["name"] == HOSTILE  # the data itself is untouched
+
+
+def test_history_page_and_api_list_the_runs(logged_in):
+    runs = logged_in.get("/api/history").get_json()
+    assert runs and {"direction", "changes", "conflicts", "seconds", "error"} <= set(runs[0])
+    page = html(logged_in.get("/history"))
+    assert "Sync history" in page and "initial copy" in page
+
+
+# -- resolving ---------------------------------------------------------------------------------------------
+def test_keep_local_from_the_page_leaves_the_list_and_appears_resolved(logged_in, web_practice):
+    conflict = cid(web_practice, 2)
+    token = csrf_token(logged_in, f"/conflicts/{conflict}")
+    response = logged_in.post(f"/conflicts/{conflict}/resolve", data={"keep": "local", "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/conflicts"
+    listing = html(logged_in.get("/conflicts"))
+    assert f'id="conflict-{conflict}"' not in listing
+    assert f"Conflict #{conflict} resolved" in listing
+    resolved = html(logged_in.get("/conflicts/resolved"))
+    assert f'id="conflict-{conflict}"' in resolved and "kept local" in resolved and USER in resolved
+    assert local_row(web_practice, 2)["phone"] == "local 2"
+    detail = html(logged_in.get(f"/conflicts/{conflict}"))
+    assert "Keep local" not in detail and "kept local" in detail
+
+
+def test_merged_version_from_the_form_writes_the_chosen_values(logged_in, web_practice):
+    conflict = cid(web_practice, 3)
+    token = csrf_token(logged_in, f"/conflicts/{conflict}")
+    response = logged_in.post(f"/conflicts/{conflict}/resolve", data={
+        "csrf_token": token, "keep": "merged",
+        "choice:phone": "other", "other:phone": "merged <3>",
+        "choice:balance": "local",
+    })
+    assert response.status_code == 302
+    row = local_row(web_practice, 3)
+    assert (row["phone"], row["balance"]) == ("merged <3>", 33.30)
+    doc = logged_in.get(f"/api/conflicts/{conflict}").get_json()
+    assert doc["resolution"] == "kept merged" and doc["resolved_by"] == USER
+
+
+@pytest.mark.parametrize("form, message", [
+    ({"keep": "both"}, "keep must be local, cloud or merged"),
+    ({"keep": "merged", "choice:phone": "mine"}, "choose local, cloud or other for phone"),
+    ({"keep": "merged", "choice:balance": "other", "other:balance": "lots"}, "balance takes a number"),
+    ({"keep": "merged", "choice:balance": "other", "other:balance": "NaN"}, "balance takes a number"),
+])
+def test_wrong_input_from_the_form_is_400_and_changes_nothing(logged_in, web_practice, form, message):
+    conflict = cid(web_practice, 10)
+    response = logged_in.post(f"/conflicts/{conflict}/resolve",
+                              data={**form, "csrf_token": csrf_token(logged_in, f"/conflicts/{conflict}")})
+    assert response.status_code == 400
+    assert message in html(response)
+    assert conflict_status(web_practice, 10) == "open"
+
+
+def test_resolving_without_csrf_token_is_400_and_changes_nothing(logged_in, web_practice):
+    conflict = cid(web_practice, 9)
+    response = logged_in.post(f"/conflicts/{conflict}/resolve", data={"keep": "local"})
+    assert response.status_code == 400
+    assert "CSRF" in html(response)
+    response = logged_in.post(f"/conflicts/{conflict}/resolve", data={"keep": "local", "csrf_token": "forged"})
+    assert response.status_code == 400
+    response = logged_in.post(f"/api/conflicts/{conflict}/resolve", json={"keep": "local"})
+    assert response.status_code == 400 and "CSRF" in response.get_json()["error"]
+    assert conflict_status(web_practice, 9) == "open"
+
+
+def test_api_resolve_with_the_session_needs_the_csrf_header(logged_in, web_practice):
+    conflict = cid(web_practice, 5)
+    response = logged_in.post(f"/api/conflicts/{conflict}/resolve", data=json.dumps({"keep": "cloud"}),
+                              headers=api_headers(logged_in))
+    assert response.status_code == 200
+    doc = response.get_json()
+    assert (doc["status"], doc["resolution"], doc["resolved_by"]) == ("resolved", "kept cloud", USER)
+    again = logged_in.post(f"/api/conflicts/{conflict}/resolve", data=json.dumps({"keep": "local"}),
+                           headers=api_headers(logged_in))
+    assert again.status_code == 409
+    assert "already resolved" in again.get_json()["error"]
+    page = logged_in.post(f"/conflicts/{conflict}/resolve",
+                          data={"keep": "local", "csrf_token": csrf_token(logged_in, "/history?limit=1")})
+    assert page.status_code == 409 and "already resolved" in html(page)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("not json", "the body must be JSON"),
+    ("[1, 2]", '"keep"'),
+    ('{"keep": "both"}', "keep must be local, cloud or merged"),
+    ('{"keep": "merged"}', "give the merged row"),
+    ('{"keep": "local", "merged": {"phone": "x"}}', "give the merged row"),
+    ('{"keep": "merged", "merged": ["phone"]}', "must be an object"),
+    ('{"keep": "merged", "merged": {"nope": 1}}', "unknown column"),
+    ('{"keep": "merged", "merged": {"id": 42}}', "primary key"),
+    ('{"keep": "merged", "merged": {"balance": "not a number"}}', "the database refused the values"),
+    ('{"keep": "local", "by": "someone else"}', "unknown field(s) in the body: by"),
+])
+def test_wrong_input_to_the_api_is_400_and_changes_nothing(logged_in, web_practice, body, message):
+    conflict = cid(web_practice, 10)
+    response = logged_in.post(f"/api/conflicts/{conflict}/resolve", data=body, headers=api_headers(logged_in))
+    assert response.status_code == 400, response.get_json()
+    assert message in response.get_json()["error"]
+    assert conflict_status(web_practice, 10) == "open"
+
+
+@pytest.mark.parametrize("query", ["/api/history?limit=0", "/api/history?limit=x", "/history?limit=-1",
+                                   "/api/conflicts?all=yes", "/api/sumehr?all=2"])
+def test_wrong_query_arguments_are_400(logged_in, query):
+    assert logged_in.get(query).status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/conflicts/999999", "/api/conflicts/999999", "/conflicts/99999999999999999999999",
+                                  "/api/conflicts/abc", "/nowhere", "/api/nowhere"])
+def test_unknown_ids_and_addresses_are_404(logged_in, path):
+    response = logged_in.get(path)
+    assert response.status_code == 404
+    if path.startswith("/api/"):
+        assert response.is_json
+
+
+@pytest.mark.parametrize("path", ["/conflicts/999999/resolve", "/api/conflicts/999999/resolve",
+                                  "/api/conflicts/99999999999999999999999/resolve"])
+def test_resolving_an_unknown_conflict_is_404(logged_in, path):
+    response = logged_in.post(path, data=json.dumps({"keep": "local"}) if "/api/" in path else {"keep": "local"},
+                              headers=api_headers(logged_in) if "/api/" in path else {"X-CSRFToken": csrf_token(logged_in, "/history?limit=1")})
+    assert response.status_code == 404
+
+
+def test_wrong_method_is_405_not_500(logged_in, web_practice):
+    assert logged_in.get(f"/conflicts/{cid(web_practice, 9)}/resolve").status_code == 405
+    assert logged_in.delete("/api/status", headers={"X-CSRFToken": csrf_token(logged_in, "/history?limit=1")}).status_code == 405
+
+
+# -- API tokens ------------------------------------------------------------------------------------------------
+def test_a_token_authenticates_api_calls_and_its_posts_need_no_csrf(client, web_practice):
+    auth = {"Authorization": f"Bearer {web_practice.token}"}
+    assert client.get("/api/status", headers=auth).get_json()["node"] == "pc-1"
+    assert len(client.get("/api/conflicts?all=1", headers=auth).get_json()) == 10
+    response = client.post(f"/api/conflicts/{cid(web_practice, 4)}/resolve", json={"keep": "local"}, headers=auth)
+    assert response.status_code == 200
+    assert response.get_json()["resolved_by"] == USER
+    assert local_row(web_practice, 4)["phone"] == "local 4"
+
+
+@pytest.mark.parametrize("header", ["Bearer ccsync_wrong", "Bearer ", "Basic dXNlcjpwYXNz", "ccsync_token",
+                                    "Bearer not-even-prefixed"])
+def test_a_wrong_token_is_401_even_with_a_session(logged_in, header):
+    assert logged_in.get("/api/status").status_code == 200
+    response = logged_in.get("/api/status", headers={"Authorization": header})
+    assert response.status_code == 401
+
+
+# -- Sumehr --------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def fake_publisher(monkeypatch):
+    calls = []
+    rows = [
+        {"patient": "85010100001", "latest_version": 3, "hub_version": 2, "state": "failed",
+         "reason": "HUB error: <b>boom</b>", "since": "2025-01-02T03:04:05+00:00", "attempts": 4,
+         "last_attempt": "2025-01-02T03:10:00+00:00", "next_attempt": "2025-01-02T03:20:00+00:00",
+         "hub_transaction_id": None},
+        {"patient": "85010100002", "latest_version": 1, "hub_version": None, "state": "pending", "reason": "offline",
+         "since": "2025-01-02T03:04:05+00:00", "attempts": 0, "last_attempt": None, "next_attempt": None,
+         "hub_transaction_id": None},
+    ]
+    ok = {"patient": "85010100003", "latest_version": 1, "hub_version": 1, "state": "up_to_date", "reason": None,
+          "since": None, "attempts": 0, "last_attempt": None, "next_attempt": None, "hub_transaction_id": "t1"}
+
+    def list_patients(settings, *, failed_only=False):
+        assert isinstance(settings, Settings)
+        return [dict(r) for r in rows] + ([] if failed_only else [dict(ok)])
+
+    def retry(settings, patient=None):
+        calls.append(patient)
+        return 1
+
+    module = types.SimpleNamespace(list_patients=list_patients, retry=retry)
+    monkeypatch.setitem(sys.modules, "reconciler.sumehr", module)
+    return calls
+
+
+def test_sumehr_page_lists_the_patients_not_current_and_retry_now_works(logged_in, fake_publisher):
+    page = html(logged_in.get("/sumehr"))
+    assert "85010100001" in page and "85010100002" in page and "85010100003" not in page
+    assert "HUB error: &lt;b&gt;boom&lt;/b&gt;" in page and "<b>boom</b>" not in page
+    assert page.count("Retry now</button>") == 2
+    assert "85010100003" in html(logged_in.get("/sumehr?all=1"))
+    response = logged_in.post("/sumehr/85010100001/retry", data={"csrf_token": csrf_token(logged_in, "/sumehr")})
+    assert response.status_code == 302 and fake_publisher == ["85010100001"]
+    assert "a new try is asked for now" in html(logged_in.get("/sumehr"))
+    assert [r["patient"] for r in logged_in.get("/api/sumehr").get_json()] == ["85010100001", "85010100002"]
+    assert len(logged_in.get("/api/sumehr?all=1").get_json()) == 3
+    api = logged_in.post("/api/sumehr/85010100002/retry", headers=api_headers(logged_in))
+    assert api.status_code == 200 and api.get_json() == {"patient": "85010100002", "retried": 1}
+
+
+def test_sumehr_retry_of_an_unknown_patient_is_404_and_without_csrf_400(logged_in, fake_publisher):
+    token = csrf_token(logged_in, "/sumehr")
+    assert logged_in.post("/sumehr/99999/retry", data={"csrf_token": token}).status_code == 404
+    assert logged_in.post("/api/sumehr/99999/retry", headers={"X-CSRFToken": token}).status_code == 404
+    assert logged_in.post("/sumehr/85010100001/retry").status_code == 400
+    assert fake_publisher == []
+
+
+def test_sumehr_page_without_a_publisher_is_empty_with_a_note(logged_in, monkeypatch):
+    monkeypatch.setitem(sys.modules, "reconciler.sumehr", None)  # as if the module did not exist
+    page = logged_in.get("/sumehr")
+    assert page.status_code == 200 and "not part of this version of ccsync" in html(page)
+    assert logged_in.get("/api/sumehr").get_json() == []
+    response = logged_in.post("/api/sumehr/1/retry", headers={"X-CSRFToken": csrf_token(logged_in, "/history?limit=1")})
+    assert response.status_code == 503
+
+
+def test_sumehr_not_set_up_on_this_pc_says_so_without_a_500(logged_in, web_practice):
+    pytest.importorskip("reconciler.sumehr")
+    page = logged_in.get("/sumehr")  # this practice has no Sumehr documents table
+    assert page.status_code == 200
+    assert "not set up on this PC" in html(page)
+    assert logged_in.get("/api/sumehr").status_code == 503
+
+
+# -- how values are shown ---------------------------------------------------------------------------------
+def test_logical_times_and_diff_paths_read_for_people():
+    from datetime import datetime, timezone
+
+    from reconciler.conflicts import diff
+    from web import present
+
+    ms = int(datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc).timestamp() * 1000)
+    assert present.hlc((ms << 16) + 2).endswith(":05.678 +2")
+    assert present.hlc(ms << 16).endswith(":05.678")
+    stored = json.loads(diff(json.dumps({"it's": 1, "tags": [1, 2], "same": 0}),
+                             json.dumps({"it's": 3, "tags": [1, 3], "same": 0, "new": 1})))
+    assert present.diff_columns(stored, ["it's", "tags", "same", "new", "tag"]) == {"it's", "tags", "new"}
+    assert present.cell(None) == "NULL" and present.cell(True) == "true" and present.cell({"a": [1]}) == '{"a": [1]}'
+    assert present.pk({"id": 1, "code": "x"}) == "id=1, code=x"
+
+
+# -- errors never show internals ----------------------------------------------------------------------------
+def test_an_unexpected_error_is_a_plain_500_page_without_details(logged_in, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("host=db.example password=hunter2 went wrong")
+
+    monkeypatch.setattr(engine_status, "current", boom)
+    for path in ("/", "/api/status"):
+        response = logged_in.get(path)
+        assert response.status_code == 500
+        body = html(response)
+        assert "hunter2" not in body and "Traceback" not in body and "RuntimeError" not in body
+        assert "the details are in the panel" in body
+
+
+def test_an_unreachable_database_is_503_without_dsn_or_password():
+    dsn = "host=127.0.0.1 port=1 dbname=practice user=doctor password=hunter2 connect_timeout=1"
+    app = create_app({"LOCAL_DSN": dsn, "SECRET_KEY": SECRET})
+    client = app.test_client()
+    for path in ("/auth/login", "/api/status"):
+        response = client.get(path, headers={"Authorization": "Bearer ccsync_x"} if "/api/" in path else {})
+        assert response.status_code == 503
+        body = html(response)
+        assert "hunter2" not in body and "port=1" not in body and "doctor" not in body
+        assert "cannot be reached" in body
+
+
+def test_the_app_refuses_to_start_without_a_secret_or_a_local_database():
+    with pytest.raises(CcsyncError, match="secret key"):
+        create_app({"LOCAL_DSN": "dbname=x"})
+    with pytest.raises(CcsyncError, match="secret key"):
+        create_app({"LOCAL_DSN": "dbname=x", "SECRET_KEY": "short"})
+    with pytest.raises(CcsyncError, match="no local database"):
+        create_app({"SECRET_KEY": SECRET})
+
+
+def test_secret_key_from_env_then_toml_then_a_0600_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("CCSYNC_CONFIG", str(tmp_path / "ccsync.toml"))
+    settings = Settings(local="dbname=x")
+    first, where = secret_key(settings, environ={})
+    path = tmp_path / ".ccsync-panel-secret"
+    assert where.startswith(str(path)) and len(first) >= 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert secret_key(settings, environ={}) == (first, str(path))
+    assert secret_key(Settings(extra={"panel": {"secret_key": "from the toml file"}}), environ={})[0] == \
+        "from the toml file"
+    assert secret_key(settings, environ={"CCSYNC_PANEL_SECRET": "from the environment"})[0] == "from the environment"
+    path.chmod(0o644)
+    with pytest.raises(CcsyncError, match="chmod 600"):
+        secret_key(settings, environ={})
+
+
+# -- the command line ------------------------------------------------------------------------------------------
+def test_panel_user_add_reads_stdin_and_prints_a_token_once(web_practice, client):
+    runner = CliRunner()
+    result = runner.invoke(cli.main, ["panel-user", "add", "script", "--local", web_practice.local, "--token"],
+                           input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert token.startswith("ccsync_") and len(token.splitlines()) == 1
+    with psycopg.connect(web_practice.local) as conn:
+        stored = conn.execute("select password_hash, api_token_hash from ccsync.panel_users where name = 'script'"
+                              ).fetchone()
+    assert token not in stored and "a long enough password" not in stored[0]
+    assert client.get("/api/status", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert log_in(client, "script", "a long enough password").status_code == 302
+
+    again = runner.invoke(cli.main, ["panel-user", "add", "script", "--local", web_practice.local], input="x" * 10)
+    assert again.exit_code == 1 and "exists" in again.output
+    short = runner.invoke(cli.main, ["panel-user", "add", "other", "--local", web_practice.local], input="short\n")
+    assert short.exit_code == 1 and "at least 8 characters" in short.output
+
+    new = runner.invoke(cli.main, ["panel-user", "token", "script", "--local", web_practice.local])
+    assert new.exit_code == 0
+    assert client.get("/api/status", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    listed = json.loads(runner.invoke(cli.main, ["panel-user", "list", "--local", web_practice.local, "--json"]).stdout)
+    assert {"name": "script", "has_token": True}.items() <= next(u for u in listed if u["name"] == "script").items()
+    assert runner.invoke(cli.main, ["panel-user", "remove", "script", "--local", web_practice.local]).exit_code == 0
+    gone = runner.invoke(cli.main, ["panel-user", "remove", "script", "--local", web_practice.local])
+    assert gone.exit_code == 1 and "no panel user 'script'" in gone.output
+
+
+def test_ccsync_panel_serves_with_waitress_on_127_0_0_1(web_practice):
+    port = free_port()
+    env = {**os.environ, "CCSYNC_LOCAL_DSN": web_practice.local, "CCSYNC_CLOUD_DSN": web_practice.cloud,
+           "CCSYNC_PANEL_SECRET": SECRET}
+    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "panel", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/auth/login", timeout=5) as response:
+                    assert response.status == 200
+                    assert response.headers["Server"] == "ccsync panel"  # waitress, not Werkzeug's dev server
+                    assert "Log in" in response.read().decode()
+                break
+            except urllib.error.URLError:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "the panel did not start"
+                time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5)
+        assert refused.value.code == 401
+        refused.value.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert f"on http://127.0.0.1:{port}/" in out
+    assert web_practice.local not in out + err and "Traceback" not in err

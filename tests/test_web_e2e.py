@@ -1,0 +1,336 @@
+"""The panel end to end in headless Chromium (Playwright) against real servers: a cloud on a server of its own
+(so it can be stopped), a PC running `ccsync run`, `ccsync panel` served by waitress, the HUB simulator.
+
+Screenshots of every page go to test-artifacts/panel/; with CCSYNC_SCREENSHOTS=docs they are also copied
+to docs/screenshots/ for the README.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import reconciler
+from reconciler import status, sync
+from reconciler.config import Settings
+from reconciler.pgserver import PgServer, free_port
+from reconciler import panel_users as users
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "panel"
+DOCS = ROOT / "docs" / "screenshots"
+CHROMIUM = Path(os.environ.get("CCSYNC_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+HAS_SUMEHR = importlib.util.find_spec("reconciler.sumehr") is not None
+
+USER, PASSWORD = "Dr Peeters", "a panel password for the browser"
+LOCAL_PHONE, CLOUD_PHONE = "0470 11 22 33 (changed on the PC)", "0470 99 88 77 (changed on the cloud)"
+SCHEMA = """
+create table patients (
+    id          int primary key,
+    name        text not null,
+    phone       text,
+    notes       text,
+    hub_consent boolean not null default false
+);
+create table sumehr_documents (
+    patient_id int not null references patients (id),
+    version    int not null,
+    kmehr      text not null,
+    created_at timestamptz not null default now(),
+    primary key (patient_id, version)
+);
+"""
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (psycopg.OperationalError, reconciler.CcsyncError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def one(dsn: str, query: str, params=None):
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
+        return conn.execute(query, params).fetchone()[0]
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(300)  # let the light's first poll land
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    if os.environ.get("CCSYNC_SCREENSHOTS") == "docs":
+        DOCS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / f"{name}.png", DOCS / f"{name}.png")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}: `apt-get install chromium` to run the panel's browser tests "
+                    "(Playwright drives Debian's Chromium; no browser download)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("Playwright is not installed: pip install -e '.[test]'")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Stack:
+    """Every process of a PC of the practice, and the cloud's own server."""
+
+    def __init__(self, pg, tmp: Path):
+        from reconciler.hubsim import SOAP_PATH, start_in_thread
+
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen] = []
+        self.hub_url, self.hub, self._stop_hub = start_in_thread(port=0)
+        self.hub.down()  # the HUB is out: the first publication fails
+        self.server = PgServer(tmp / "cloud", bindir=pg.bindir, settings={"fsync": "off"}).init().start()
+        self.cloud = self.server.create_database("practice")
+        reconciler.install(self.cloud, "cloud")
+        with psycopg.connect(self.cloud, autocommit=True) as c:
+            c.execute(SCHEMA)
+            c.execute("insert into patients (id, name, phone, hub_consent) values "
+                      "(1, 'Anna Peeters', '0470 00 00 00', false), (2, 'Marc Janssens', '0486 12 34 56', true)")
+        reconciler.track(self.cloud, ["patients", "sumehr_documents"])
+        self.local_db = f"t_e2e_pc1_{os.getpid()}"
+        self.local = pg.create_database(self.local_db)
+        reconciler.install(self.local, "pc-1")
+        config = tmp / "ccsync.toml"
+        config.write_text(f'[hub]\nendpoint = "{self.hub_url}{SOAP_PATH}"\nconnect_timeout = 2\nread_timeout = 5\n'
+                          "[sumehr]\ninterval_seconds = 1\n")
+        self.settings = Settings(local=self.local, cloud=self.cloud)
+        sync.init(self.settings)
+        users.add(self.local, USER, PASSWORD)
+        # the same record changed on both sides while they could not see each other
+        with psycopg.connect(self.local, autocommit=True) as c:
+            c.execute("update patients set phone = %s where id = 1", (LOCAL_PHONE,))
+        with psycopg.connect(self.cloud, autocommit=True) as c:
+            c.execute("update patients set phone = %s where id = 1", (CLOUD_PHONE,))
+            if HAS_SUMEHR:
+                from reconciler.kmehr import build_sumehr
+
+                doc = build_sumehr("85010100002", "Marc", "Janssens", "1985-01-01", "male", 1).decode()
+                c.execute("insert into sumehr_documents (patient_id, version, kmehr) values (2, 1, %s)", (doc,))
+        self.env = {**os.environ, "CCSYNC_LOCAL_DSN": self.local, "CCSYNC_CLOUD_DSN": self.cloud,
+                    "CCSYNC_CONFIG": str(config), "CCSYNC_PANEL_SECRET": "an end-to-end secret of some length"}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self, name: str, *args: str) -> None:
+        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
+        proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", *args], env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc.log = log
+        self.procs.append(proc)
+
+    def status(self) -> dict:
+        return status.current(self.settings)
+
+    def panel_answers(self) -> bool:
+        for proc in self.procs:
+            assert proc.poll() is None, f"{proc.args[3:]} exited: see its log above"
+        try:
+            with urllib.request.urlopen(self.url + "/auth/login", timeout=3) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.log.close()
+        self._stop_hub()
+        self.server.stop("immediate")
+
+
+@pytest.fixture(scope="module")
+def stack(browser, pg, tmp_path_factory):
+    s = Stack(pg, tmp_path_factory.mktemp("e2e"))
+    try:
+        s.start("service", "run", "--max-backoff", "0.5")
+        s.start("panel", "panel", "--port", str(s.port))
+        wait_for(lambda: s.status()["service"] and s.status()["mode"] == "online", 60, "the service online")
+        wait_for(lambda: one(s.local, "select count(*) from ccsync.conflicts where status = 'open'") == 1, 30,
+                 "the conflict on the PC")
+        wait_for(s.panel_answers, 60, "the panel")
+        yield s
+    finally:
+        s.stop()
+        for name in ("service", "panel"):
+            print(f"--- {name} log ---\n" + (s.tmp / f"{name}.log").read_text(errors="replace")[-4000:])
+        try:
+            pg.drop_database(s.local_db)
+        except psycopg.Error:
+            pass
+
+
+@pytest.fixture(scope="module")
+def page(browser, stack):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(30_000)
+    p = context.new_page()
+    yield p
+    context.close()
+
+
+def light(page):
+    return page.locator("#status-light [data-field=word]")
+
+
+def test_log_in_and_see_the_status_light(page, stack):
+    from playwright.sync_api import expect
+
+    page.goto(stack.url + "/conflicts")
+    expect(page).to_have_url(f"{stack.url}/auth/login?next=/conflicts")
+    shot(page, "login")
+    page.fill("#name", USER)
+    page.fill("#password", "not the password")
+    page.click("button[type=submit]")
+    expect(page.locator(".flash-error")).to_have_text("Wrong name or password.")
+    page.fill("#name", USER)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{stack.url}/conflicts")
+    page.goto(stack.url + "/")
+    expect(light(page)).to_have_text("Online")
+    expect(page.locator("#status-light [data-light]")).to_have_attribute("data-mode", "online")
+    expect(page.locator(".userbox .username")).to_have_text(USER)
+    shot(page, "status-online")
+
+
+def test_the_light_goes_offline_when_the_cloud_stops_and_online_again(page, stack):
+    from playwright.sync_api import expect
+
+    page.goto(stack.url + "/")
+    expect(light(page)).to_have_text("Online")
+    stack.server.stop("immediate")
+    try:
+        # no reload: the page polls /api/status
+        expect(light(page)).to_have_text("Offline", timeout=45_000)
+        expect(page.locator("#status-light [data-light]")).to_have_attribute("data-mode", "offline")
+        expect(page.locator(".cards [data-field=pending_pull]")).to_have_text("unknown")
+        shot(page, "status-offline")
+    finally:
+        stack.server.start()
+    expect(light(page)).to_have_text("Online", timeout=60_000)
+
+
+def test_while_synchronizing_the_light_blinks_and_shows_progress(page, stack):
+    """A backlog big enough to watch is slow to build, so the status answer is played to the page."""
+    from playwright.sync_api import expect
+
+    doc = {**stack.status(), "mode": "synchronizing", "pending_push": 1250, "pending_pull": 40,
+           "progress": {"what": "push", "done": 750, "total": 1250}}
+    page.route("**/api/status", lambda route: route.fulfill(json=doc))
+    try:
+        page.goto(stack.url + "/")
+        expect(light(page)).to_have_text("Synchronizing")
+        expect(page.locator("#status-light [data-field=progress]")).to_have_text("push 750/1250")
+        expect(page.locator("#status-light [data-field=pending_push]")).to_have_text("1250")
+        expect(page.locator(".hero progress")).to_have_attribute("value", "750")
+        blink = page.locator("#status-light [data-light]").evaluate("el => getComputedStyle(el).animationName")
+        assert blink == "blink"
+        shot(page, "status-synchronizing")
+    finally:
+        page.unroute("**/api/status")
+
+
+def test_open_a_conflict_keep_local_and_the_cloud_gets_it(page, stack):
+    from playwright.sync_api import expect
+
+    page.goto(stack.url + "/conflicts")
+    rows = page.locator("#conflicts tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("public.patients")
+    expect(rows.first).to_contain_text("id=1")
+    expect(rows.first).to_contain_text("changed on both sides")
+    shot(page, "conflicts")
+
+    rows.first.locator("a.icon-button").click()  # the magnifying glass
+    expect(page.locator("h1")).to_contain_text("Conflict #")
+    phone = page.locator('#compare tr[data-field-name="phone"]')
+    expect(phone).to_have_class("state-conflict")
+    expect(phone.locator("td.local")).to_have_text(LOCAL_PHONE)
+    expect(phone.locator("td.cloud")).to_have_text(CLOUD_PHONE)
+    expect(phone.locator("td.base")).to_have_text("0470 00 00 00")
+    shot(page, "conflict")
+
+    page.click("#keep-local")
+    expect(page.locator(".flash-success")).to_contain_text("resolved")
+    expect(page.locator("#conflicts")).to_have_count(0)  # the row left the list: no open conflict
+    # the resolution is a change like any other: the running service carries it to the cloud
+    wait_for(lambda: one(stack.cloud, "select phone from patients where id = 1") == LOCAL_PHONE, 30,
+             "the local version on the cloud")
+    wait_for(lambda: one(stack.cloud, "select status from ccsync.conflicts") == "resolved", 30,
+             "the resolution on the cloud")
+    page.locator(".tabs a", has_text="Resolved").click()
+    expect(page.locator("#resolved tbody tr")).to_have_count(1)
+    expect(page.locator("#resolved tbody tr").first).to_contain_text(USER)
+    expect(page.locator("#resolved tbody tr").first).to_contain_text("kept local")
+    shot(page, "conflicts-resolved")
+
+    page.goto(stack.url + "/history")
+    expect(page.locator("#history tbody tr").first).to_be_visible()
+    shot(page, "history")
+
+
+@pytest.mark.skipif(not HAS_SUMEHR, reason="reconciler.sumehr (the Sumehr publisher) is not in this checkout yet")
+def test_a_hub_failure_is_listed_and_retry_now_publishes_once_the_hub_is_back(page, stack):
+    from playwright.sync_api import expect
+
+    wait_for(lambda: any(p["state"] == "failed" for p in _listed(stack)), 60, "the HUB failure on the PC")
+    page.goto(stack.url + "/sumehr")
+    row = page.locator("#patient-2")
+    expect(row).to_contain_text("failed")
+    expect(row.locator("td.reason")).not_to_have_text("—")
+    expect(page.locator('[data-count="hub_failures"]')).to_have_text("1")
+    shot(page, "sumehr")
+
+    stack.hub.ok()
+    row.locator("button", has_text="Retry now").click()
+    expect(page.locator(".flash")).to_contain_text("Patient 2")
+    wait_for(lambda: stack.hub.stored("85010100002") is not None, 30, "the Sumehr on the HUB")
+    deadline = time.monotonic() + 30
+    while page.locator("#patient-2").count() and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        page.goto(stack.url + "/sumehr")
+    expect(page.locator("#patient-2")).to_have_count(0)
+    expect(page.locator(".empty")).to_contain_text("Every Sumehr on the HUB is the latest")
+    shot(page, "sumehr-published")
+
+
+def _listed(stack) -> list[dict]:
+    from reconciler import sumehr
+
+    return sumehr.list_patients(Settings(local=stack.local, cloud=stack.cloud,
+                                         extra={"sumehr": {}, "hub": {"endpoint": stack.hub_url}}),
+                                failed_only=True)

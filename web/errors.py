@@ -1,0 +1,84 @@
+"""Error pages and JSON errors: a status and one readable line, never a DSN, a password or a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from flask import jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from reconciler.conflicts import AlreadyResolved, UnknownConflict
+from reconciler.errors import CcsyncError, NotInstalled
+
+from .auth import is_api
+
+log = logging.getLogger("ccsync.panel")
+
+UNREACHABLE = "the database of this PC cannot be reached: check that its PostgreSQL runs (details in the panel's log)"
+INTERNAL = "something went wrong inside the panel; the details are in the panel's log"
+
+
+def answer(code: int, message: str, title: str | None = None):
+    if is_api():
+        response = jsonify(error=message)
+    else:
+        response = render_template("errors/error.html", code=code, title=title or _TITLES.get(code, "Error"),
+                                   message=message)
+    return response, code
+
+
+_TITLES = {400: "Bad request", 401: "Not logged in", 403: "Forbidden", 404: "Not found",
+           405: "Method not allowed", 409: "Already done", 413: "Too large", 500: "Internal error",
+           503: "Not available"}
+
+
+def _http(exc: HTTPException):
+    if exc.code is None or exc.code < 400:
+        return exc
+    if isinstance(exc, CSRFError):
+        return answer(400, f"{exc.description} Reload the page and try again.", "Form expired or forged")
+    message = {404: "There is nothing at this address.",
+               405: "This address does not accept that method."}.get(exc.code, exc.description)
+    return answer(exc.code, message)
+
+
+def _ccsync(exc: CcsyncError):
+    if isinstance(exc, UnknownConflict):
+        return answer(404, str(exc))
+    if isinstance(exc, AlreadyResolved):
+        return answer(409, str(exc))
+    if isinstance(exc.__cause__, psycopg.Error):
+        # libpq's own words can name hosts and users: they go to the log, not to the page
+        log.warning("database unreachable: %s", exc)
+        return answer(503, UNREACHABLE)
+    if isinstance(exc, NotInstalled):
+        return answer(503, str(exc))
+    return answer(400, str(exc))
+
+
+def _database(exc: psycopg.Error):
+    if isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)):
+        # the row was refused by PostgreSQL (a value of the wrong type, a constraint): the user can fix it
+        primary = exc.diag.message_primary or type(exc).__name__
+        return answer(400, f"the database refused the values: {primary}")
+    if isinstance(exc, psycopg.OperationalError):
+        log.warning("database error: %s", " ".join(str(exc).split()))
+        return answer(503, UNREACHABLE)
+    log.exception("database error")
+    return answer(500, INTERNAL)
+
+
+def _unexpected(exc: Exception):
+    if isinstance(exc, HTTPException):
+        return _http(exc)
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return answer(500, INTERNAL)
+
+
+def init_app(app) -> None:
+    app.register_error_handler(HTTPException, _http)
+    app.register_error_handler(CcsyncError, _ccsync)
+    app.register_error_handler(psycopg.Error, _database)
+    app.register_error_handler(Exception, _unexpected)

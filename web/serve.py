@@ -1,0 +1,108 @@
+"""`ccsync panel`: where the session secret comes from, and serving the panel with waitress."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import waitress
+
+from reconciler import _db
+from reconciler.config import CONFIG_FILE, Settings
+from reconciler.errors import CcsyncError
+
+from reconciler import panel_users as users
+
+from . import MIN_SECRET_LENGTH, create_app
+
+SECRET_ENV = "CCSYNC_PANEL_SECRET"
+SECRET_FILE = ".ccsync-panel-secret"
+
+
+def _panel_section(settings: Settings) -> dict:
+    panel = settings.extra.get("panel") or {}
+    if not isinstance(panel, dict):
+        raise CcsyncError("panel in ccsync.toml must be a table: [panel]")
+    return panel
+
+
+def secret_path(settings: Settings) -> Path:
+    """[panel] secret_file, else .ccsync-panel-secret beside ccsync.toml (or $CCSYNC_CONFIG)."""
+    panel = _panel_section(settings)
+    if panel.get("secret_file"):
+        return Path(str(panel["secret_file"])).expanduser()
+    return Path(os.environ.get("CCSYNC_CONFIG") or CONFIG_FILE).parent / SECRET_FILE
+
+
+def secret_key(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The session secret and where it came from: $CCSYNC_PANEL_SECRET, then [panel] secret_key in
+    ccsync.toml, then the secret file, created once with 0600 permissions when it does not exist."""
+    env = os.environ if environ is None else environ
+    if env.get(SECRET_ENV):
+        return env[SECRET_ENV], f"${SECRET_ENV}"
+    panel = _panel_section(settings)
+    if panel.get("secret_key"):
+        return str(panel["secret_key"]), "ccsync.toml [panel] secret_key"
+    path = secret_path(settings)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            raise CcsyncError(f"{path} holds the panel's secret but others can read it: chmod 600 {path}") from None
+        secret = path.read_text(encoding="utf-8").strip()
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise CcsyncError(f"{path} holds a secret shorter than {MIN_SECRET_LENGTH} characters: delete it "
+                              "and a new one is generated") from None
+        return secret, str(path)
+    except OSError as exc:
+        raise CcsyncError(f"cannot create the panel's secret file {path}: {exc.strerror}; set secret_key "
+                          f"under [panel] in ccsync.toml or ${SECRET_ENV}") from None
+    secret = secrets.token_hex(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secret + "\n")
+    return secret, f"{path} (generated now)"
+
+
+def check_database(settings: Settings) -> tuple[str, int]:
+    """The node's name and its number of panel users; a clear error when the database is not ready."""
+    with _db.connect(settings.need_local(), role="local database") as conn:
+        name = _db.identity(conn)
+        users.ensure_table(conn)
+        return name, users.count(conn)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8600, *, threads: int = 8,
+          echo: Callable[[str], None] = print) -> None:
+    """Serve the panel with waitress until Ctrl-C or SIGTERM."""
+    secret, source = secret_key(settings)
+    app = create_app({"SETTINGS": settings, "SECRET_KEY": secret})
+    node, count = check_database(settings)
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=threads, ident="ccsync panel")
+    except OSError as exc:
+        raise CcsyncError(f"cannot listen on {host}:{port} ({exc.strerror}): choose another --port") from None
+    shown = f"[{host}]" if ":" in host else host
+    echo(f"ccsync panel of node {node} on http://{shown}:{getattr(server, 'effective_port', port)}/ (Ctrl-C stops it)")
+    echo(f"session secret from {source}")
+    if count == 0:
+        echo("no one can log in yet: add a user with `ccsync panel-user add NAME`")
+    if not is_loopback(host):
+        echo(f"warning: the panel listens on {host}, reachable from the network: put it behind HTTPS")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
