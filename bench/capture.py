@@ -20,13 +20,20 @@ Usage:
 Progress goes to stderr; the report (or with --json one JSON object) to stdout.
 
 JSON keys:
-    server      version, bindir, cpus, settings (durability and memory settings in force)
-    pgbench     script, scale, clients, jobs, seconds, runs, aggregate ("median"),
-                untracked_tps, tracked_tps (every run, in order), untracked, tracked (the medians),
-                ratio (tracked / untracked), target_min, met
+    server      version, bindir, ccsync_revision, cpus, settings (durability and memory settings
+                in force), load_before, load_after (1-minute load average: how busy the machine was)
+    pgbench     script, scale, clients, jobs, seconds, runs, aggregate ("median"), untracked_tps,
+                tracked_tps (every run, in order), run_ratios (tracked / untracked, round by round),
+                untracked, tracked (the medians), ratio (tracked / untracked), target_min, met,
+                cpu: untracked_us_per_tx, tracked_us_per_tx (server CPU microseconds per
+                transaction, every run), untracked, tracked (the medians), ratio (untracked / tracked)
     insert      table, rows, runs, aggregate ("median"), untracked_seconds, tracked_seconds (every
-                run), untracked, tracked (the medians), ratio (tracked / untracked), target_max, met
-A section skipped with --only is absent.
+                run), run_ratios, untracked, tracked (the medians), ratio (tracked / untracked),
+                target_max, met,
+                cpu: untracked_seconds, tracked_seconds (CPU seconds of the inserting backend, every
+                run), untracked, tracked (the medians), ratio (tracked / untracked)
+The cpu figures need Linux's /proc (absent elsewhere); they barely move when other work shares the
+machine, so they are the steadier view of the overhead. A section skipped with --only is absent.
 """
 
 from __future__ import annotations
@@ -105,15 +112,70 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # -- server and databases ----------------------------------------------------------------------------
 def server_facts(server: PgServer) -> dict:
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        settings = {name: conn.execute(f"show {name}").fetchone()[0] for name in SHOWN_SETTINGS}
+        settings = {name: conn.execute("select current_setting(%s)", (name,)).fetchone()[0]
+                    for name in SHOWN_SETTINGS}
         version = conn.execute("show server_version").fetchone()[0]
-    return {"version": version, "bindir": str(server.bindir), "cpus": os.cpu_count(), "settings": settings}
+    return {"version": version, "bindir": str(server.bindir), "ccsync_revision": reconciler.head(),
+            "cpus": os.cpu_count(),
+            "load_before": round(os.getloadavg()[0], 2), "settings": settings}
 
 
 def checkpoint(server: PgServer) -> None:
     """Start every timed run right after a checkpoint, so full-page writes cost both sides alike."""
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute("checkpoint")
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stat(pid: int) -> list[str]:
+    # the fields after the command name, which may hold spaces: [0] state, [1] ppid, [11] utime...
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds used so far by one process (a backend), or None where /proc is missing."""
+    try:
+        f = _proc_stat(pid)
+    except OSError:
+        return None
+    return (int(f[11]) + int(f[12])) / _TICK
+
+
+def server_cpu(server: PgServer) -> float | None:
+    """CPU seconds used so far by the whole server, or None where /proc is missing.
+
+    The postmaster's own time, the time of the backends that have exited (the postmaster reaps them,
+    so the kernel adds them to its children's time), and that of its live processes (WAL writer,
+    checkpointer, backends still running). Unlike wall-clock throughput, this barely moves when other
+    work shares the machine.
+    """
+    try:
+        master = int((server.datadir / "postmaster.pid").read_text().split()[0])
+        f = _proc_stat(master)
+        total = sum(int(x) for x in f[11:15])
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    child = _proc_stat(int(entry.name))
+                except OSError:
+                    continue  # exited meanwhile
+                if int(child[1]) == master:
+                    total += int(child[11]) + int(child[12])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / _TICK
+
+
+def wait_for_backends_to_exit(server: PgServer, db: str) -> None:
+    """pgbench has returned, but its backends may still be exiting: wait, so their CPU time is counted."""
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        for _ in range(100):
+            if not conn.execute("select count(*) from pg_stat_activity where datname = %s", (db,)).fetchone()[0]:
+                break
+            time.sleep(0.05)
+    time.sleep(0.2)
 
 
 def pgbench(server: PgServer, *args: str, quiet: bool = False) -> str:
@@ -155,30 +217,46 @@ def prepare_databases(server: PgServer, args: argparse.Namespace) -> None:
 def bench_pgbench(server: PgServer, args: argparse.Namespace) -> dict:
     jobs = args.jobs or max(1, min(args.clients, os.cpu_count() or 1))
     tps: dict[str, list[float]] = {UNTRACKED: [], TRACKED: []}
+    cpu_us: dict[str, list[float]] = {UNTRACKED: [], TRACKED: []}
     for run in range(1, args.runs + 1):
         for db in (UNTRACKED, TRACKED):
             checkpoint(server)
             log(f"pgbench run {run}/{args.runs} on {db}: {args.clients} clients, {args.seconds} s")
+            cpu_before = server_cpu(server)
             out = pgbench(server, "-b", "tpcb-like", "-c", str(args.clients), "-j", str(jobs),
                           "-T", str(args.seconds), "-P", str(max(1, args.seconds // 3)), db)
+            wait_for_backends_to_exit(server, db)
+            cpu_after = server_cpu(server)
             match = re.search(r"^tps = ([0-9.]+)", out, re.MULTILINE)
-            if not match:
+            done = re.search(r"^number of transactions actually processed: (\d+)", out, re.MULTILINE)
+            if not (match and done):
                 raise SystemExit(f"cannot read the TPS in pgbench's output:\n{out}")
             tps[db].append(float(match.group(1)))
-            log(f"  {float(match.group(1)):.1f} TPS")
+            if cpu_before is not None and cpu_after is not None and int(done.group(1)):
+                cpu_us[db].append((cpu_after - cpu_before) / int(done.group(1)) * 1e6)
+            log(f"  {tps[db][-1]:.1f} TPS" + (f", {cpu_us[db][-1]:.0f} us server CPU per transaction"
+                                               if len(cpu_us[db]) == run else ""))
     untracked, tracked = statistics.median(tps[UNTRACKED]), statistics.median(tps[TRACKED])
     ratio = tracked / untracked
-    return {"script": "tpcb-like", "scale": args.scale, "clients": args.clients, "jobs": jobs,
-            "seconds": args.seconds, "runs": args.runs, "aggregate": "median",
-            "untracked_tps": tps[UNTRACKED], "tracked_tps": tps[TRACKED],
-            "untracked": untracked, "tracked": tracked, "ratio": ratio,
-            "target_min": TPS_TARGET_MIN, "met": ratio >= TPS_TARGET_MIN}
+    result = {"script": "tpcb-like", "scale": args.scale, "clients": args.clients, "jobs": jobs,
+              "seconds": args.seconds, "runs": args.runs, "aggregate": "median",
+              "untracked_tps": tps[UNTRACKED], "tracked_tps": tps[TRACKED],
+              "run_ratios": [t / u for u, t in zip(tps[UNTRACKED], tps[TRACKED])],
+              "untracked": untracked, "tracked": tracked, "ratio": ratio,
+              "target_min": TPS_TARGET_MIN, "met": ratio >= TPS_TARGET_MIN}
+    if len(cpu_us[UNTRACKED]) == len(cpu_us[TRACKED]) == args.runs:
+        cu, ct = statistics.median(cpu_us[UNTRACKED]), statistics.median(cpu_us[TRACKED])
+        result["cpu"] = {"untracked_us_per_tx": cpu_us[UNTRACKED], "tracked_us_per_tx": cpu_us[TRACKED],
+                         "untracked": cu, "tracked": ct, "ratio": cu / ct}
+    return result
 
 
 # -- 2. bulk insert -----------------------------------------------------------------------------------
 def bench_insert(server: PgServer, args: argparse.Namespace) -> dict:
     seconds: dict[str, list[float]] = {UNTRACKED: [], TRACKED: []}
+    cpu: dict[str, list[float]] = {UNTRACKED: [], TRACKED: []}
     conns = {db: psycopg.connect(server.dsn(db), autocommit=True) for db in (UNTRACKED, TRACKED)}
+    pids = {db: conn.execute("select pg_backend_pid()").fetchone()[0] for db, conn in conns.items()}
     try:
         for run in range(1, args.insert_runs + 1):
             for db, conn in conns.items():
@@ -186,10 +264,15 @@ def bench_insert(server: PgServer, args: argparse.Namespace) -> dict:
                 if db == TRACKED:
                     conn.execute("truncate ccsync.journal")  # as after a push: every run starts alike
                 checkpoint(server)
+                cpu_before = process_cpu(pids[db])
                 started = time.perf_counter()
                 conn.execute(VISIT_INSERT, (args.rows,))  # autocommit: the time includes the commit
                 seconds[db].append(time.perf_counter() - started)
-                log(f"insert run {run}/{args.insert_runs} on {db}: {args.rows} rows in {seconds[db][-1]:.3f} s")
+                cpu_after = process_cpu(pids[db])
+                if cpu_before is not None and cpu_after is not None:
+                    cpu[db].append(cpu_after - cpu_before)
+                log(f"insert run {run}/{args.insert_runs} on {db}: {args.rows} rows in {seconds[db][-1]:.3f} s"
+                    + (f" ({cpu[db][-1]:.2f} s backend CPU)" if len(cpu[db]) == run else ""))
         journaled = conns[TRACKED].execute("select count(*) from ccsync.journal").fetchone()[0]
         if journaled != args.rows:
             raise SystemExit(f"the tracked insert journaled {journaled} rows, expected {args.rows}")
@@ -198,10 +281,16 @@ def bench_insert(server: PgServer, args: argparse.Namespace) -> dict:
             conn.close()
     untracked, tracked = statistics.median(seconds[UNTRACKED]), statistics.median(seconds[TRACKED])
     ratio = tracked / untracked
-    return {"table": "visit", "rows": args.rows, "runs": args.insert_runs, "aggregate": "median",
-            "untracked_seconds": seconds[UNTRACKED], "tracked_seconds": seconds[TRACKED],
-            "untracked": untracked, "tracked": tracked, "ratio": ratio,
-            "target_max": INSERT_TARGET_MAX, "met": ratio <= INSERT_TARGET_MAX}
+    result = {"table": "visit", "rows": args.rows, "runs": args.insert_runs, "aggregate": "median",
+              "untracked_seconds": seconds[UNTRACKED], "tracked_seconds": seconds[TRACKED],
+              "run_ratios": [t / u for u, t in zip(seconds[UNTRACKED], seconds[TRACKED])],
+              "untracked": untracked, "tracked": tracked, "ratio": ratio,
+              "target_max": INSERT_TARGET_MAX, "met": ratio <= INSERT_TARGET_MAX}
+    if len(cpu[UNTRACKED]) == len(cpu[TRACKED]) == args.insert_runs:
+        cu, ct = statistics.median(cpu[UNTRACKED]), statistics.median(cpu[TRACKED])
+        result["cpu"] = {"untracked_seconds": cpu[UNTRACKED], "tracked_seconds": cpu[TRACKED],
+                         "untracked": cu, "tracked": ct, "ratio": ct / cu}
+    return result
 
 
 # -- report -------------------------------------------------------------------------------------------
@@ -210,7 +299,11 @@ def report(result: dict) -> str:
     lines = [
         f"ccsync capture overhead: PostgreSQL {s['version']} ({s['bindir']}), {s['cpus']} CPUs",
         "settings: " + ", ".join(f"{k}={v}" for k, v in s["settings"].items()),
-        "runs alternate untracked / tracked on one server; figures are medians",
+        f"tracked side: ccsync schema revision {s['ccsync_revision']}, installed as node pc-bench",
+        "runs alternate untracked / tracked on one server; ratio = median tracked / median untracked",
+        f"load average (1 min): {s['load_before']} before, {s['load_after']} after"
+        + (" (above the CPU count: other work shared the machine, the figures are noisier)"
+           if max(s["load_before"], s["load_after"]) > s["cpus"] else ""),
     ]
     if "pgbench" in result:
         b = result["pgbench"]
@@ -220,11 +313,19 @@ def report(result: dict) -> str:
             f"{b['seconds']} s x {b['runs']} runs per side",
             "  runs untracked         " + "  ".join(f"{t:8.1f}" for t in b["untracked_tps"]),
             "  runs tracked           " + "  ".join(f"{t:8.1f}" for t in b["tracked_tps"]),
+            "  run ratios             " + "  ".join(f"{r:8.3f}" for r in b["run_ratios"]),
             f"  TPS untracked (median) {b['untracked']:8.1f}",
             f"  TPS tracked (median)   {b['tracked']:8.1f}",
             f"  ratio tracked/untracked {b['ratio']:7.3f}   target >= {b['target_min']}: "
             + ("met" if b["met"] else "MISSED"),
         ]
+        if "cpu" in b:
+            c = b["cpu"]
+            lines += [
+                "  server CPU per transaction (us, median; less sensitive to other load on the machine):",
+                f"    untracked {c['untracked']:8.0f}   tracked {c['tracked']:8.0f}   "
+                f"ratio untracked/tracked {c['ratio']:6.3f} (the TPS ratio if the server's CPU were the limit)",
+            ]
     if "insert" in result:
         b = result["insert"]
         lines += [
@@ -233,11 +334,19 @@ def report(result: dict) -> str:
             f"(bigint pk, int, 2 text, numeric, 2 timestamptz), {b['runs']} runs per side",
             "  runs untracked (s)     " + "  ".join(f"{t:8.3f}" for t in b["untracked_seconds"]),
             "  runs tracked (s)       " + "  ".join(f"{t:8.3f}" for t in b["tracked_seconds"]),
+            "  run ratios             " + "  ".join(f"{r:8.3f}" for r in b["run_ratios"]),
             f"  untracked (median, s)  {b['untracked']:8.3f}",
             f"  tracked (median, s)    {b['tracked']:8.3f}",
             f"  ratio tracked/untracked {b['ratio']:7.3f}   target <= {b['target_max']}: "
             + ("met" if b["met"] else "MISSED"),
         ]
+        if "cpu" in b:
+            c = b["cpu"]
+            lines += [
+                "  backend CPU of the insert (s, median; less sensitive to other load on the machine):",
+                f"    untracked {c['untracked']:8.3f}   tracked {c['tracked']:8.3f}   "
+                f"ratio tracked/untracked {c['ratio']:6.3f}",
+            ]
     return "\n".join(lines)
 
 
@@ -256,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 result["pgbench"] = bench_pgbench(server, args)
             if args.only != "pgbench":
                 result["insert"] = bench_insert(server, args)
+            result["server"]["load_after"] = round(os.getloadavg()[0], 2)
         finally:
             server.destroy()
     log("done")
