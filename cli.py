@@ -7,6 +7,7 @@ import json
 import sys
 
 import click
+import psycopg
 
 import reconciler
 from reconciler.errors import CcsyncError
@@ -22,6 +23,16 @@ def handle_errors(fn):
             return fn(*args, **kwargs)
         except CcsyncError as exc:
             raise click.ClickException(str(exc)) from None
+        except psycopg.OperationalError as exc:
+            first = " ".join(str(exc).split())[:200]
+            raise click.ClickException(
+                f"lost the connection to a database ({first}): the work in flight was rolled back and stays "
+                "pending; run the command again when the server is back"
+            ) from None
+        except psycopg.Error as exc:
+            raise click.ClickException(
+                f"the database refused: {exc.diag.message_primary or type(exc).__name__}; nothing was half-applied"
+            ) from None
 
     return wrapper
 
