@@ -3,7 +3,17 @@
 from . import conflicts, service, status, sync
 from .capture import POLICIES, tables, track, untrack
 from .errors import CcsyncError, NotInstalled
-from .schema import head, install, stamp_status, uninstall
+
+_SCHEMA = ("head", "install", "stamp_status", "uninstall")
+
+
+def __getattr__(name: str):
+    # the schema functions load Alembic and SQLAlchemy (half a second): only when they are used
+    if name in _SCHEMA:
+        from . import schema
+
+        return getattr(schema, name)
+    raise AttributeError(f"module 'reconciler' has no attribute {name!r}")
 
 __all__ = [
     "POLICIES",

@@ -46,6 +46,7 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
     check_drift(node_tables, tracked_tables(cloud, sides.tables))
     _check_horizon(node, cloud)
     totals = {"changes": 0, "transactions": 0, "conflicts": 0, "skipped": 0}
+    resumed = None
     while True:
         with node.transaction():
             since, window_upto, done = node.execute(
@@ -53,6 +54,8 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
             ).fetchone()
             if since is None and window_upto is None:
                 raise CcsyncError("this node has never been initialized: run `ccsync init` first")
+            if resumed is None:
+                resumed = window_upto is not None
             upto = window_upto or _journal.current_snapshot(cloud)
             window = _journal.Window(since, upto, done or 0, name, _skips(node))
             txns = _journal.transactions(cloud, window)
@@ -65,6 +68,9 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
                     (upto,),
                 )
                 _forget_covered_copies(node, upto)
+                if resumed:
+                    resumed = False
+                    continue
                 break
             batch = _journal.chunks(txns, chunk)[0]
             end = batch[-1][1]
@@ -85,6 +91,9 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
         totals["transactions"] += len(batch)
         if progress:
             progress.advance(changes)
+        if last and resumed:
+            resumed = False  # that finished a window an interrupted run left; now what came after it
+            continue
         if last:
             break
     _report_position(node, cloud, name)

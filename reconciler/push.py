@@ -26,6 +26,7 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
     check_drift(tracked_tables(node, sides.tables), cloud_tables)
     totals = {"changes": 0, "transactions": 0, "conflicts": 0}
     _forget_pushed(node, cloud, name)
+    resumed = None
     while True:
         with cloud.transaction():
             pos = cloud.execute(
@@ -36,6 +37,8 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
             if pos is None:
                 raise CcsyncError(f"node {name!r} is not registered on the cloud: run `ccsync init` first")
             since, window_upto, done = pos
+            if resumed is None:
+                resumed = window_upto is not None
             upto = window_upto or _journal.current_snapshot(node)
             window = _journal.Window(since, upto, done or 0)
             txns = _journal.transactions(node, window)
@@ -47,6 +50,9 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
                     "push_done_upto = null, last_push_at = now() where name = %s",
                     (upto, name),
                 )
+                if resumed:
+                    resumed = False
+                    continue
                 break
             batch = _journal.chunks(txns, chunk)[0]
             end = batch[-1][1]
@@ -69,8 +75,12 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
         totals["conflicts"] += outcome.conflicts
         if progress:
             progress.advance(outcome.changes)
+        if last and resumed:
+            resumed = False  # that finished a window an interrupted run left; now what came after it
+            continue
         if last:
             break
+    _forget_pushed(node, cloud, name)  # chunks an interrupted run applied but could not forget
     totals["seconds"] = round(time.monotonic() - started, 3)
     return totals
 

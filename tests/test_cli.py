@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 import cli
 
+pytestmark = pytest.mark.one_version  # behaviour that does not depend on the PostgreSQL version
+
 
 def run(*args, input=None):
     result = CliRunner().invoke(cli.main, list(args), input=input, catch_exceptions=False)

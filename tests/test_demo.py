@@ -16,7 +16,7 @@ def demo_cmd(tmp_path, *extra):
 
 
 def test_demo_scenario_ends_with_the_conflict_the_sumehr_on_the_hub_and_both_sides_converged(tmp_path):
-    proc = subprocess.run(demo_cmd(tmp_path, "--scenario-only", "--json"), capture_output=True, text=True,
+    proc = subprocess.run(demo_cmd(tmp_path, "--scenario-only", "--json", "--patients", "2000"), capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)

@@ -30,6 +30,8 @@ from reconciler import panel_users as users
 from web import create_app
 from web.serve import secret_key
 
+pytestmark = pytest.mark.one_version  # behaviour that does not depend on the PostgreSQL version
+
 PAGES = ["/", "/conflicts", "/conflicts/resolved", "/sumehr", "/sumehr?all=1", "/history", "/history?limit=5"]
 API = ["/api/status", "/api/conflicts", "/api/conflicts?all=1", "/api/history", "/api/history?limit=3"]
 

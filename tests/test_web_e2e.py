@@ -27,6 +27,8 @@ from reconciler.config import Settings
 from reconciler.pgserver import PgServer, free_port
 from reconciler import panel_users as users
 
+pytestmark = pytest.mark.one_version  # behaviour that does not depend on the PostgreSQL version
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "panel"
 DOCS = ROOT / "docs" / "screenshots"
