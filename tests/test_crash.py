@@ -29,6 +29,8 @@ from reconciler.pgserver import PgServer
 from tests.fix_pg import TEST_SETTINGS, Databases
 from tests.fix_sync import SCHEMA, Practice
 
+pytestmark = pytest.mark.one_version  # runs subprocesses and servers: once, on the first version
+
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("patients", "encounters")
 CHUNK = 7  # entries per apply transaction in the subprocesses: a window applies in several chunks
@@ -37,8 +39,6 @@ CHUNK = 7  # entries per apply transaction in the subprocesses: a window applies
 COUNTING = """
 import atexit, json, os
 import reconciler._faults as faults
-
-pytestmark = pytest.mark.one_version  # behaviour that does not depend on the PostgreSQL version
 class Passes(dict):
     def __contains__(self, name): return True
     def __missing__(self, name): return 10**9
