@@ -52,9 +52,10 @@ def steps(conn: psycopg.Connection) -> list[tuple[int, str, str, int]]:
 
 
 def _mark_done(returning_seq: sql.Composable) -> sql.Composed:
-    return sql.SQL("with a as ({q}) update ccsync_stage x set done = true from a where x.seq = a.seq").format(
-        q=returning_seq
-    )
+    # x.step narrows the update to the step's rows through the staging index (seq alone scanned it all)
+    return sql.SQL(
+        "with a as ({q}) update ccsync_stage x set done = true from a where x.step = %(step)s and x.seq = a.seq"
+    ).format(q=returning_seq)
 
 
 def update_step(conn, t: Table, step: int, *, check_base: bool) -> int:

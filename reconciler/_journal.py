@@ -133,5 +133,5 @@ def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window, chun
             for data in out:
                 inp.write(data)
     rows = dst.execute("select count(*) from ccsync_stage").fetchone()[0]
-    dst.execute("analyze ccsync_stage")
+    dst.execute("analyze ccsync_stage (step, seq)")  # the planner needs these; jsonb statistics cost seconds
     return rows
