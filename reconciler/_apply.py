@@ -16,6 +16,7 @@ import psycopg
 from psycopg.types.string import TextLoader
 from psycopg import sql
 
+from ._journal import Step
 from ._tablesql import Table
 
 
@@ -45,10 +46,91 @@ def _stage_from() -> sql.SQL:
     return sql.SQL("from ccsync_stage s")
 
 
-def steps(conn: psycopg.Connection) -> list[tuple[int, str, str, int]]:
-    return conn.execute(
-        "select step, table_name, op::text, count(*) from ccsync_stage group by 1, 2, 3 order by 1"
-    ).fetchall()
+class _Partial(Exception):
+    """A fast statement applied fewer changes than its step holds."""
+
+
+def bulk(conn: psycopg.Connection, on: bool) -> None:
+    """Mark the statements that follow as the reconciler's set-wise apply: the capture triggers skip them
+    (their WHEN clause), except for what triggers and cascades below them change (pg_trigger_depth() > 0).
+    On the cloud the reconciler journals such a statement's changes itself, from the staged chunk."""
+    conn.execute("select set_config('ccsync.bulk', %s, true)", ("on" if on else "",))
+
+
+def fast_step(conn: psycopg.Connection, t: Table, step: Step, *, push: bool) -> bool:
+    """Apply a whole step in one statement the capture triggers skip, and on the cloud journal it from the
+    stage. On the cloud (push) it must apply every change exactly on its base, or it is rolled back (to a
+    savepoint) and False returned: the step then goes the careful way, change by change where needed."""
+    q = {"U": _fast_update, "I": _fast_insert, "D": _fast_delete}[step.op](t, step, push)
+    if q is None:
+        return False
+    if not push:  # a node: the chunk runs with bulk on throughout; rows with a pending local change are skipped
+        conn.execute(q, {"step": step.number})
+        return True
+    try:
+        with conn.transaction():
+            bulk(conn, True)
+            if conn.execute(q, {"step": step.number}).rowcount != step.count:
+                raise _Partial
+            bulk(conn, False)
+            journal_step(conn, step.number)
+    except (_Partial, psycopg.errors.IntegrityError):
+        return False
+    return True
+
+
+def journal_step(conn: psycopg.Connection, step: int) -> None:
+    """Journal on the cloud, with the node as origin, the changes of a step applied exactly as staged: the
+    entries the capture triggers would have written (the same base, the same columns), without a trigger
+    call and a row image per row."""
+    conn.execute(
+        "insert into ccsync.journal (hlc, origin, table_name, op, pk, old, new) "
+        "select ccsync.hlc_next(), s.origin, s.table_name, s.op, s.pk, s.old, s.new "
+        "from ccsync_stage s where s.step = %s order by s.seq",
+        (step,),
+    )
+
+
+def _fast_update(t: Table, step: Step, push: bool) -> sql.Composed | None:
+    cols = [c for c in t.writable if c.name in (step.columns or ())]
+    if not cols:
+        return None
+    sets = sql.SQL(", ").join(
+        sql.SQL("{c} = {v}").format(c=sql.Identifier(c.name), v=t.typed(c, "cc_n", "s.new")) for c in cols
+    )
+    if push:  # every changed column still holds the node's base value
+        cond = sql.SQL(" and ").join(t.same(c, t.tcol(c), t.typed(c, "cc_o", "s.old")) for c in cols)
+        old = t.populate(sql.SQL("s.old"), "cc_o")
+    else:
+        cond, old = sql.SQL("not s.skipped"), sql.SQL("")
+    return sql.SQL(
+        "update {T} t set {sets} {frm} {p} {o} {n} where s.step = %(step)s and {match} and {cond}"
+    ).format(
+        T=t.ident, sets=sets, frm=_stage_from(), p=t.populate(sql.SQL("s.pk"), "cc_p"), o=old,
+        n=t.populate(sql.SQL("s.new"), "cc_n"), match=t.pk_match(), cond=cond,
+    )
+
+
+def _fast_insert(t: Table, step: Step, push: bool) -> sql.Composed:
+    if push:  # a key already there is an insert_insert conflict: the unique index says so, and the step goes slow
+        tail = sql.SQL("")
+    else:
+        tail = sql.SQL("and not s.skipped on conflict ({pk}) do update set {sets}").format(
+            pk=t.pk_columns(), sets=t.upsert_set())
+    return sql.SQL("insert into {T} ({cols}) select {vals} {frm} {n} where s.step = %(step)s {tail}").format(
+        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), frm=_stage_from(),
+        n=t.populate(sql.SQL("s.new"), "cc_n"), tail=tail,
+    )
+
+
+def _fast_delete(t: Table, step: Step, push: bool) -> sql.Composed:
+    if push:  # the cloud's row is the row the node deleted
+        cond, old = t.matches_base(), t.populate(sql.SQL("s.old"), "cc_o")
+    else:
+        cond, old = sql.SQL("not s.skipped"), sql.SQL("")
+    return sql.SQL(
+        "delete from {T} t using ccsync_stage s {p} {o} where s.step = %(step)s and {match} and {cond}"
+    ).format(T=t.ident, p=t.populate(sql.SQL("s.pk"), "cc_p"), o=old, match=t.pk_match(), cond=cond)
 
 
 def _mark_done(returning_seq: sql.Composable) -> sql.Composed:

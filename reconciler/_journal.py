@@ -5,13 +5,32 @@ seen" cursor would lose transactions that commit out of order; a snapshot window
 transactions are ordered by their highest journal id: a transaction that saw another's commit wrote after
 it, so dependent transactions keep their commit order. A window is applied in chunks of whole
 transactions; `done_upto` (the highest journal id of the last applied transaction) says where to resume.
+
+A chunk is planned before it is staged: its changes are put in apply order (`seq`) and cut into steps,
+each applied by one set-based statement on the target. Planning reads a narrow list of the changes (no
+row images) and runs here, in Python, in one pass: the window functions that did it in SQL sorted the
+whole chunk, images included, six times. Three ways to cut, from the fewest statements to the most:
+
+    merged  changes to different rows commute, so every table and operation gets one statement per
+            "level" (a row's first change in the chunk is level 1, its second level 2...), whatever the
+            number of source transactions. Statements run level by level, within a level in the order of
+            their first change. A chunk with a primary-key change or a TRUNCATE is cut as `runs`.
+    runs    consecutive changes of one table, operation and set of columns, cut again where a row
+            repeats and around a primary-key change: the source's own order, statement by statement.
+    exact   one change per statement.
+
+Reordering can only trip a constraint (a foreign key whose parent comes in a later statement, a unique
+column two rows swap): the target then rejects the statement, the chunk is rolled back and applied
+again with the next, stricter cut. Nothing is applied out of order for any one row.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
+
+MODES = ("merged", "runs", "exact")
 
 STAGE_COLUMNS = "seq, step, txid, hlc, origin, table_name, op, pk, old, new, own_touch"
 
@@ -38,41 +57,33 @@ WINDOW = """
 # what the target applies: everything but the target's own changes (no echo)
 WANTED = "j.origin <> %(exclude_origin)s"
 
+# the chunk's transactions: the window narrowed to a txid range, then to the listed transactions
+CHUNK = ("j.txid between %(first)s::text::xid8 and %(last)s::text::xid8 "
+         "and j.txid = any(string_to_array(%(txids)s, ',')::xid8[])")
+
+# what planning needs of each change of the chunk: no row images
+PLAN_ROWS = f"""
+select j.id, j.txid::text::bigint, j.table_name, j.op::text, j.pk::text,
+       coalesce(j.op = 'U' and j.new ?| t.pk_columns, false),
+       case when j.op = 'U' then array(select jsonb_object_keys(j.new))::text end
+  from ccsync.journal j
+  left join ccsync.tracked t on t.table_name = j.table_name
+ where {WINDOW} and {WANTED} and {CHUNK}
+"""
+
 # own_touch: the target itself changed this row in the same window. Applying another origin's change to it
 # could put an older value over the target's own newer one (which it skips), so such rows are refreshed
 # from the cloud instead.
+OWN_ROWS = f"select distinct j.table_name, j.pk::text from ccsync.journal j where {WINDOW} and not ({WANTED})"
+
 COPY_OUT = f"""
 copy (
-    with a as (
-        select j.id, j.txid, j.hlc, j.origin, j.table_name, j.op, j.pk, j.old, j.new,
-               bool_or(j.origin = %(exclude_origin)s) over (partition by j.table_name, j.pk) as own_touch
-          from ccsync.journal j
-         where {WINDOW}
-    ), w as (
-        select a.*, max(a.id) over (partition by a.txid) as tx_max,
-               (a.op = 'U' and a.new ?| coalesce(t.pk_columns, '{{}}')) as pkchange
-          from a
-          left join ccsync.tracked t on t.table_name = a.table_name
-         where a.origin <> %(exclude_origin)s
-    ), o as (
-        select w.*, row_number() over (order by tx_max, id) as seq
-          from w where tx_max > %(done)s and tx_max <= %(chunk_end)s
-    ), b as (
-        select o.*,
-               case when (table_name, op) is distinct from
-                         (lag(table_name) over (order by seq), lag(op) over (order by seq))
-                      or pkchange or coalesce(lag(pkchange) over (order by seq), false)
-                    then 1 else 0 end as brk
-          from o
-    ), r as (
-        select b.*, sum(brk) over (order by seq) as run from b
-    ), q as (
-        select r.*, row_number() over (partition by run, pk order by seq) as occ from r
-    )
-    select seq,
-           case when %(exact)s then seq else dense_rank() over (order by run, occ) end as step,
-           txid, hlc, origin, table_name, op, pk, old, new, own_touch
-      from q order by seq
+    select m.seq, m.step, j.txid, j.hlc, j.origin, j.table_name, j.op, j.pk, j.old, j.new, m.own_touch
+      from ccsync.journal j
+      join unnest(string_to_array(%(ids)s, ',')::bigint[], string_to_array(%(steps)s, ',')::bigint[],
+                  string_to_array(%(own)s, ',')::boolean[]) with ordinality as m(id, step, own_touch, seq)
+        on m.id = j.id
+     where {CHUNK}
 ) to stdout (format binary)
 """
 
@@ -92,6 +103,30 @@ class Window:
             "exclude_origin": self.exclude_origin,
             "skip_tables": list(skip), "skip_snaps": list(skip.values()), **extra,
         }
+
+
+@dataclass
+class Step:
+    """One set-based statement: `count` changes of one table and operation (`columns`: an update's)."""
+
+    number: int
+    table: str
+    op: str
+    columns: tuple[str, ...] | None
+    count: int = 0
+
+
+@dataclass
+class Plan:
+    mode: str
+    ids: list[int] = field(default_factory=list)  # in apply order
+    steps_of: list[int] = field(default_factory=list)
+    own: list[bool] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def changes(self) -> int:
+        return len(self.ids)
 
 
 def current_snapshot(conn: psycopg.Connection) -> str:
@@ -123,15 +158,73 @@ def chunks(txns: list[tuple[int, int, int]], limit: int) -> list[list[tuple[int,
     return out
 
 
-def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window, chunk_end: int, *, exact: bool) -> int:
-    """Copy one chunk of the window from the source journal into ccsync_stage on the target (binary COPY)."""
+def _chunk_params(window: Window, batch: list[tuple[int, int, int]], **extra) -> dict:
+    txids = [t[0] for t in batch]
+    return window.params(first=str(min(txids)), last=str(max(txids)), txids=",".join(map(str, txids)), **extra)
+
+
+def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, int]], mode: str) -> Plan:
+    """Put a chunk's changes in apply order and cut them into steps (see the module's docstring)."""
+    rank = {t[0]: i for i, t in enumerate(batch)}
+    rows = src.execute(PLAN_ROWS, _chunk_params(window, batch)).fetchall()
+    rows.sort(key=lambda r: (rank[r[1]], r[0]))
+    own: set[tuple[str, str]] = set()
+    if window.exclude_origin:
+        own = {(r[0], r[1]) for r in src.execute(OWN_ROWS, window.params())}
+    if mode == "merged" and any(r[5] or r[3] == "T" for r in rows):
+        mode = "runs"
+    p = Plan(mode)
+    groups: dict[tuple, Step] = {}
+    order: list[tuple] = []
+    seen: dict[tuple[str, str | None], int] = {}
+    run, last_key, last_pkchange = 0, None, False
+    for seq, (id_, _txid, table, op, pk, pkchange, cols) in enumerate(rows, start=1):
+        if mode == "exact":
+            group: tuple = (seq,)
+        elif mode == "runs":
+            key = (table, op, cols)
+            if key != last_key or pkchange or last_pkchange:
+                run, seen = run + 1, {}
+            last_key, last_pkchange = key, pkchange
+            seen[(table, pk)] = occ = seen.get((table, pk), 0) + 1
+            group = (run, occ)
+        else:
+            seen[(table, pk)] = level = seen.get((table, pk), 0) + 1
+            group = (level, table, op, cols)
+        step = groups.get(group)
+        if step is None:
+            step = groups[group] = Step(0, table, op, cols)
+            order.append(group)
+        step.count += 1
+        p.ids.append(id_)
+        p.own.append((table, pk) in own)
+        p.steps_of.append(id(step))
+    if mode == "merged":
+        order.sort(key=lambda g: g[0])  # level by level; stable: within a level, by first change
+    for number, group in enumerate(order, start=1):
+        groups[group].number = number
+    by_id = {id(s): s.number for s in groups.values()}
+    p.steps_of = [by_id[s] for s in p.steps_of]
+    p.steps = [groups[g] for g in order]
+    texts = sorted({s.columns for s in p.steps if s.columns is not None})
+    if texts:  # the column sets as the source printed them (text arrays), parsed once each
+        parsed = dict(zip(texts, src.execute("select unnest(%s::text[])::text[]", (texts,)).fetchall()))
+        for s in p.steps:
+            if s.columns is not None:
+                s.columns = tuple(parsed[s.columns][0])
+    return p
+
+
+def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window, batch: list[tuple[int, int, int]],
+          p: Plan) -> int:
+    """Copy one planned chunk from the source journal into ccsync_stage on the target (binary COPY)."""
     dst.execute(STAGE_DDL)
-    rows = 0
+    params = _chunk_params(window, batch, ids=",".join(map(str, p.ids)), steps=",".join(map(str, p.steps_of)),
+                           own=",".join("t" if o else "f" for o in p.own))
     with src.cursor() as out_cur, dst.cursor() as in_cur:
-        with out_cur.copy(COPY_OUT, window.params(chunk_end=chunk_end, exact=exact)) as out, \
+        with out_cur.copy(COPY_OUT, params) as out, \
                 in_cur.copy(f"copy ccsync_stage ({STAGE_COLUMNS}) from stdin (format binary)") as inp:
             for data in out:
                 inp.write(data)
-    rows = dst.execute("select count(*) from ccsync_stage").fetchone()[0]
     dst.execute("analyze ccsync_stage (step, seq)")  # the planner needs these; jsonb statistics cost seconds
-    return rows
+    return p.changes

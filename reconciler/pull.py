@@ -74,7 +74,7 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
                 break
             batch = _journal.chunks(txns, chunk)[0]
             end = batch[-1][1]
-            changes, skipped = _apply_chunk(cloud, node, window, end, node_tables)
+            changes, skipped = _apply_chunk(cloud, node, window, batch, node_tables)
             checkpoint("pull.applied")
             last = end == txns[-1][1]
             node.execute(
@@ -134,40 +134,38 @@ def _check_horizon(node, cloud) -> None:
         )
 
 
-def _apply_chunk(cloud, node, window, end, tables) -> tuple[int, int]:
-    try:
-        with node.transaction():
-            return _apply_staged(cloud, node, window, end, tables, exact=False)
-    except psycopg.errors.IntegrityError:
-        pass
-    try:
-        with node.transaction():
-            return _apply_staged(cloud, node, window, end, tables, exact=True)
-    except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-        raise CcsyncError(
-            f"this node rejected a cloud change ({exc.diag.message_primary}"
-            f"{'; ' + exc.diag.message_detail if exc.diag.message_detail else ''}): the batch stays pending; "
-            "fix the data or the constraint, then sync again"
-        ) from None
+def _apply_chunk(cloud, node, window, batch, tables) -> tuple[int, int]:
+    """Cut as boldly as possible first; if the node rejects a statement, the same chunk again, cut finer."""
+    mode = _journal.MODES[0]
+    while True:
+        plan = _journal.plan(cloud, window, batch, mode)
+        try:
+            with node.transaction():
+                return _apply_staged(cloud, node, window, batch, plan, tables)
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+            if plan.mode == "exact" or isinstance(exc, psycopg.errors.DataError):
+                raise CcsyncError(
+                    f"this node rejected a cloud change ({exc.diag.message_primary}"
+                    f"{'; ' + exc.diag.message_detail if exc.diag.message_detail else ''}): the batch stays "
+                    "pending; fix the data or the constraint, then sync again"
+                ) from None
+            mode = _journal.MODES[_journal.MODES.index(plan.mode) + 1]
 
 
-def _apply_staged(cloud, node, window, end, tables, *, exact: bool) -> tuple[int, int]:
-    changes = _journal.stage(cloud, node, window, end, exact=exact)
+def _apply_staged(cloud, node, window, batch, plan, tables) -> tuple[int, int]:
+    changes = _journal.stage(cloud, node, window, batch, plan)
     checkpoint("pull.staged")
     node.execute("select set_config('ccsync.origin', 'cloud', true)")
     skipped = _skip_pending(node, tables)
-    for step, table_name, op, count in _apply.steps(node):
-        t = tables.get(table_name)
+    _apply.bulk(node, True)  # nothing a pull applies is journaled here
+    for step in plan.steps:
+        t = tables.get(step.table)
         if t is None:
-            raise CcsyncError(f"{table_name} changed on the cloud but is not tracked here: run `ccsync init`")
-        if op == "U":
-            _apply.update_step(node, t, step, check_base=False)
-        elif op == "I":
-            _apply.insert_step(node, t, step, upsert=True)
-        elif op == "D":
-            _apply.delete_step(node, t, step, check_base=False)
+            raise CcsyncError(f"{step.table} changed on the cloud but is not tracked here: run `ccsync init`")
+        if step.op == "T":
+            _apply.truncate_step(node, tables, step.number) if not _apply.truncated(node, step.number) else 0
         else:
-            _apply.truncate_step(node, tables, step) if not _apply.truncated(node, step) else 0
+            _apply.fast_step(node, t, step, push=False)
         checkpoint("pull.step")
     node.execute("select ccsync.hlc_observe((select max(hlc) from ccsync_stage))")
     return changes, skipped

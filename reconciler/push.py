@@ -56,7 +56,7 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
                 break
             batch = _journal.chunks(txns, chunk)[0]
             end = batch[-1][1]
-            outcome = _apply_chunk(node, cloud, window, end, cloud_tables, name)
+            outcome = _apply_chunk(node, cloud, window, batch, cloud_tables, name)
             checkpoint("push.applied")
             last = end == txns[-1][1]
             cloud.execute(
@@ -102,46 +102,48 @@ class _Outcome:
         self.changes, self.conflicts = changes, conflicts
 
 
-def _apply_chunk(node, cloud, window, end, tables, name) -> _Outcome:
-    """Set-wise first; if the cloud rejects a statement, the same chunk again change by change."""
-    try:
-        with cloud.transaction():
-            return _apply_staged(node, cloud, window, end, tables, name, exact=False)
-    except psycopg.errors.IntegrityError:
-        pass
-    try:
-        with cloud.transaction():
-            return _apply_staged(node, cloud, window, end, tables, name, exact=True)
-    except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-        raise CcsyncError(
-            f"the cloud rejected a change ({exc.diag.message_primary}"
-            f"{'; ' + exc.diag.message_detail if exc.diag.message_detail else ''}): the batch stays pending; "
-            "fix the data or the constraint, then sync again"
-        ) from None
+def _apply_chunk(node, cloud, window, batch, tables, name) -> _Outcome:
+    """Cut as boldly as possible first; if the cloud rejects a statement, the same chunk again, cut finer."""
+    mode = _journal.MODES[0]
+    while True:
+        plan = _journal.plan(node, window, batch, mode)
+        try:
+            with cloud.transaction():
+                return _apply_staged(node, cloud, window, batch, plan, tables, name)
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+            if plan.mode == "exact" or isinstance(exc, psycopg.errors.DataError):
+                raise CcsyncError(
+                    f"the cloud rejected a change ({exc.diag.message_primary}"
+                    f"{'; ' + exc.diag.message_detail if exc.diag.message_detail else ''}): the batch stays "
+                    "pending; fix the data or the constraint, then sync again"
+                ) from None
+            mode = _journal.MODES[_journal.MODES.index(plan.mode) + 1]
 
 
-def _apply_staged(node, cloud, window, end, tables, name, *, exact: bool) -> _Outcome:
-    changes = _journal.stage(node, cloud, window, end, exact=exact)
+def _apply_staged(node, cloud, window, batch, plan, tables, name) -> _Outcome:
+    changes = _journal.stage(node, cloud, window, batch, plan)
     checkpoint("push.staged")
-    cloud.execute("select set_config('ccsync.origin', %s, true)", (name,))
+    cloud.execute("select set_config('ccsync.origin', %s, true), "
+                  "ccsync.hlc_observe((select max(hlc) from ccsync_stage))", (name,))
     found = conflicts.Found(name)
-    for step, table_name, op, count in _apply.steps(cloud):
-        t = tables.get(table_name)
+    for step in plan.steps:
+        t = tables.get(step.table)
         if t is None:
-            raise CcsyncError(f"{table_name} is not tracked on the cloud: track it there, or untrack it on this node")
-        if op == "U":
-            done = _apply.update_step(cloud, t, step, check_base=True)
-        elif op == "I":
-            done = _apply.insert_step(cloud, t, step, upsert=False)
-        elif op == "D":
-            done = _apply.delete_step(cloud, t, step, check_base=True)
+            raise CcsyncError(f"{step.table} is not tracked on the cloud: track it there, or untrack it on this node")
+        if step.op == "T":
+            done = _apply.truncate_step(cloud, tables, step.number) if not _apply.truncated(cloud, step.number) else 0
+        elif plan.mode != "exact" and _apply.fast_step(cloud, t, step, push=True):
+            done = step.count
+        elif step.op == "U":
+            done = _apply.update_step(cloud, t, step.number, check_base=True)
+        elif step.op == "I":
+            done = _apply.insert_step(cloud, t, step.number, upsert=False)
         else:
-            done = _apply.truncate_step(cloud, tables, step) if not _apply.truncated(cloud, step) else 0
+            done = _apply.delete_step(cloud, t, step.number, check_base=True)
         checkpoint("push.step")
-        if done < count:
-            for left in _apply.leftovers(cloud, t, step):
+        if done < step.count:
+            for left in _apply.leftovers(cloud, t, step.number):
                 conflicts.handle_push_leftover(cloud, node, t, left, found)
                 checkpoint("push.conflict")
     recorded = found.write(cloud)
-    cloud.execute("select ccsync.hlc_observe((select max(hlc) from ccsync_stage))")
     return _Outcome(changes, recorded)

@@ -8,6 +8,13 @@
 --      even under session_replication_role = replica) and records the
 --      table in ccsync.tracked. Idempotent.
 --
+--      The row and insert triggers skip a statement run with the setting
+--      ccsync.bulk = 'on': the reconciler's set-wise apply, whose changes
+--      it journals itself from its staged batch (on the cloud) or must
+--      not journal (on a node). Changes made below such a statement by
+--      other triggers or foreign-key cascades (pg_trigger_depth() > 0)
+--      are still captured.
+--
 -- Parameters:
 --      p_table     the table
 --      p_policy    conflict policy: manual, cloud-wins, node-wins, latest-wins
@@ -39,6 +46,7 @@ declare
     v_pk     text[];
     v_json   text[];
     v_args   text;
+    v_when   text;
 begin
     select name into v_self from ccsync.identity;
     if v_self is null then
@@ -74,6 +82,8 @@ begin
       into v_json
       from pg_attribute as a
      where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped and a.atttypid = 'json'::regtype;
+    v_when := 'when (pg_trigger_depth() > 0 or '
+              'coalesce(current_setting(''ccsync.bulk'', true), '''') <> ''on'')';
     select string_agg(quote_literal(x), ', ')
       into v_args
       from unnest(array[v_self, cardinality(v_pk)::text] || v_pk || v_json) as x;
@@ -81,10 +91,10 @@ begin
     execute format('drop trigger if exists ccsync_capture_insert on %I.%I', v_schema, v_rel);
     execute format('drop trigger if exists ccsync_capture_truncate on %I.%I', v_schema, v_rel);
     execute format('create trigger ccsync_capture_row after update or delete on %I.%I '
-                   'for each row execute function ccsync.capture_row(%s)', v_schema, v_rel, v_args);
+                   'for each row %s execute function ccsync.capture_row(%s)', v_schema, v_rel, v_when, v_args);
     execute format('create trigger ccsync_capture_insert after insert on %I.%I '
                    'referencing new table as ccsync_new '
-                   'for each statement execute function ccsync.capture_insert(%s)', v_schema, v_rel, v_args);
+                   'for each statement %s execute function ccsync.capture_insert(%s)', v_schema, v_rel, v_when, v_args);
     execute format('create trigger ccsync_capture_truncate before truncate on %I.%I '
                    'for each statement execute function ccsync.capture_truncate(%s)',
                    v_schema, v_rel, quote_literal(v_self));
