@@ -103,11 +103,12 @@ def _fast_update(t: Table, step: Step, push: bool) -> sql.Composed | None:
         old = t.populate(sql.SQL("s.old"), "cc_o")
     else:
         cond, old = sql.SQL("not s.skipped"), sql.SQL("")
+    key, match = t.key_join()
     return sql.SQL(
         "update {T} t set {sets} {frm} {p} {o} {n} where s.step = %(step)s and {match} and {cond}"
     ).format(
-        T=t.ident, sets=sets, frm=_stage_from(), p=t.populate(sql.SQL("s.pk"), "cc_p"), o=old,
-        n=t.populate(sql.SQL("s.new"), "cc_n"), match=t.pk_match(), cond=cond,
+        T=t.ident, sets=sets, frm=_stage_from(), p=key, o=old,
+        n=t.populate(sql.SQL("s.new"), "cc_n"), match=match, cond=cond,
     )
 
 
@@ -128,9 +129,10 @@ def _fast_delete(t: Table, step: Step, push: bool) -> sql.Composed:
         cond, old = t.matches_base(), t.populate(sql.SQL("s.old"), "cc_o")
     else:
         cond, old = sql.SQL("not s.skipped"), sql.SQL("")
+    key, match = t.key_join()
     return sql.SQL(
         "delete from {T} t using ccsync_stage s {p} {o} where s.step = %(step)s and {match} and {cond}"
-    ).format(T=t.ident, p=t.populate(sql.SQL("s.pk"), "cc_p"), o=old, match=t.pk_match(), cond=cond)
+    ).format(T=t.ident, p=key, o=old, match=match, cond=cond)
 
 
 def _mark_done(returning_seq: sql.Composable) -> sql.Composed:

@@ -13,6 +13,8 @@ from psycopg import sql
 
 # types without a usable equality operator: compared by their text form
 _TEXT_COMPARED = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
+# key types whose JSON text (->>) is their own input form: a key is matched by a plain cast, no record built
+_PLAIN_KEY_TYPES = {"smallint", "integer", "bigint", "text", "character varying", "uuid", "numeric"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,18 @@ class Table:
 
     def tcol(self, col: Column) -> sql.Composed:
         return sql.SQL("t.{}").format(sql.Identifier(col.name))
+
+    def key_join(self, field_: str = "s.pk") -> tuple[sql.Composable, sql.Composable]:
+        """(lateral join, condition) matching t to the key in `field_`: plain casts of the JSON text when
+        every key column's type reads it as is, else the key record (jsonb_populate_record)."""
+        types = {c.name: c.type_name for c in self.columns}
+        if all(types.get(k) in _PLAIN_KEY_TYPES for k in self.pk):
+            return sql.SQL(""), sql.SQL(" and ").join(
+                sql.SQL("t.{c} = ({f} ->> {lit})::{ty}").format(
+                    c=sql.Identifier(k), f=sql.SQL(field_), lit=sql.Literal(k), ty=sql.SQL(types[k]))
+                for k in self.pk
+            )
+        return self.populate(sql.SQL(field_), "cc_p"), self.pk_match()
 
     def pk_match(self, rec: str = "cc_p") -> sql.Composed:
         return sql.SQL(" and ").join(

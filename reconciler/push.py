@@ -68,8 +68,9 @@ def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
             )
         checkpoint("push.committed")
         # committed on the cloud: the entries may leave the node's journal (a crash here only delays it)
-        node.execute("delete from ccsync.journal where txid = any(%s::text[]::xid8[])",
-                     ([str(t[0]) for t in batch],))
+        node.execute("delete from ccsync.journal where txid between %s::text::xid8 and %s::text::xid8 "
+                     "and txid = any(string_to_array(%s, ',')::xid8[])",
+                     (str(min(t[0] for t in batch)), str(max(t[0] for t in batch)), ",".join(str(t[0]) for t in batch)))
         checkpoint("push.forgotten")
         totals["changes"] += outcome.changes
         totals["transactions"] += len(batch)

@@ -49,6 +49,24 @@ def test_upgrade_from_first_revision_to_head(dsn, conn):
     assert rows == [("1", "before upgrade"), ("2", "after upgrade")]
 
 
+def test_upgrade_to_0005_gives_tracked_tables_triggers_that_skip_the_reconcilers_set_statements(dsn, conn):
+    reconciler.install(dsn, "cloud", revision="0004")
+    conn.execute("create table t (id int primary key, v text)")
+    reconciler.track(dsn, ["t"])
+    reconciler.install(dsn, "cloud")
+    defs = [r[0] for r in conn.execute("select pg_get_triggerdef(oid) from pg_trigger where tgrelid = 't'::regclass "
+                                       "and tgname in ('ccsync_capture_row', 'ccsync_capture_insert')")]
+    assert len(defs) == 2 and all("ccsync.bulk" in d and "pg_trigger_depth()" in d for d in defs)
+    with conn.transaction():
+        conn.execute("select set_config('ccsync.bulk', 'on', true)")
+        conn.execute("insert into t values (1, 'applied by the reconciler')")
+        conn.execute("update t set v = 'still the reconciler'")
+    conn.execute("insert into t values (2, 'an application')")
+    conn.execute("update t set v = 'an application again' where id = 1")
+    rows = conn.execute("select op::text, pk->>'id' from ccsync.changes order by id").fetchall()
+    assert rows == [("I", "2"), ("U", "1")]
+
+
 def test_install_rejects_invalid_name(dsn):
     with pytest.raises(CcsyncError, match="invalid name"):
         reconciler.install(dsn, "Bad Name; drop table x")

@@ -1,0 +1,93 @@
+"""How a chunk is cut into set statements, and what the cloud journals for them, on real servers."""
+
+import psycopg
+
+from reconciler import _journal, sync
+from tests.fix_sync import Practice
+
+
+def _plan(p, node, mode):
+    with psycopg.connect(p.nodes[node], autocommit=True) as conn:
+        since = p.sql(p.cloud, "select push_snapshot::text from ccsync.nodes where name = %s", (node,))[0][0]
+        window = _journal.Window(since, _journal.current_snapshot(conn))
+        batch = _journal.transactions(conn, window)
+        return _journal.plan(conn, window, batch, mode)
+
+
+def test_many_small_transactions_become_one_statement_per_table_and_operation(practice):
+    p = practice
+    p.sql(p.cloud, "insert into patients (id, name) select g, 'p' || g from generate_series(1, 100) g")
+    p.pull("pc-1")
+    with psycopg.connect(p.nodes["pc-1"], autocommit=True) as conn:
+        for i in range(1, 101):
+            conn.execute("insert into patients (id, name) values (%s, 'walk-in')", (1000 + i,))
+            conn.execute("update patients set phone = %s where id = %s", (f"04{i}", i))
+        conn.execute("update patients set phone = 'twice' where id = 1")  # a second change to row 1
+    merged, runs = _plan(p, "pc-1", "merged"), _plan(p, "pc-1", "runs")
+    assert [(s.table, s.op, s.count) for s in merged.steps] == [
+        ("public.patients", "I", 100), ("public.patients", "U", 100), ("public.patients", "U", 1)]
+    # in source order, the last two updates (rows 100 and 1) are consecutive: one run
+    assert len(runs.steps) == 200 and len(_plan(p, "pc-1", "exact").steps) == 201
+    done = p.push("pc-1")
+    assert (done["changes"], done["transactions"], done["conflicts"]) == (201, 201, 0)
+    p.pull("pc-1")
+    p.assert_converged()
+    assert p.sql(p.cloud, "select phone from patients where id = 1") == [("twice",)]
+
+
+def test_a_child_merged_before_its_parent_falls_back_to_the_source_order(practice):
+    p = practice
+    p.sql(p.cloud, "insert into patients (id, name) values (1, 'known')")
+    p.pull("pc-1")
+    with psycopg.connect(p.nodes["pc-1"], autocommit=True) as conn:
+        conn.execute("insert into encounters (id, patient_id, summary) values (100, 1, 'known patient')")
+        conn.execute("insert into patients (id, name) values (2, 'new patient')")
+        conn.execute("insert into encounters (id, patient_id, summary) values (101, 2, 'new patient')")
+    merged = _plan(p, "pc-1", "merged")
+    assert [s.table for s in merged.steps] == ["public.encounters", "public.patients"]  # the child first
+    done = p.push("pc-1")
+    assert (done["changes"], done["transactions"], done["conflicts"]) == (3, 3, 0)
+    assert p.sql(p.cloud, "select id, patient_id from encounters order by 1") == [(100, 1), (101, 2)]
+    p.pull("pc-1")
+    p.assert_converged()
+
+
+def test_the_cloud_journals_a_push_exactly_as_the_node_did(practice):
+    p = practice
+    p.sql(p.cloud, "insert into patients (id, name, phone) values (1, 'a', '01'), (2, 'b', '02'), (3, 'c', '03')")
+    p.pull("pc-1")
+    node = p.nodes["pc-1"]
+    with psycopg.connect(node, autocommit=True) as conn:
+        conn.execute("insert into patients (id, name, notes) values (4, 'd', 'it''s \"quoted\" \\\\ and ünïcode')")
+        conn.execute("update patients set phone = '011', balance = 12.50 where id = 1")
+        with conn.transaction():
+            conn.execute("delete from patients where id = 2")
+            conn.execute("update patients set name = 'c2' where id = 3")
+    entries = "select op::text, pk::text, old::text, new::text from ccsync.journal where origin = 'pc-1' order by id"
+    before = p.sql(node, entries)
+    assert len(before) == 4
+    p.push("pc-1")
+    assert sorted(p.sql(p.cloud, entries)) == sorted(before)
+    # another node pulls them like any other cloud change
+    p.add_node("pc-2")
+    p.assert_converged()
+
+
+def test_a_cascade_under_a_pushed_delete_is_journaled_for_the_other_nodes(make_practice):
+    p = make_practice(nodes=())
+    p.sql(p.cloud, "create table notes (id int primary key, patient_id int references patients (id) "
+                   "on delete cascade, body text)")
+    p.sql(p.cloud, "select ccsync.track('notes')")
+    p.sql(p.cloud, "insert into patients (id, name) values (5, 'leaving')")
+    p.add_node("pc-1")
+    p.sql(p.cloud, "insert into notes values (50, 5, 'written on the cloud')")
+    p.add_node("pc-2")  # has the note; pc-1 has not pulled it
+    p.sql(p.nodes["pc-1"], "delete from patients where id = 5")
+    p.push("pc-1")  # on the cloud the delete cascades to the note, below the reconciler's statement
+    assert p.sql(p.cloud, "select count(*) from notes") == [(0,)]
+    assert p.sql(p.cloud, "select op::text, origin from ccsync.journal where table_name = 'public.notes' "
+                          "order by id") == [("I", "cloud"), ("D", "pc-1")]
+    p.pull("pc-2")
+    assert p.sql(p.nodes["pc-2"], "select count(*) from notes") == [(0,)]
+    p.sync_all()
+    p.assert_converged(("patients", "notes"))
