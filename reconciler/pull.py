@@ -7,18 +7,13 @@ remembered in ccsync.refresh, to be read again from the cloud once that change i
 
 from __future__ import annotations
 
-import os
 import time
+from collections import Counter
 
-import psycopg
-
-from . import _apply, _journal, housekeeping
+from . import _apply, _drain, _journal, housekeeping
 from ._faults import checkpoint
 from ._sides import Sides, check_drift, tracked_tables
 from .errors import CcsyncError
-
-CHUNK = int(os.environ.get("CCSYNC_CHUNK", 50_000))
-
 
 def pending_count(sides: Sides) -> int:
     """Cloud changes this node has not pulled yet (counting a half-applied window whole)."""
@@ -39,67 +34,75 @@ def _skips(node) -> dict[str, str]:
     return dict(node.execute("select table_name, snapshot::text from ccsync.init_progress"))
 
 
-def run(sides: Sides, *, progress=None, chunk: int = CHUNK) -> dict:
+class _Pull:
+    name = "pull"
+    rejected = "this node rejected a cloud change"
+
+    def __init__(self, sides: Sides, tables: dict):
+        self.src, self.dst, self.node_name, self.tables = sides.cloud, sides.node, sides.name, tables
+
+    def position(self):
+        pos = self.dst.execute(
+            "select pull_snapshot::text, pull_window::text, pull_done_upto from ccsync.state for update"
+        ).fetchone()
+        if pos[0] is None and pos[1] is None:
+            raise CcsyncError("this node has never been initialized: run `ccsync init` first")
+        return pos
+
+    def window(self, since, upto, done):
+        return _journal.Window(since, upto, done, self.node_name, _skips(self.dst))
+
+    def close(self, upto):
+        self.dst.execute(
+            "update ccsync.state set pull_snapshot = %s::pg_snapshot, pull_window = null, "
+            "pull_done_upto = null, updated_at = now()",
+            (upto,),
+        )
+        _forget_covered_copies(self.dst, upto)
+
+    def store(self, last, upto, end):
+        self.dst.execute(
+            "update ccsync.state set pull_snapshot = case when %(last)s then %(upto)s::pg_snapshot "
+            "else pull_snapshot end, pull_window = case when %(last)s then null else %(upto)s::pg_snapshot end, "
+            "pull_done_upto = case when %(last)s then null else %(end)s end, updated_at = now()",
+            {"last": last, "upto": upto, "end": end},
+        )
+        if last:
+            _forget_covered_copies(self.dst, upto)
+
+    def apply(self, plan):
+        node = self.dst
+        node.execute("select set_config('ccsync.origin', 'cloud', true)")
+        skipped = _skip_pending(node, self.tables)
+        _apply.bulk(node, True)  # nothing a pull applies is journaled here
+        for step in plan.steps:
+            t = self.tables.get(step.table)
+            if t is None:
+                raise CcsyncError(f"{step.table} changed on the cloud but is not tracked here: run `ccsync init`")
+            if step.op == "T":
+                if not _apply.truncated(node, step.number):
+                    _apply.truncate_step(node, self.tables, step.number)
+            else:
+                _apply.fast_step(node, t, step, push=False)
+            checkpoint("pull.step")
+        node.execute("select ccsync.hlc_observe((select max(hlc) from ccsync_stage))")
+        return Counter(changes=plan.changes, skipped=skipped)
+
+    def committed(self, batch):
+        pass
+
+
+def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
     node, cloud, name = sides.node, sides.cloud, sides.name
     started = time.monotonic()
     node_tables = tracked_tables(node, sides.tables)
     check_drift(node_tables, tracked_tables(cloud, sides.tables))
     _check_horizon(node, cloud)
-    totals = {"changes": 0, "transactions": 0, "conflicts": 0, "skipped": 0}
-    resumed = None
-    while True:
-        with node.transaction():
-            since, window_upto, done = node.execute(
-                "select pull_snapshot::text, pull_window::text, pull_done_upto from ccsync.state for update"
-            ).fetchone()
-            if since is None and window_upto is None:
-                raise CcsyncError("this node has never been initialized: run `ccsync init` first")
-            if resumed is None:
-                resumed = window_upto is not None
-            upto = window_upto or _journal.current_snapshot(cloud)
-            window = _journal.Window(since, upto, done or 0, name, _skips(node))
-            txns = _journal.transactions(cloud, window)
-            if progress and not totals["transactions"]:
-                progress.start("pull", sum(t[2] for t in txns))
-            if not txns:
-                node.execute(
-                    "update ccsync.state set pull_snapshot = %s::pg_snapshot, pull_window = null, "
-                    "pull_done_upto = null, updated_at = now()",
-                    (upto,),
-                )
-                _forget_covered_copies(node, upto)
-                if resumed:
-                    resumed = False
-                    continue
-                break
-            batch = _journal.chunks(txns, chunk)[0]
-            end = batch[-1][1]
-            changes, skipped = _apply_chunk(cloud, node, window, batch, node_tables)
-            checkpoint("pull.applied")
-            last = end == txns[-1][1]
-            node.execute(
-                "update ccsync.state set pull_snapshot = case when %(last)s then %(upto)s::pg_snapshot "
-                "else pull_snapshot end, pull_window = case when %(last)s then null else %(upto)s::pg_snapshot end, "
-                "pull_done_upto = case when %(last)s then null else %(end)s end, updated_at = now()",
-                {"last": last, "upto": upto, "end": end},
-            )
-            if last:
-                _forget_covered_copies(node, upto)
-        checkpoint("pull.committed")
-        totals["changes"] += changes
-        totals["skipped"] += skipped
-        totals["transactions"] += len(batch)
-        if progress:
-            progress.advance(changes)
-        if last and resumed:
-            resumed = False  # that finished a window an interrupted run left; now what came after it
-            continue
-        if last:
-            break
+    totals = _drain.drain(_Pull(sides, node_tables), progress=progress, chunk=chunk)
     _report_position(node, cloud, name)
-    totals["pruned"] = housekeeping.prune_now_and_then(cloud)
-    totals["seconds"] = round(time.monotonic() - started, 3)
-    return totals
+    return {"changes": totals["changes"], "transactions": totals["transactions"], "conflicts": 0,
+            "skipped": totals["skipped"], "pruned": housekeeping.prune_now_and_then(cloud),
+            "seconds": round(time.monotonic() - started, 3)}
 
 
 def _forget_covered_copies(node, upto: str) -> None:
@@ -132,43 +135,6 @@ def _check_horizon(node, cloud) -> None:
             "this node is too far behind: the cloud has pruned changes it never pulled; "
             "run `ccsync init --force` to copy the cloud again"
         )
-
-
-def _apply_chunk(cloud, node, window, batch, tables) -> tuple[int, int]:
-    """Cut as boldly as possible first; if the node rejects a statement, the same chunk again, cut finer."""
-    mode = _journal.MODES[0]
-    while True:
-        plan = _journal.plan(cloud, window, batch, mode)
-        try:
-            with node.transaction():
-                return _apply_staged(cloud, node, window, batch, plan, tables)
-        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-            if plan.mode == "exact" or isinstance(exc, psycopg.errors.DataError):
-                raise CcsyncError(
-                    f"this node rejected a cloud change ({exc.diag.message_primary}"
-                    f"{'; ' + exc.diag.message_detail if exc.diag.message_detail else ''}): the batch stays "
-                    "pending; fix the data or the constraint, then sync again"
-                ) from None
-            mode = _journal.MODES[_journal.MODES.index(plan.mode) + 1]
-
-
-def _apply_staged(cloud, node, window, batch, plan, tables) -> tuple[int, int]:
-    changes = _journal.stage(cloud, node, window, batch, plan)
-    checkpoint("pull.staged")
-    node.execute("select set_config('ccsync.origin', 'cloud', true)")
-    skipped = _skip_pending(node, tables)
-    _apply.bulk(node, True)  # nothing a pull applies is journaled here
-    for step in plan.steps:
-        t = tables.get(step.table)
-        if t is None:
-            raise CcsyncError(f"{step.table} changed on the cloud but is not tracked here: run `ccsync init`")
-        if step.op == "T":
-            _apply.truncate_step(node, tables, step.number) if not _apply.truncated(node, step.number) else 0
-        else:
-            _apply.fast_step(node, t, step, push=False)
-        checkpoint("pull.step")
-    node.execute("select ccsync.hlc_observe((select max(hlc) from ccsync_stage))")
-    return changes, skipped
 
 
 def _skip_pending(node, tables) -> int:
