@@ -73,21 +73,23 @@ def fast_step(conn: psycopg.Connection, t: Table, step: Step, *, push: bool) -> 
             if conn.execute(q, {"step": step.number}).rowcount != step.count:
                 raise _Partial
             bulk(conn, False)
-            journal_step(conn, step.number)
+            journal_step(conn, step)
     except (_Partial, psycopg.errors.IntegrityError):
         return False
     return True
 
 
-def journal_step(conn: psycopg.Connection, step: int) -> None:
+def journal_step(conn: psycopg.Connection, step: Step) -> None:
     """Journal on the cloud, with the node as origin, the changes of a step applied exactly as staged: the
     entries the capture triggers would have written (the same base, the same columns), without a trigger
-    call and a row image per row."""
+    call and two row images per row. The rows of a step are distinct, so their order among themselves
+    does not matter; one run of clock values is reserved for all of them."""
     conn.execute(
+        "with c as materialized (select ccsync.hlc_reserve(%(count)s) as first) "
         "insert into ccsync.journal (hlc, origin, table_name, op, pk, old, new) "
-        "select ccsync.hlc_next(), s.origin, s.table_name, s.op, s.pk, s.old, s.new "
-        "from ccsync_stage s where s.step = %s order by s.seq",
-        (step,),
+        "select c.first + row_number() over () - 1, s.origin, s.table_name, s.op, s.pk, s.old, s.new "
+        "from c, ccsync_stage s where s.step = %(step)s",
+        {"step": step.number, "count": step.count},
     )
 
 

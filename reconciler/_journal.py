@@ -167,18 +167,39 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
     """Put a chunk's changes in apply order and cut them into steps (see the module's docstring)."""
     rank = {t[0]: i for i, t in enumerate(batch)}
     rows = src.execute(PLAN_ROWS, _chunk_params(window, batch)).fetchall()
-    rows.sort(key=lambda r: (rank[r[1]], r[0]))
+    if len(batch) > 1:
+        rows.sort(key=lambda r: (rank[r[1]], r[0]))  # apply order
+    else:
+        rows.sort()  # by id
     own: set[tuple[str, str]] = set()
     if window.exclude_origin:
         own = {(r[0], r[1]) for r in src.execute(OWN_ROWS, window.params())}
     if mode == "merged" and any(r[5] or r[3] == "T" for r in rows):
         mode = "runs"
-    p = Plan(mode)
+    p = Plan(mode, ids=[r[0] for r in rows], own=[(r[2], r[4]) in own for r in rows] if own else [False] * len(rows))
+    if mode != "exact" and rows and not any(r[5] for r in rows) and len({(r[2], r[3], r[6]) for r in rows}) == 1 \
+            and len({(r[2], r[4]) for r in rows}) == len(rows):
+        # the common case, decided without a loop: one table, operation and column set, every row once
+        p.steps, p.steps_of = [Step(1, rows[0][2], rows[0][3], rows[0][6], len(rows))], [1] * len(rows)
+    else:
+        _cut(p, rows, mode)
+    texts = sorted({s.columns for s in p.steps if s.columns is not None})
+    if texts:  # the column sets as the source printed them (text arrays), parsed once each
+        parsed = dict(zip(texts, src.execute("select unnest(%s::text[])::text[]", (texts,)).fetchall()))
+        for s in p.steps:
+            if s.columns is not None:
+                s.columns = tuple(parsed[s.columns][0])
+    return p
+
+
+def _cut(p: Plan, rows: list[tuple], mode: str) -> None:
+    """The steps of a chunk in `mode`, one change after the other (rows in apply order)."""
     groups: dict[tuple, Step] = {}
     order: list[tuple] = []
     seen: dict[tuple[str, str | None], int] = {}
+    of: list[Step] = []
     run, last_key, last_pkchange = 0, None, False
-    for seq, (id_, _txid, table, op, pk, pkchange, cols) in enumerate(rows, start=1):
+    for seq, (_id, _txid, table, op, pk, pkchange, cols) in enumerate(rows, start=1):
         if mode == "exact":
             group: tuple = (seq,)
         elif mode == "runs":
@@ -196,23 +217,13 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
             step = groups[group] = Step(0, table, op, cols)
             order.append(group)
         step.count += 1
-        p.ids.append(id_)
-        p.own.append((table, pk) in own)
-        p.steps_of.append(id(step))
+        of.append(step)
     if mode == "merged":
         order.sort(key=lambda g: g[0])  # level by level; stable: within a level, by first change
     for number, group in enumerate(order, start=1):
         groups[group].number = number
-    by_id = {id(s): s.number for s in groups.values()}
-    p.steps_of = [by_id[s] for s in p.steps_of]
     p.steps = [groups[g] for g in order]
-    texts = sorted({s.columns for s in p.steps if s.columns is not None})
-    if texts:  # the column sets as the source printed them (text arrays), parsed once each
-        parsed = dict(zip(texts, src.execute("select unnest(%s::text[])::text[]", (texts,)).fetchall()))
-        for s in p.steps:
-            if s.columns is not None:
-                s.columns = tuple(parsed[s.columns][0])
-    return p
+    p.steps_of = [s.number for s in of]
 
 
 def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window, batch: list[tuple[int, int, int]],

@@ -12,12 +12,17 @@ from ._tablesql import Table
 from .errors import CcsyncError
 
 
+# (database, table, policy, catalog signature) -> Table. The signature fixes everything a Table holds, so the
+# cache is shared by every sync of the process (the service's, the benchmarks' repeated pushes).
+_TABLES: dict = {}
+
+
 @dataclass
 class Sides:
     node: psycopg.Connection
     cloud: psycopg.Connection | None
     name: str
-    tables: dict = field(default_factory=dict)  # (database, table, catalog signature) -> Table, for the service
+    tables: dict = field(default_factory=lambda: _TABLES)
 
     def close(self) -> None:
         for conn in (self.node, self.cloud):
@@ -91,6 +96,8 @@ def tracked_tables(conn: psycopg.Connection, cache: dict | None = None) -> dict[
             if table is None:
                 continue
             if cache is not None:
+                if len(cache) > 1000:  # tables that changed many times: start again
+                    cache.clear()
                 cache[key] = table
         out[name] = table
     return out

@@ -2,6 +2,7 @@
 -- The Alembic revisions create the tables (tables/vN_*.sql) and then load every file below, so
 -- that head always has the current functions and views (all written with create or replace).
 \i functions/ccsync.hlc_next.sql
+\i functions/ccsync.hlc_reserve.sql
 \i functions/ccsync.hlc_observe.sql
 \i functions/ccsync.json_as_text.sql
 \i functions/ccsync.capture_row.sql

@@ -66,8 +66,11 @@ def test_the_cloud_journals_a_push_exactly_as_the_node_did(practice):
     entries = "select op::text, pk::text, old::text, new::text from ccsync.journal where origin = 'pc-1' order by id"
     before = p.sql(node, entries)
     assert len(before) == 4
+    node_clock = p.sql(node, "select max(hlc) from ccsync.journal")[0][0]
     p.push("pc-1")
     assert sorted(p.sql(p.cloud, entries)) == sorted(before)
+    stamps = [r[0] for r in p.sql(p.cloud, "select hlc from ccsync.journal where origin = 'pc-1'")]
+    assert len(set(stamps)) == 4 and min(stamps) > node_clock  # the cloud's clock, past the node's
     # another node pulls them like any other cloud change
     p.add_node("pc-2")
     p.assert_converged()
