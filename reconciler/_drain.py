@@ -47,8 +47,8 @@ class Direction(Protocol):
     def apply(self, plan: _journal.Plan) -> Counter:
         """Apply the staged chunk on the target (inside its transaction); the counts to report."""
 
-    def committed(self, batch: list[tuple[int, int, int]]) -> None:
-        """After the target's commit (a crash before this only delays it)."""
+    def committed(self, batch: list[tuple[int, int, int]], whole: bool) -> None:
+        """After the target's commit (a crash before this only delays it); `whole`: the batch was the window."""
 
 
 def drain(d: Direction, *, progress=None, chunk: int = CHUNK) -> Counter:
@@ -72,12 +72,13 @@ def drain(d: Direction, *, progress=None, chunk: int = CHUNK) -> Counter:
                     continue
                 break
             batch = _journal.chunks(txns, chunk)[0]
-            counts = _apply_chunk(d, window, batch)
+            whole = len(batch) == len(txns) and not done
+            counts = _apply_chunk(d, window, batch, whole=whole)
             checkpoint(f"{d.name}.applied")
             last = batch[-1][1] == txns[-1][1]
             d.store(last, upto, batch[-1][1])
         checkpoint(f"{d.name}.committed")
-        d.committed(batch)
+        d.committed(batch, whole)
         totals.update(counts)
         totals["transactions"] += len(batch)
         if progress:
@@ -90,11 +91,11 @@ def drain(d: Direction, *, progress=None, chunk: int = CHUNK) -> Counter:
     return totals
 
 
-def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, int, int]]) -> Counter:
+def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, int, int]], *, whole: bool) -> Counter:
     """Cut as boldly as possible first; if the target rejects a statement, the same chunk again, cut finer."""
     mode = _journal.MODES[0]
     while True:
-        plan = _journal.plan(d.src, window, batch, mode)
+        plan = _journal.plan(d.src, window, batch, mode, whole=whole)
         try:
             with d.dst.transaction():
                 _journal.stage(d.src, d.dst, window, batch, plan)

@@ -58,8 +58,9 @@ WINDOW = """
 WANTED = "j.origin <> %(exclude_origin)s"
 
 # the chunk's transactions: the window narrowed to a txid range, then to the listed transactions
-CHUNK = ("j.txid between %(first)s::text::xid8 and %(last)s::text::xid8 "
-         "and j.txid = any(string_to_array(%(txids)s, ',')::xid8[])")
+# (no list when the chunk is the whole window: a list of thousands of transactions costs planning time)
+CHUNK = ("(%(txids)s::text is null or (j.txid between %(first)s::text::xid8 and %(last)s::text::xid8 "
+         "and j.txid = any(string_to_array(%(txids)s, ',')::xid8[])))")
 
 # what planning needs of each change of the chunk: no row images
 PLAN_ROWS = f"""
@@ -119,6 +120,7 @@ class Step:
 @dataclass
 class Plan:
     mode: str
+    whole: bool = False  # the chunk is the whole window
     ids: list[int] = field(default_factory=list)  # in apply order
     steps_of: list[int] = field(default_factory=list)
     own: list[bool] = field(default_factory=list)
@@ -158,15 +160,19 @@ def chunks(txns: list[tuple[int, int, int]], limit: int) -> list[list[tuple[int,
     return out
 
 
-def _chunk_params(window: Window, batch: list[tuple[int, int, int]], **extra) -> dict:
+def _chunk_params(window: Window, batch: list[tuple[int, int, int]], whole: bool, **extra) -> dict:
+    if whole:
+        return window.params(first=None, last=None, txids=None, **extra)
     txids = [t[0] for t in batch]
     return window.params(first=str(min(txids)), last=str(max(txids)), txids=",".join(map(str, txids)), **extra)
 
 
-def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, int]], mode: str) -> Plan:
-    """Put a chunk's changes in apply order and cut them into steps (see the module's docstring)."""
+def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, int]], mode: str, *,
+         whole: bool = False) -> Plan:
+    """Put a chunk's changes in apply order and cut them into steps (see the module's docstring).
+    `whole`: the batch is every transaction of the window (none applied yet)."""
     rank = {t[0]: i for i, t in enumerate(batch)}
-    rows = src.execute(PLAN_ROWS, _chunk_params(window, batch)).fetchall()
+    rows = src.execute(PLAN_ROWS, _chunk_params(window, batch, whole)).fetchall()
     if len(batch) > 1:
         rows.sort(key=lambda r: (rank[r[1]], r[0]))  # apply order
     else:
@@ -176,7 +182,7 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
         own = {(r[0], r[1]) for r in src.execute(OWN_ROWS, window.params())}
     if mode == "merged" and any(r[5] or r[3] == "T" for r in rows):
         mode = "runs"
-    p = Plan(mode, ids=[r[0] for r in rows], own=[(r[2], r[4]) in own for r in rows] if own else [False] * len(rows))
+    p = Plan(mode, whole, ids=[r[0] for r in rows], own=[(r[2], r[4]) in own for r in rows] if own else [False] * len(rows))
     if mode != "exact" and rows and not any(r[5] for r in rows) and len({(r[2], r[3], r[6]) for r in rows}) == 1 \
             and len({(r[2], r[4]) for r in rows}) == len(rows):
         # the common case, decided without a loop: one table, operation and column set, every row once
@@ -230,7 +236,7 @@ def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window, batc
           p: Plan) -> int:
     """Copy one planned chunk from the source journal into ccsync_stage on the target (binary COPY)."""
     dst.execute(STAGE_DDL)
-    params = _chunk_params(window, batch, ids=",".join(map(str, p.ids)), steps=",".join(map(str, p.steps_of)),
+    params = _chunk_params(window, batch, p.whole, ids=",".join(map(str, p.ids)), steps=",".join(map(str, p.steps_of)),
                            own=",".join("t" if o else "f" for o in p.own))
     with src.cursor() as out_cur, dst.cursor() as in_cur:
         with out_cur.copy(COPY_OUT, params) as out, \

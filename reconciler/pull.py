@@ -88,7 +88,7 @@ class _Pull:
         node.execute("select ccsync.hlc_observe((select max(hlc) from ccsync_stage))")
         return Counter(changes=plan.changes, skipped=skipped)
 
-    def committed(self, batch):
+    def committed(self, batch, whole):
         pass
 
 

@@ -77,14 +77,16 @@ class _Push:
                     checkpoint("push.conflict")
         return Counter(changes=plan.changes, conflicts=found.write(cloud))
 
-    def committed(self, batch):
-        # committed on the cloud: the entries may leave the node's journal (a crash here only delays it)
+    def committed(self, batch, whole):
+        # committed on the cloud: the entries may leave the node's journal (a crash here only delays it);
+        # a whole window leaves by its snapshot, in _forget_pushed at the end of the run
         txids = [t[0] for t in batch]
-        self.src.execute(
-            "delete from ccsync.journal where txid between %s::text::xid8 and %s::text::xid8 "
-            "and txid = any(string_to_array(%s, ',')::xid8[])",
-            (str(min(txids)), str(max(txids)), ",".join(map(str, txids))),
-        )
+        if not whole:
+            self.src.execute(
+                "delete from ccsync.journal where txid between %s::text::xid8 and %s::text::xid8 "
+                "and txid = any(string_to_array(%s, ',')::xid8[])",
+                (str(min(txids)), str(max(txids)), ",".join(map(str, txids))),
+            )
         checkpoint("push.forgotten")
 
 
@@ -94,7 +96,7 @@ def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
     check_drift(tracked_tables(sides.node, sides.tables), cloud_tables)
     _forget_pushed(sides.node, sides.cloud, sides.name)
     totals = _drain.drain(_Push(sides, cloud_tables), progress=progress, chunk=chunk)
-    _forget_pushed(sides.node, sides.cloud, sides.name)  # chunks an interrupted run applied but could not forget
+    _forget_pushed(sides.node, sides.cloud, sides.name)  # whole windows, and what an interrupted run could not forget
     return {"changes": totals["changes"], "transactions": totals["transactions"], "conflicts": totals["conflicts"],
             "seconds": round(time.monotonic() - started, 3)}
 
