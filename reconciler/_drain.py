@@ -47,8 +47,9 @@ class Direction(Protocol):
     def apply(self, plan: _journal.Plan) -> Counter:
         """Apply the staged chunk on the target (inside its transaction); the counts to report."""
 
-    def committed(self, batch: list[tuple[int, int, int]], whole: bool) -> None:
-        """After the target's commit (a crash before this only delays it); `whole`: the batch was the window."""
+    def committed(self, batch: list[tuple[int, int, int]] | None, whole: bool) -> None:
+        """After the target's commit (a crash before this only delays it); `whole`: the batch was the window
+        (None: not listed)."""
 
 
 def drain(d: Direction, *, progress=None, chunk: int = CHUNK) -> Counter:
@@ -61,26 +62,30 @@ def drain(d: Direction, *, progress=None, chunk: int = CHUNK) -> Counter:
                 resumed = window_upto is not None
             upto = window_upto or _journal.current_snapshot(d.src)
             window = d.window(since, upto, done or 0)
-            txns = _journal.transactions(d.src, window)
+            # most windows are one chunk of transactions none of which is applied: no list of them needed
+            entries, count = _journal.summary(d.src, window) if not done else (None, None)
+            txns = None if entries is not None and entries <= chunk else _journal.transactions(d.src, window)
             if progress and not started:
-                progress.start(d.name, sum(t[2] for t in txns))
+                progress.start(d.name, entries if txns is None else sum(t[2] for t in txns))
             started = True
-            if not txns:
+            if not (entries if txns is None else txns):
                 d.close(upto)
                 if resumed:
                     resumed = False  # an interrupted run's window is closed; now what came after it
                     continue
                 break
-            batch = _journal.chunks(txns, chunk)[0]
-            whole = len(batch) == len(txns) and not done
+            if txns is None:
+                batch, whole, last, end = None, True, True, 0
+            else:
+                batch = _journal.chunks(txns, chunk)[0]
+                whole, last, end = False, batch[-1][1] == txns[-1][1], batch[-1][1]
             counts = _apply_chunk(d, window, batch, whole=whole)
             checkpoint(f"{d.name}.applied")
-            last = batch[-1][1] == txns[-1][1]
-            d.store(last, upto, batch[-1][1])
+            d.store(last, upto, end)
         checkpoint(f"{d.name}.committed")
         d.committed(batch, whole)
         totals.update(counts)
-        totals["transactions"] += len(batch)
+        totals["transactions"] += count if batch is None else len(batch)
         if progress:
             progress.advance(counts["changes"])
         if last and resumed:
@@ -91,7 +96,8 @@ def drain(d: Direction, *, progress=None, chunk: int = CHUNK) -> Counter:
     return totals
 
 
-def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, int, int]], *, whole: bool) -> Counter:
+def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, int, int]] | None, *,
+                 whole: bool) -> Counter:
     """Cut as boldly as possible first; if the target rejects a statement, the same chunk again, cut finer."""
     mode = _journal.MODES[0]
     while True:

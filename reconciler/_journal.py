@@ -147,6 +147,14 @@ def transactions(src: psycopg.Connection, window: Window) -> list[tuple[int, int
     ]
 
 
+def summary(src: psycopg.Connection, window: Window) -> tuple[int, int]:
+    """(entries, transactions) of a window none of which is applied yet: enough to see that it is one chunk."""
+    return src.execute(
+        f"select count(*), count(distinct j.txid) from ccsync.journal j where {WINDOW} and {WANTED}",
+        window.params(),
+    ).fetchone()
+
+
 def chunks(txns: list[tuple[int, int, int]], limit: int) -> list[list[tuple[int, int, int]]]:
     """Whole transactions grouped so that a chunk holds about `limit` entries (one big transaction alone)."""
     out: list[list[tuple[int, int, int]]] = []
@@ -160,23 +168,20 @@ def chunks(txns: list[tuple[int, int, int]], limit: int) -> list[list[tuple[int,
     return out
 
 
-def _chunk_params(window: Window, batch: list[tuple[int, int, int]], whole: bool, **extra) -> dict:
-    if whole:
+def _chunk_params(window: Window, batch: list[tuple[int, int, int]] | None, whole: bool, **extra) -> dict:
+    if whole or batch is None:
         return window.params(first=None, last=None, txids=None, **extra)
     txids = [t[0] for t in batch]
     return window.params(first=str(min(txids)), last=str(max(txids)), txids=",".join(map(str, txids)), **extra)
 
 
-def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, int]], mode: str, *,
+def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, int]] | None, mode: str, *,
          whole: bool = False) -> Plan:
     """Put a chunk's changes in apply order and cut them into steps (see the module's docstring).
-    `whole`: the batch is every transaction of the window (none applied yet)."""
-    rank = {t[0]: i for i, t in enumerate(batch)}
+    `whole`: the batch is every transaction of the window (none applied yet); None: the same, unlisted."""
+    whole = whole or batch is None
     rows = src.execute(PLAN_ROWS, _chunk_params(window, batch, whole)).fetchall()
-    if len(batch) > 1:
-        rows.sort(key=lambda r: (rank[r[1]], r[0]))  # apply order
-    else:
-        rows.sort()  # by id
+    _in_apply_order(rows, batch)
     own: set[tuple[str, str]] = set()
     if window.exclude_origin:
         own = {(r[0], r[1]) for r in src.execute(OWN_ROWS, window.params())}
@@ -196,6 +201,22 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
             if s.columns is not None:
                 s.columns = tuple(parsed[s.columns][0])
     return p
+
+
+def _in_apply_order(rows: list[tuple], batch: list[tuple[int, int, int]] | None) -> None:
+    """Sort (id, txid, ...) rows by their transaction's highest id, then by id (see the module's docstring)."""
+    if batch is not None:
+        rank = {t[0]: i for i, t in enumerate(batch)}
+    else:
+        tx_max: dict[int, int] = {}
+        for r in rows:
+            if r[0] > tx_max.get(r[1], 0):
+                tx_max[r[1]] = r[0]
+        rank = tx_max
+    if len(rank) > 1:
+        rows.sort(key=lambda r: (rank[r[1]], r[0]))
+    else:
+        rows.sort()  # one transaction: by id
 
 
 def _cut(p: Plan, rows: list[tuple], mode: str) -> None:
@@ -232,8 +253,8 @@ def _cut(p: Plan, rows: list[tuple], mode: str) -> None:
     p.steps_of = [s.number for s in of]
 
 
-def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window, batch: list[tuple[int, int, int]],
-          p: Plan) -> int:
+def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window,
+          batch: list[tuple[int, int, int]] | None, p: Plan) -> int:
     """Copy one planned chunk from the source journal into ccsync_stage on the target (binary COPY)."""
     dst.execute(STAGE_DDL)
     params = _chunk_params(window, batch, p.whole, ids=",".join(map(str, p.ids)), steps=",".join(map(str, p.steps_of)),

@@ -80,8 +80,8 @@ class _Push:
     def committed(self, batch, whole):
         # committed on the cloud: the entries may leave the node's journal (a crash here only delays it);
         # a whole window leaves by its snapshot, in _forget_pushed at the end of the run
-        txids = [t[0] for t in batch]
         if not whole:
+            txids = [t[0] for t in batch]
             self.src.execute(
                 "delete from ccsync.journal where txid between %s::text::xid8 and %s::text::xid8 "
                 "and txid = any(string_to_array(%s, ',')::xid8[])",
