@@ -47,6 +47,9 @@ class Direction(Protocol):
     def apply(self, plan: _journal.Plan) -> Counter:
         """Apply the staged chunk on the target (inside its transaction); the counts to report."""
 
+    # optional: direct(window, summary) -> Counter | None, a whole window of inserts into one table applied
+    # without staging (None: not for this one)
+
     def committed(self, batch: list[tuple[int, int, int]] | None, whole: bool) -> None:
         """After the target's commit (a crash before this only delays it); `whole`: the batch was the window
         (None: not listed)."""
@@ -63,8 +66,9 @@ def drain(d: Direction, *, progress=None, chunk: int = CHUNK) -> Counter:
             upto = window_upto or _journal.current_snapshot(d.src)
             window = d.window(since, upto, done or 0)
             # most windows are one chunk of transactions none of which is applied: no list of them needed
-            entries, count = _journal.summary(d.src, window) if not done else (None, None)
-            txns = None if entries is not None and entries <= chunk else _journal.transactions(d.src, window)
+            summary = _journal.summary(d.src, window) if not done else None
+            entries = summary.entries if summary else None
+            txns = None if summary and entries <= chunk else _journal.transactions(d.src, window)
             if progress and not started:
                 progress.start(d.name, entries if txns is None else sum(t[2] for t in txns))
             started = True
@@ -78,14 +82,15 @@ def drain(d: Direction, *, progress=None, chunk: int = CHUNK) -> Counter:
                 batch, whole, last, end = None, True, True, 0
             else:
                 batch = _journal.chunks(txns, chunk)[0]
-                whole, last, end = False, batch[-1][1] == txns[-1][1], batch[-1][1]
-            counts = _apply_chunk(d, window, batch, whole=whole)
+                whole = len(batch) == len(txns) and not done  # one transaction larger than a chunk
+                last, end = batch[-1][1] == txns[-1][1], batch[-1][1]
+            counts = _apply_chunk(d, window, batch, summary if whole else None)
             checkpoint(f"{d.name}.applied")
             d.store(last, upto, end)
         checkpoint(f"{d.name}.committed")
         d.committed(batch, whole)
         totals.update(counts)
-        totals["transactions"] += count if batch is None else len(batch)
+        totals["transactions"] += summary.transactions if batch is None else len(batch)
         if progress:
             progress.advance(counts["changes"])
         if last and resumed:
@@ -96,12 +101,22 @@ def drain(d: Direction, *, progress=None, chunk: int = CHUNK) -> Counter:
     return totals
 
 
-def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, int, int]] | None, *,
-                 whole: bool) -> Counter:
+def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, int, int]] | None,
+                 whole: _journal.Summary | None) -> Counter:
+    """`whole`: the chunk is the whole window (none of it applied yet), as summarized."""
     """Cut as boldly as possible first; if the target rejects a statement, the same chunk again, cut finer."""
+    direct = getattr(d, "direct", None)
+    if whole and whole.inserts_into and direct is not None:
+        try:
+            with d.dst.transaction():
+                counts = direct(window, whole)
+                if counts is not None:
+                    return counts
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+            pass  # rolled back: the staged way below finds out which change it was, and says so
     mode = _journal.MODES[0]
     while True:
-        plan = _journal.plan(d.src, window, batch, mode, whole=whole)
+        plan = _journal.plan(d.src, window, batch, mode, whole=whole is not None)
         try:
             with d.dst.transaction():
                 _journal.stage(d.src, d.dst, window, batch, plan)

@@ -147,12 +147,27 @@ def transactions(src: psycopg.Connection, window: Window) -> list[tuple[int, int
     ]
 
 
-def summary(src: psycopg.Connection, window: Window) -> tuple[int, int]:
-    """(entries, transactions) of a window none of which is applied yet: enough to see that it is one chunk."""
-    return src.execute(
-        f"select count(*), count(distinct j.txid) from ccsync.journal j where {WINDOW} and {WANTED}",
+@dataclass
+class Summary:
+    """A window none of which is applied yet, counted in one scan."""
+
+    entries: int
+    transactions: int
+    inserts_into: str | None  # the one table the window only inserts rows into, if so
+    top_hlc: int | None
+
+
+def summary(src: psycopg.Connection, window: Window) -> Summary:
+    return Summary(*src.execute(
+        f"""
+        select count(*), count(distinct j.txid),
+               case when bool_and(j.op = 'I') and min(j.table_name) = max(j.table_name) then min(j.table_name) end,
+               max(j.hlc)
+          from ccsync.journal j
+         where {WINDOW} and {WANTED}
+        """,
         window.params(),
-    ).fetchone()
+    ).fetchone())
 
 
 def chunks(txns: list[tuple[int, int, int]], limit: int) -> list[list[tuple[int, int, int]]]:

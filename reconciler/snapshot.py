@@ -137,7 +137,7 @@ def _truncate_all(node, order) -> None:
         node.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(_ident(t, node) for t in order)))
 
 
-def _copy_format(t: Table, conn) -> str:
+def copy_format(t: Table, conn) -> str:
     """Binary, unless an array or composite of a user-defined type (its binary form holds database OIDs)."""
     user_defined = conn.execute(
         """
@@ -154,7 +154,7 @@ def _copy_format(t: Table, conn) -> str:
 
 def _copy_table(cloud, node, t: Table, snap: str, rows: int, progress: Progress) -> int:
     cols = t.insert_columns()
-    fmt = sql.SQL(_copy_format(t, node))
+    fmt = sql.SQL(copy_format(t, node))
     size = cloud.execute("select pg_table_size(to_regclass(%s))", (t.name,)).fetchone()[0] or 1
     per_byte = rows / size
     sent = 0.0

@@ -94,3 +94,37 @@ def test_a_cascade_under_a_pushed_delete_is_journaled_for_the_other_nodes(make_p
     assert p.sql(p.nodes["pc-2"], "select count(*) from notes") == [(0,)]
     p.sync_all()
     p.assert_converged(("patients", "notes"))
+
+
+def test_a_window_of_inserts_into_one_table_goes_straight_in_without_staging(practice, monkeypatch):
+    p = practice
+    node = p.nodes["pc-1"]
+    with psycopg.connect(node, autocommit=True) as conn:
+        conn.execute("insert into patients (id, name, notes) values (1, 'a', 'x'), (2, 'b', null)")
+        conn.execute("insert into patients (id, name, balance) select g, 'p' || g, g / 7.0 from generate_series(3, 500) g")
+    entries = "select op::text, pk::text, old::text, new::text from ccsync.journal where origin = 'pc-1' order by id"
+    before = p.sql(node, entries)
+    node_clock = p.sql(node, "select max(hlc) from ccsync.journal")[0][0]
+
+    def no_staging(*args, **kwargs):
+        raise AssertionError("staged")
+
+    monkeypatch.setattr(_journal, "plan", no_staging)
+    done = p.push("pc-1")
+    assert (done["changes"], done["transactions"], done["conflicts"]) == (500, 2, 0)
+    assert sorted(p.sql(p.cloud, entries)) == sorted(before)
+    stamps = [r[0] for r in p.sql(p.cloud, "select hlc from ccsync.journal where origin = 'pc-1'")]
+    assert len(set(stamps)) == 500 and min(stamps) > node_clock
+    assert p.rows(p.cloud) == p.rows(node)
+
+
+def test_a_key_the_cloud_already_has_sends_a_window_of_inserts_the_staged_way(practice):
+    p = practice
+    p.sql(p.cloud, "insert into patients (id, name) values (7, 'made on the cloud')")
+    with psycopg.connect(p.nodes["pc-1"], autocommit=True) as conn:
+        conn.execute("insert into patients (id, name) values (6, 'new'), (7, 'made on the PC'), (8, 'new too')")
+    done = p.push("pc-1")
+    assert (done["changes"], done["conflicts"]) == (3, 1)
+    assert p.sql(p.cloud, "select id, name from patients order by 1") == [
+        (6, "new"), (7, "made on the cloud"), (8, "new too")]
+    assert p.conflicts(p.cloud) == [("insert_insert", "pc-1", "public.patients", '{"id": 7}', ["name"])]
