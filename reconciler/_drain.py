@@ -9,7 +9,9 @@ chunk is applied; this loop does the rest, the same way for both:
 - each chunk (whole source transactions) is planned, staged and applied in one target transaction that
   also moves the position: exactly once;
 - a chunk the target rejects is planned again with a finer cut (merged, runs, exact); rejected even
-  change by change, it stays pending and the run ends with one clear line.
+  change by change, it stays pending and the run ends with one clear line;
+- a direction may take a whole window of plain inserts into one table without staging it (push.direct);
+  if the target objects, that is rolled back and the window goes the staged way.
 """
 
 from __future__ import annotations

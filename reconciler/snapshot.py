@@ -12,7 +12,7 @@ import time
 
 from psycopg import sql
 
-from . import _ddl, capture
+from . import _apply, _ddl, capture
 from ._sides import Sides, check_drift, tracked_tables
 from ._tablesql import Table
 from ._faults import checkpoint
@@ -161,9 +161,11 @@ def _copy_table(cloud, node, t: Table, snap: str, rows: int, progress: Progress)
     with node.transaction():
         node.execute("select set_config('ccsync.origin', 'cloud', true)")
         _replica_role(node)
-        # the insert trigger would journal nothing here (origin set) but still costs a call; note that
-        # PostgreSQL fills the transition table even for a disabled trigger (dropping it would avoid that)
-        node.execute(sql.SQL("alter table {} disable trigger ccsync_capture_insert").format(t.ident))
+        # the insert trigger would journal nothing here (origin set), but PostgreSQL would still keep every
+        # copied row in its transition table, even with the trigger disabled: it is dropped for the copy
+        # and created again by ccsync.track before the commit (readers of the table wait for that commit)
+        node.execute(sql.SQL("drop trigger ccsync_capture_insert on {}").format(t.ident))
+        _apply.bulk(node, True)  # the row trigger skips the delete too
         node.execute(sql.SQL("delete from {}").format(t.ident))
         with cloud.cursor() as out_cur, node.cursor() as in_cur:
             with out_cur.copy(sql.SQL("copy (select {c} from {T}) to stdout (format {f})").format(
@@ -175,7 +177,13 @@ def _copy_table(cloud, node, t: Table, snap: str, rows: int, progress: Progress)
                     if sent + step <= rows:
                         sent += step
                         progress.advance(int(sent) - int(sent - step))
-        node.execute(sql.SQL("alter table {} enable always trigger ccsync_capture_insert").format(t.ident))
+        _apply.bulk(node, False)
+        if node.execute(
+            "select ccsync.track(format('%%I.%%I', schema_name, rel_name)::regclass, policy, schema_name = 'ccsync') "
+            "from ccsync.tracked where table_name = %s",
+            (t.name,),
+        ).fetchone() is None:  # rolled back with the copy: the trigger is back as it was
+            raise CcsyncError(f"{t.name} is not tracked on this node: run `ccsync init` again")
         node.execute(
             "insert into ccsync.init_progress (table_name, snapshot, rows) values (%s, %s::pg_snapshot, %s) "
             "on conflict (table_name) do update set snapshot = excluded.snapshot, rows = excluded.rows, copied_at = now()",
