@@ -118,7 +118,8 @@ def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, i
             pass  # rolled back: the staged way below finds out which change it was, and says so
     mode = _journal.MODES[0]
     while True:
-        plan = _journal.plan(d.src, window, batch, mode, whole=whole is not None)
+        plan = _journal.plan(d.src, window, batch, mode, whole=whole is not None,
+                             one_transaction=whole is not None and whole.transactions == 1)
         try:
             with d.dst.transaction():
                 _journal.stage(d.src, d.dst, window, batch, plan)

@@ -77,6 +77,34 @@ select j.id, j.txid::text::bigint, j.table_name, j.op::text, j.pk::text,
 # from the cloud instead.
 OWN_ROWS = f"select distinct j.table_name, j.pk::text from ccsync.journal j where {WINDOW} and not ({WANTED})"
 
+# a whole window of one source transaction (a bulk statement) is often one step: checked in two scans of the
+# window, without fetching its changes (no key set computed per change: the first update's keys are checked
+# against every other's with ?& and -, which need no per-row subquery)
+FIRST_KEYS = f"""
+select array(select jsonb_object_keys(j.new))::text from ccsync.journal j
+ where {WINDOW} and {WANTED} and {CHUNK} and j.op = 'U' limit 1
+"""
+ONE_STEP = f"""
+select count(*), min(j.table_name), min(j.op::text),
+       min(j.table_name) = max(j.table_name) and min(j.op::text) = max(j.op::text) and min(j.op::text) <> 'T'
+       and bool_and(j.op <> 'U' or (not coalesce(j.new ?| t.pk_columns, false)
+                                    and j.new ?& %(keys)s::text[] and j.new - %(keys)s::text[] = '{{}}'::jsonb))
+  from ccsync.journal j
+  left join ccsync.tracked t on t.table_name = j.table_name
+ where {WINDOW} and {WANTED} and {CHUNK}
+"""
+DISTINCT_ROWS = f"""
+select count(*) from (select 1 from ccsync.journal j where {WINDOW} and {WANTED} and {CHUNK} group by j.pk) d
+"""
+# the one step's changes, in id order (the order of one source transaction)
+COPY_ONE = f"""
+copy (
+    select j.id, 1::bigint, j.txid, j.hlc, j.origin, j.table_name, j.op, j.pk, j.old, j.new, false
+      from ccsync.journal j
+     where {WINDOW} and {WANTED} and {CHUNK}
+) to stdout (format binary)
+"""
+
 COPY_OUT = f"""
 copy (
     select m.seq, m.step, j.txid, j.hlc, j.origin, j.table_name, j.op, j.pk, j.old, j.new, m.own_touch
@@ -121,6 +149,7 @@ class Step:
 class Plan:
     mode: str
     whole: bool = False  # the chunk is the whole window
+    single: bool = False  # one step, decided without listing the changes (ids and steps_of are empty)
     ids: list[int] = field(default_factory=list)  # in apply order
     steps_of: list[int] = field(default_factory=list)
     own: list[bool] = field(default_factory=list)
@@ -128,7 +157,7 @@ class Plan:
 
     @property
     def changes(self) -> int:
-        return len(self.ids)
+        return sum(s.count for s in self.steps)
 
 
 def current_snapshot(conn: psycopg.Connection) -> str:
@@ -191,10 +220,15 @@ def _chunk_params(window: Window, batch: list[tuple[int, int, int]] | None, whol
 
 
 def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, int]] | None, mode: str, *,
-         whole: bool = False) -> Plan:
+         whole: bool = False, one_transaction: bool = False) -> Plan:
     """Put a chunk's changes in apply order and cut them into steps (see the module's docstring).
-    `whole`: the batch is every transaction of the window (none applied yet); None: the same, unlisted."""
+    `whole`: the batch is every transaction of the window (none applied yet); None: the same, unlisted.
+    `one_transaction`: and that is one source transaction."""
     whole = whole or batch is None
+    if whole and one_transaction and mode != "exact":
+        single = _one_step(src, window, batch, mode)
+        if single is not None:
+            return single
     rows = src.execute(PLAN_ROWS, _chunk_params(window, batch, whole)).fetchall()
     _in_apply_order(rows, batch)
     own: set[tuple[str, str]] = set()
@@ -216,6 +250,22 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
             if s.columns is not None:
                 s.columns = tuple(parsed[s.columns][0])
     return p
+
+
+def _one_step(src, window: Window, batch, mode: str) -> Plan | None:
+    """The plan of a whole window that is one step, or None."""
+    params = _chunk_params(window, batch, True)
+    if window.exclude_origin and src.execute(f"select exists ({OWN_ROWS})", window.params()).fetchone()[0]:
+        return None  # rows this node changed itself in the window: their changes are flagged one by one
+    keys = src.execute(FIRST_KEYS, params).fetchone()
+    keys = keys[0] if keys else "{}"
+    count, table, op, one = src.execute(ONE_STEP, {**params, "keys": keys}).fetchone()
+    if not one or src.execute(DISTINCT_ROWS, params).fetchone()[0] != count:
+        return None
+    columns = None
+    if op == "U":
+        columns = tuple(src.execute("select %s::text[]", (keys,)).fetchone()[0])
+    return Plan(mode, True, single=True, steps=[Step(1, table, op, columns, count)])
 
 
 def _in_apply_order(rows: list[tuple], batch: list[tuple[int, int, int]] | None) -> None:
@@ -272,10 +322,14 @@ def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window,
           batch: list[tuple[int, int, int]] | None, p: Plan) -> int:
     """Copy one planned chunk from the source journal into ccsync_stage on the target (binary COPY)."""
     dst.execute(STAGE_DDL)
-    params = _chunk_params(window, batch, p.whole, ids=",".join(map(str, p.ids)), steps=",".join(map(str, p.steps_of)),
+    if p.single:
+        query, params = COPY_ONE, _chunk_params(window, batch, True)
+    else:
+        query = COPY_OUT
+        params = _chunk_params(window, batch, p.whole, ids=",".join(map(str, p.ids)), steps=",".join(map(str, p.steps_of)),
                            own=",".join("t" if o else "f" for o in p.own))
     with src.cursor() as out_cur, dst.cursor() as in_cur:
-        with out_cur.copy(COPY_OUT, params) as out, \
+        with out_cur.copy(query, params) as out, \
                 in_cur.copy(f"copy ccsync_stage ({STAGE_COLUMNS}) from stdin (format binary)") as inp:
             for data in out:
                 inp.write(data)

@@ -62,6 +62,10 @@ def open_cloud(cloud_dsn: str, **kwargs) -> psycopg.Connection:
     return cloud
 
 
+# the checks and plans of a chunk group and sort tens of thousands of journal entries: in memory, not on disk
+WORK_MEM = "64MB"
+
+
 def open_sides(local_dsn: str, cloud_dsn: str | None) -> Sides:
     node, name = open_node(local_dsn)
     try:
@@ -69,6 +73,9 @@ def open_sides(local_dsn: str, cloud_dsn: str | None) -> Sides:
     except CcsyncError:
         node.close()
         raise
+    for conn in (node, cloud):
+        if conn is not None:
+            conn.execute("select set_config('work_mem', %s, false)", (WORK_MEM,))
     return Sides(node, cloud, name)
 
 

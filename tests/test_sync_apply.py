@@ -128,3 +128,39 @@ def test_a_key_the_cloud_already_has_sends_a_window_of_inserts_the_staged_way(pr
     assert p.sql(p.cloud, "select id, name from patients order by 1") == [
         (6, "new"), (7, "made on the cloud"), (8, "new too")]
     assert p.conflicts(p.cloud) == [("insert_insert", "pc-1", "public.patients", '{"id": 7}', ["name"])]
+
+
+def test_one_bulk_statement_is_planned_as_one_step_without_listing_its_changes(practice):
+    p = practice
+    p.sql(p.cloud, "insert into patients (id, name, phone) select g, 'p' || g, '0' || g from generate_series(1, 300) g")
+    p.pull("pc-1")
+    p.sql(p.nodes["pc-1"], "update patients set phone = phone || '9', notes = 'recalled' where id <= 200")
+
+    def whole_plan(mode="merged"):
+        with psycopg.connect(p.nodes["pc-1"], autocommit=True) as conn:
+            since = p.sql(p.cloud, "select push_snapshot::text from ccsync.nodes where name = 'pc-1'")[0][0]
+            window = _journal.Window(since, _journal.current_snapshot(conn))
+            return _journal.plan(conn, window, None, mode, whole=True, one_transaction=True)
+
+    one = whole_plan()
+    assert one.single and one.ids == [] and [(s.table, s.op, s.count, sorted(s.columns)) for s in one.steps] == [
+        ("public.patients", "U", 200, ["notes", "phone"])]
+    p.push("pc-1")
+    p.pull("pc-1")
+    p.assert_converged()
+    assert p.sql(p.cloud, "select count(*) from patients where phone like '%9' and notes = 'recalled'") == [(200,)]
+    # the same row twice in one transaction, or two column sets: listed and cut change by change
+    with psycopg.connect(p.nodes["pc-1"]) as conn:
+        conn.execute("update patients set phone = 'a' where id between 1 and 3")
+        conn.execute("update patients set phone = 'b' where id = 2")
+    two = whole_plan()
+    assert not two.single and [(s.op, s.count) for s in two.steps] == [("U", 3), ("U", 1)]
+    p.push("pc-1")
+    assert p.sql(p.cloud, "select id, phone from patients where id <= 3 order by 1") == [(1, "a"), (2, "b"), (3, "a")]
+    with psycopg.connect(p.nodes["pc-1"]) as conn:
+        conn.execute("update patients set phone = 'c' where id = 4")
+        conn.execute("update patients set notes = 'd' where id = 5")
+    assert not whole_plan().single
+    p.push("pc-1")
+    p.pull("pc-1")
+    p.assert_converged()
