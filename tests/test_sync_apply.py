@@ -1,9 +1,9 @@
 """How a chunk is cut into set statements, and what the cloud journals for them, on real servers."""
 
 import psycopg
+import pytest
 
-from reconciler import _journal, sync
-from tests.fix_sync import Practice
+from reconciler import _journal
 
 
 def _plan(p, node, mode):
@@ -14,6 +14,7 @@ def _plan(p, node, mode):
         return _journal.plan(conn, window, batch, mode)
 
 
+@pytest.mark.one_version  # how a chunk is cut: Python, the same on every version
 def test_many_small_transactions_become_one_statement_per_table_and_operation(practice):
     p = practice
     p.sql(p.cloud, "insert into patients (id, name) select g, 'p' || g from generate_series(1, 100) g")
@@ -35,6 +36,7 @@ def test_many_small_transactions_become_one_statement_per_table_and_operation(pr
     assert p.sql(p.cloud, "select phone from patients where id = 1") == [("twice",)]
 
 
+@pytest.mark.one_version  # how a chunk is cut: Python, the same on every version
 def test_a_child_merged_before_its_parent_falls_back_to_the_source_order(practice):
     p = practice
     p.sql(p.cloud, "insert into patients (id, name) values (1, 'known')")
@@ -130,6 +132,7 @@ def test_a_key_the_cloud_already_has_sends_a_window_of_inserts_the_staged_way(pr
     assert p.conflicts(p.cloud) == [("insert_insert", "pc-1", "public.patients", '{"id": 7}', ["name"])]
 
 
+@pytest.mark.one_version  # how a chunk is cut: Python, the same on every version
 def test_one_bulk_statement_is_planned_as_one_step_without_listing_its_changes(practice):
     p = practice
     p.sql(p.cloud, "insert into patients (id, name, phone) select g, 'p' || g, '0' || g from generate_series(1, 300) g")
