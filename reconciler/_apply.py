@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 from psycopg.types.string import TextLoader
@@ -32,14 +32,6 @@ class Leftover:
     hlc: int
     cloud_row: str | None
     columns: list[str]
-
-
-@dataclass
-class Outcome:
-    changes: int = 0
-    transactions: int = 0
-    leftovers: list[tuple[Table, Leftover]] = field(default_factory=list)
-    skipped: int = 0
 
 
 def _stage_from() -> sql.SQL:

@@ -328,11 +328,15 @@ def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window,
         query = COPY_OUT
         params = _chunk_params(window, batch, p.whole, ids=",".join(map(str, p.ids)), steps=",".join(map(str, p.steps_of)),
                            own=",".join("t" if o else "f" for o in p.own))
-    with src.cursor() as out_cur, dst.cursor() as in_cur:
-        with out_cur.copy(query, params) as out, \
-                in_cur.copy(f"copy ccsync_stage ({STAGE_COLUMNS}) from stdin (format binary)") as inp:
-            for data in out:
-                inp.write(data)
+    relay(src, query, params, dst, f"copy ccsync_stage ({STAGE_COLUMNS}) from stdin (format binary)")
     # no ANALYZE: every statement reads one step through the step index, and the row estimates without
     # statistics lead to index lookups into the target, the right plan for a step of any size
     return p.changes
+
+
+def relay(src: psycopg.Connection, query, params: dict, dst: psycopg.Connection, into) -> None:
+    """Stream a COPY ... TO STDOUT on `src` into a COPY ... FROM STDIN on `dst`, as it comes."""
+    with src.cursor() as out_cur, dst.cursor() as in_cur:
+        with out_cur.copy(query, params) as out, in_cur.copy(into) as inp:
+            for data in out:
+                inp.write(data)

@@ -6,7 +6,7 @@ recovered with jsonb_populate_record, so every type's own input function parses 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
@@ -34,7 +34,6 @@ class Table:
     pk: list[str]
     columns: list[Column]
     policy: str = "manual"
-    _cache: dict = field(default_factory=dict, repr=False)
 
     # -- loading -------------------------------------------------------------------------------------
     @classmethod

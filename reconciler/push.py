@@ -98,7 +98,7 @@ class _Push:
         ).format(vals=sql.SQL(", ").join(t.typed(c, "cc_n", "j.new") for c in t.writable),
                  n=t.populate(sql.SQL("j.new"), "cc_n"),
                  window=sql.SQL(_journal.WINDOW), wanted=sql.SQL(_journal.WANTED), f=fmt)
-        _relay(node, rows, window.params(), cloud,
+        _journal.relay(node, rows, window.params(), cloud,
                sql.SQL("copy {T} ({cols}) from stdin (format {f})").format(T=t.ident, cols=t.insert_columns(), f=fmt))
         checkpoint("push.staged")
         _apply.bulk(cloud, False)
@@ -107,7 +107,7 @@ class _Push:
             "copy (select %(first)s::bigint + row_number() over () - 1, j.origin, j.table_name, j.op, j.pk, j.old, j.new "
             "from ccsync.journal j where {window} and {wanted}) to stdout (format binary)"
         ).format(window=sql.SQL(_journal.WINDOW), wanted=sql.SQL(_journal.WANTED))
-        _relay(node, entries, window.params(first=first), cloud,
+        _journal.relay(node, entries, window.params(first=first), cloud,
                "copy ccsync.journal (hlc, origin, table_name, op, pk, old, new) from stdin (format binary)")
         checkpoint("push.step")
         return Counter(changes=count, conflicts=0)
@@ -134,13 +134,6 @@ def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
     _forget_pushed(sides.node, sides.cloud, sides.name)  # whole windows, and what an interrupted run could not forget
     return {"changes": totals["changes"], "transactions": totals["transactions"], "conflicts": totals["conflicts"],
             "seconds": round(time.monotonic() - started, 3)}
-
-
-def _relay(src, query, params, dst, into) -> None:
-    with src.cursor() as out_cur, dst.cursor() as in_cur:
-        with out_cur.copy(query, params) as out, in_cur.copy(into) as inp:
-            for data in out:
-                inp.write(data)
 
 
 def _forget_pushed(node, cloud, name) -> None:
