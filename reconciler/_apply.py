@@ -49,10 +49,11 @@ def bulk(conn: psycopg.Connection, on: bool) -> None:
     conn.execute("select set_config('ccsync.bulk', %s, true)", ("on" if on else "",))
 
 
-def fast_step(conn: psycopg.Connection, t: Table, step: Step, *, push: bool) -> bool:
+def fast_step(conn: psycopg.Connection, t: Table, step: Step, *, push: bool, hlc_first: int | None = None) -> bool:
     """Apply a whole step in one statement the capture triggers skip, and on the cloud journal it from the
     stage. On the cloud (push) it must apply every change exactly on its base, or it is rolled back (to a
-    savepoint) and False returned: the step then goes the careful way, change by change where needed."""
+    savepoint) and False returned: the step then goes the careful way, change by change where needed.
+    `hlc_first`: the first of a run of clock values reserved for the chunk (push), one per staged change."""
     q = {"U": _fast_update, "I": _fast_insert, "D": _fast_delete}[step.op](t, step, push)
     if q is None:
         return False
@@ -65,23 +66,22 @@ def fast_step(conn: psycopg.Connection, t: Table, step: Step, *, push: bool) -> 
             if conn.execute(q, {"step": step.number}).rowcount != step.count:
                 raise _Partial
             bulk(conn, False)
-            journal_step(conn, step)
+            journal_step(conn, step, hlc_first)
     except (_Partial, psycopg.errors.IntegrityError):
         return False
     return True
 
 
-def journal_step(conn: psycopg.Connection, step: Step) -> None:
+def journal_step(conn: psycopg.Connection, step: Step, hlc_first: int) -> None:
     """Journal on the cloud, with the node as origin, the changes of a step applied exactly as staged: the
     entries the capture triggers would have written (the same base, the same columns), without a trigger
-    call and two row images per row. The rows of a step are distinct, so their order among themselves
-    does not matter; one run of clock values is reserved for all of them."""
+    call and two row images per row. Their clock values come from the run reserved for the chunk: the
+    staged change numbered seq (1..n) takes its seq-th value."""
     conn.execute(
-        "with c as materialized (select ccsync.hlc_reserve(%(count)s) as first) "
         "insert into ccsync.journal (hlc, origin, table_name, op, pk, old, new) "
-        "select c.first + row_number() over () - 1, s.origin, s.table_name, s.op, s.pk, s.old, s.new "
-        "from c, ccsync_stage s where s.step = %(step)s",
-        {"step": step.number, "count": step.count},
+        "select %(first)s::bigint + s.seq - 1, s.origin, s.table_name, s.op, s.pk, s.old, s.new "
+        "from ccsync_stage s where s.step = %(step)s",
+        {"step": step.number, "first": hlc_first},
     )
 
 
@@ -94,7 +94,7 @@ def _fast_update(t: Table, step: Step, push: bool) -> sql.Composed | None:
     )
     if push:  # every changed column still holds the node's base value
         cond = sql.SQL(" and ").join(t.same(c, t.tcol(c), t.typed(c, "cc_o", "s.old")) for c in cols)
-        old = t.populate(sql.SQL("s.old"), "cc_o")
+        old = t.populate(sql.SQL("s.old"), "cc_o", cols)
     else:
         cond, old = sql.SQL("not s.skipped"), sql.SQL("")
     key, match = t.key_join()
@@ -102,7 +102,7 @@ def _fast_update(t: Table, step: Step, push: bool) -> sql.Composed | None:
         "update {T} t set {sets} {frm} {p} {o} {n} where s.step = %(step)s and {match} and {cond}"
     ).format(
         T=t.ident, sets=sets, frm=_stage_from(), p=key, o=old,
-        n=t.populate(sql.SQL("s.new"), "cc_n"), match=match, cond=cond,
+        n=t.populate(sql.SQL("s.new"), "cc_n", cols), match=match, cond=cond,
     )
 
 
@@ -114,13 +114,13 @@ def _fast_insert(t: Table, step: Step, push: bool) -> sql.Composed:
             pk=t.pk_columns(), sets=t.upsert_set())
     return sql.SQL("insert into {T} ({cols}) select {vals} {frm} {n} where s.step = %(step)s {tail}").format(
         T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), frm=_stage_from(),
-        n=t.populate(sql.SQL("s.new"), "cc_n"), tail=tail,
+        n=t.populate(sql.SQL("s.new"), "cc_n", t.writable), tail=tail,
     )
 
 
 def _fast_delete(t: Table, step: Step, push: bool) -> sql.Composed:
     if push:  # the cloud's row is the row the node deleted
-        cond, old = t.matches_base(), t.populate(sql.SQL("s.old"), "cc_o")
+        cond, old = t.matches_base(), t.populate(sql.SQL("s.old"), "cc_o", t.writable)
     else:
         cond, old = sql.SQL("not s.skipped"), sql.SQL("")
     key, match = t.key_join()
@@ -142,7 +142,7 @@ def update_step(conn, t: Table, step: int, *, check_base: bool) -> int:
         "update {T} t set {sets} {frm} {p} {o} {n} where s.step = %(step)s and {match} and {cond} returning s.seq"
     ).format(
         T=t.ident, sets=t.set_from_new(), frm=_stage_from(),
-        p=t.populate(sql.SQL("s.pk"), "cc_p"), o=t.populate(sql.SQL("s.old"), "cc_o"), n=t.populate(sql.SQL("s.new"), "cc_n"),
+        p=t.populate(sql.SQL("s.pk"), "cc_p"), o=t.populate(sql.SQL("s.old"), "cc_o", t.writable), n=t.populate(sql.SQL("s.new"), "cc_n", t.writable),
         match=t.pk_match(), cond=cond,
     )
     return conn.execute(_mark_done(q), {"step": step}).rowcount
@@ -159,7 +159,7 @@ def insert_step(conn, t: Table, step: int, *, upsert: bool) -> int:
         "insert into {T} ({cols}) select {vals} {frm} {n} where s.step = %(step)s {where} {conflict} returning {pk}"
     ).format(
         T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), frm=_stage_from(),
-        n=t.populate(sql.SQL("s.new"), "cc_n"), where=where, conflict=conflict, pk=t.pk_columns(),
+        n=t.populate(sql.SQL("s.new"), "cc_n", t.writable), where=where, conflict=conflict, pk=t.pk_columns(),
     )
     match = sql.SQL(" and ").join(
         sql.SQL("a.{c} = (jsonb_populate_record(null::{T}, x.pk)).{c}").format(c=sql.Identifier(k), T=t.ident)
@@ -176,7 +176,7 @@ def delete_step(conn, t: Table, step: int, *, check_base: bool) -> int:
     q = sql.SQL(
         "delete from {T} t using ccsync_stage s {p} {o} where s.step = %(step)s and {match} and {cond} returning s.seq"
     ).format(
-        T=t.ident, p=t.populate(sql.SQL("s.pk"), "cc_p"), o=t.populate(sql.SQL("s.old"), "cc_o"),
+        T=t.ident, p=t.populate(sql.SQL("s.pk"), "cc_p"), o=t.populate(sql.SQL("s.old"), "cc_o", t.writable),
         match=t.pk_match(), cond=cond,
     )
     return conn.execute(_mark_done(q), {"step": step}).rowcount
@@ -226,7 +226,7 @@ def leftovers(conn, t: Table, step: int) -> list[Leftover]:
     ).format(
         img=t.image("t"), cu=t.conflict_columns("old", True), cd=t.conflict_columns("old", False),
         ci=t.conflict_columns("new", False), T=t.ident, match=t.pk_match(),
-        p=t.populate(sql.SQL("s.pk"), "cc_p"), o=t.populate(sql.SQL("s.old"), "cc_o"), n=t.populate(sql.SQL("s.new"), "cc_n"),
+        p=t.populate(sql.SQL("s.pk"), "cc_p"), o=t.populate(sql.SQL("s.old"), "cc_o", t.writable), n=t.populate(sql.SQL("s.new"), "cc_n", t.writable),
     )
     return [Leftover(*r) for r in conn.execute(q, {"step": step})]
 
@@ -235,7 +235,7 @@ def apply_columns(conn, t: Table, seq: int, columns: list[str] | None) -> None:
     """Apply the new values of one staged update (only `columns` when given)."""
     q = sql.SQL("update {T} t set {sets} from ccsync_stage s {p} {n} where s.seq = %(seq)s and {match}").format(
         T=t.ident, sets=t.set_from_new(columns), p=t.populate(sql.SQL("s.pk"), "cc_p"),
-        n=t.populate(sql.SQL("s.new"), "cc_n"), match=t.pk_match(),
+        n=t.populate(sql.SQL("s.new"), "cc_n", t.writable), match=t.pk_match(),
     )
     conn.execute(q, {"seq": seq})
 
@@ -248,7 +248,7 @@ def upsert_images(conn, t: Table, images: list) -> None:
         "insert into {T} ({cols}) select {vals} from jsonb_array_elements(%(rows)s::jsonb) as s(new) {n} "
         "on conflict ({pk}) do update set {sets}"
     ).format(
-        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), n=t.populate(sql.SQL("s.new"), "cc_n"),
+        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), n=t.populate(sql.SQL("s.new"), "cc_n", t.writable),
         pk=t.pk_columns(), sets=t.upsert_set(),
     )
     conn.execute(q, {"rows": json_array(images)})

@@ -70,7 +70,9 @@ def drain(d: Direction, *, progress=None, chunk: int = CHUNK) -> Counter:
             # most windows are one chunk of transactions none of which is applied: no list of them needed
             summary = _journal.summary(d.src, window) if not done else None
             entries = summary.entries if summary else None
-            txns = None if summary and entries <= chunk else _journal.transactions(d.src, window)
+            # (and a window of one transaction is one chunk, whatever its size)
+            txns = None if summary and (entries <= chunk or summary.transactions == 1) \
+                else _journal.transactions(d.src, window)
             if progress and not started:
                 progress.start(d.name, entries if txns is None else sum(t[2] for t in txns))
             started = True
@@ -119,7 +121,8 @@ def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, i
     mode = _journal.MODES[0]
     while True:
         plan = _journal.plan(d.src, window, batch, mode, whole=whole is not None,
-                             one_transaction=whole is not None and whole.transactions == 1)
+                             transactions=whole.transactions if whole else None)
+        plan.top_hlc = whole.top_hlc if whole else None
         try:
             with d.dst.transaction():
                 _journal.stage(d.src, d.dst, window, batch, plan)

@@ -26,11 +26,14 @@ again with the next, stricter cut. Nothing is applied out of order for any one r
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import psycopg
 
 MODES = ("merged", "runs", "exact")
+
+RELAY_BLOCK = 1 << 18  # bytes
 
 STAGE_COLUMNS = "seq, step, txid, hlc, origin, table_name, op, pk, old, new, own_touch"
 
@@ -78,7 +81,7 @@ select j.id, j.txid::text::bigint, j.table_name, j.op::text, j.pk::text,
 OWN_ROWS = f"select distinct j.table_name, j.pk::text from ccsync.journal j where {WINDOW} and not ({WANTED})"
 
 # a whole window of one source transaction (a bulk statement) is often one step: checked in two scans of the
-# window, without fetching its changes (no key set computed per change: the first update's keys are checked
+# window, without fetching its changes or computing a key set per change (the first update's keys are checked
 # against every other's with ?& and -, which need no per-row subquery)
 FIRST_KEYS = f"""
 select array(select jsonb_object_keys(j.new))::text from ccsync.journal j
@@ -93,14 +96,36 @@ select count(*), min(j.table_name), min(j.op::text),
   left join ccsync.tracked t on t.table_name = j.table_name
  where {WINDOW} and {WANTED} and {CHUNK}
 """
+# (one table: its rows told apart by their keys alone; a hash of keys, cheaper than the grouping of ONE_STEP's
+# aggregates by row, which takes a third longer on a bulk statement)
 DISTINCT_ROWS = f"""
 select count(*) from (select 1 from ccsync.journal j where {WINDOW} and {WANTED} and {CHUNK} group by j.pk) d
 """
-# the one step's changes, in id order (the order of one source transaction)
-COPY_ONE = f"""
+
+# a whole window in which every row changes once, without a primary-key change or a TRUNCATE (a bulk
+# statement; a day of single-row transactions on different rows) is planned from its groups of changes, one
+# step per table, operation and column set, without fetching a line per change
+GROUPS = f"""
+select r.table_name, r.op, r.cols, count(*), min(r.id), bool_or(r.bad)
+  from (select j.table_name, min(j.op::text) as op, min(k.cols) as cols, min(j.id) as id,
+               count(*) > 1 or bool_or(j.op = 'T' or coalesce(j.op = 'U' and j.new ?| t.pk_columns, false)) as bad
+          from ccsync.journal j
+          left join ccsync.tracked t on t.table_name = j.table_name
+         cross join lateral (select case when j.op = 'U' then array(select jsonb_object_keys(j.new))::text end) k(cols)
+         where {WINDOW} and {WANTED} and {CHUNK}
+         group by j.table_name, j.pk) r
+ group by 1, 2, 3
+ order by 5
+"""
+# a grouped plan's changes, each with its step: matched by table and operation, and by the column set where
+# one table's updates fall in several steps; numbered 1..n (seq) in the order read (a step's rows are distinct)
+COPY_GROUPS = f"""
 copy (
-    select j.id, 1::bigint, j.txid, j.hlc, j.origin, j.table_name, j.op, j.pk, j.old, j.new, false
+    select row_number() over (), g.step, j.txid, j.hlc, j.origin, j.table_name, j.op, j.pk, j.old, j.new, false
       from ccsync.journal j
+      join unnest(%(g_tables)s::text[], %(g_ops)s::text[], %(g_cols)s::text[]) with ordinality as g(t, op, cols, step)
+        on g.t = j.table_name and g.op = j.op::text
+       and (g.cols is null or g.cols = array(select jsonb_object_keys(j.new))::text)
      where {WINDOW} and {WANTED} and {CHUNK}
 ) to stdout (format binary)
 """
@@ -149,7 +174,9 @@ class Step:
 class Plan:
     mode: str
     whole: bool = False  # the chunk is the whole window
-    single: bool = False  # one step, decided without listing the changes (ids and steps_of are empty)
+    grouped: bool = False  # steps decided from groups of changes, not listed (ids, steps_of and own are empty)
+    top_hlc: int | None = None  # the chunk's highest clock value, when known before staging
+    match: list[str | None] = field(default_factory=list)  # grouped: the column set that picks each step's updates
     ids: list[int] = field(default_factory=list)  # in apply order
     steps_of: list[int] = field(default_factory=list)
     own: list[bool] = field(default_factory=list)
@@ -220,15 +247,58 @@ def _chunk_params(window: Window, batch: list[tuple[int, int, int]] | None, whol
 
 
 def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, int]] | None, mode: str, *,
-         whole: bool = False, one_transaction: bool = False) -> Plan:
+         whole: bool = False, transactions: int | None = None) -> Plan:
     """Put a chunk's changes in apply order and cut them into steps (see the module's docstring).
     `whole`: the batch is every transaction of the window (none applied yet); None: the same, unlisted.
-    `one_transaction`: and that is one source transaction."""
+    `transactions`: how many source transactions the whole window holds, if known."""
     whole = whole or batch is None
-    if whole and one_transaction and mode != "exact":
-        single = _one_step(src, window, batch, mode)
-        if single is not None:
-            return single
+    p = None
+    if whole and mode != "exact":
+        p = (transactions == 1 and _one_step(src, window, batch, mode)) or _grouped(src, window, batch, mode)
+    if p is None:
+        p = _listed(src, window, batch, mode, whole)
+    texts = sorted({s.columns for s in p.steps if s.columns is not None})
+    if texts:  # the column sets as the source printed them (text arrays), parsed once each
+        parsed = dict(zip(texts, src.execute("select unnest(%s::text[])::text[]", (texts,)).fetchall()))
+        for s in p.steps:
+            if s.columns is not None:
+                s.columns = tuple(parsed[s.columns][0])
+    return p
+
+
+def _grouped(src, window: Window, batch, mode: str) -> Plan | None:
+    """The plan of a whole window in which every row changes once (no primary-key change, no TRUNCATE), or
+    None. Its steps are its groups of changes of one table, operation and column set: changes to different
+    rows commute, so one statement per group applies the window as the source did, one by one. Steps run in
+    the order of their first change (a constraint that objects sends the window to `_listed`, cut finer)."""
+    params = _chunk_params(window, batch, True)
+    if window.exclude_origin and src.execute(f"select exists ({OWN_ROWS})", window.params()).fetchone()[0]:
+        return None  # rows the target changed itself in the window: their changes are flagged one by one
+    groups = src.execute(GROUPS, params).fetchall()
+    if not groups or any(g[5] for g in groups) or (mode != "merged" and len(groups) > 1):
+        return None  # a row changed twice (levels of a listed plan), a key changed, a TRUNCATE
+    several = Counter((g[0], g[1]) for g in groups)
+    return Plan(mode, True, grouped=True,
+                steps=[Step(n, g[0], g[1], g[2], g[3]) for n, g in enumerate(groups, start=1)],
+                match=[g[2] if several[(g[0], g[1])] > 1 else None for g in groups])
+
+
+def _one_step(src, window: Window, batch, mode: str) -> Plan | None:
+    """The plan of a whole window of one source transaction that is one step, or None: the cheap check for a
+    bulk statement (no key set computed per change)."""
+    params = _chunk_params(window, batch, True)
+    if window.exclude_origin and src.execute(f"select exists ({OWN_ROWS})", window.params()).fetchone()[0]:
+        return None
+    keys = src.execute(FIRST_KEYS, params).fetchone()
+    keys = keys[0] if keys else None
+    count, table, op, one = src.execute(ONE_STEP, {**params, "keys": keys or "{}"}).fetchone()
+    if not one or src.execute(DISTINCT_ROWS, params).fetchone()[0] != count:
+        return None  # several tables, operations or column sets; a key changed; a row changed twice
+    return Plan(mode, True, grouped=True, steps=[Step(1, table, op, keys if op == "U" else None, count)], match=[None])
+
+
+def _listed(src, window: Window, batch, mode: str, whole: bool) -> Plan:
+    """The plan of a chunk from the list of its changes (no row images), cut in one pass."""
     rows = src.execute(PLAN_ROWS, _chunk_params(window, batch, whole)).fetchall()
     _in_apply_order(rows, batch)
     own: set[tuple[str, str]] = set()
@@ -243,29 +313,7 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
         p.steps, p.steps_of = [Step(1, rows[0][2], rows[0][3], rows[0][6], len(rows))], [1] * len(rows)
     else:
         _cut(p, rows, mode)
-    texts = sorted({s.columns for s in p.steps if s.columns is not None})
-    if texts:  # the column sets as the source printed them (text arrays), parsed once each
-        parsed = dict(zip(texts, src.execute("select unnest(%s::text[])::text[]", (texts,)).fetchall()))
-        for s in p.steps:
-            if s.columns is not None:
-                s.columns = tuple(parsed[s.columns][0])
     return p
-
-
-def _one_step(src, window: Window, batch, mode: str) -> Plan | None:
-    """The plan of a whole window that is one step, or None."""
-    params = _chunk_params(window, batch, True)
-    if window.exclude_origin and src.execute(f"select exists ({OWN_ROWS})", window.params()).fetchone()[0]:
-        return None  # rows this node changed itself in the window: their changes are flagged one by one
-    keys = src.execute(FIRST_KEYS, params).fetchone()
-    keys = keys[0] if keys else "{}"
-    count, table, op, one = src.execute(ONE_STEP, {**params, "keys": keys}).fetchone()
-    if not one or src.execute(DISTINCT_ROWS, params).fetchone()[0] != count:
-        return None
-    columns = None
-    if op == "U":
-        columns = tuple(src.execute("select %s::text[]", (keys,)).fetchone()[0])
-    return Plan(mode, True, single=True, steps=[Step(1, table, op, columns, count)])
 
 
 def _in_apply_order(rows: list[tuple], batch: list[tuple[int, int, int]] | None) -> None:
@@ -322,8 +370,10 @@ def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window,
           batch: list[tuple[int, int, int]] | None, p: Plan) -> int:
     """Copy one planned chunk from the source journal into ccsync_stage on the target (binary COPY)."""
     dst.execute(STAGE_DDL)
-    if p.single:
-        query, params = COPY_ONE, _chunk_params(window, batch, True)
+    if p.grouped:
+        query = COPY_GROUPS
+        params = _chunk_params(window, batch, True, g_tables=[s.table for s in p.steps], g_ops=[s.op for s in p.steps],
+                               g_cols=p.match)
     else:
         query = COPY_OUT
         params = _chunk_params(window, batch, p.whole, ids=",".join(map(str, p.ids)), steps=",".join(map(str, p.steps_of)),
@@ -338,5 +388,14 @@ def relay(src: psycopg.Connection, query, params: dict, dst: psycopg.Connection,
     """Stream a COPY ... TO STDOUT on `src` into a COPY ... FROM STDIN on `dst`, as it comes."""
     with src.cursor() as out_cur, dst.cursor() as in_cur:
         with out_cur.copy(query, params) as out, in_cur.copy(into) as inp:
+            block: list = []  # a COPY TO gives a row at a time: they go on in blocks, a write each
+            size = 0
             for data in out:
-                inp.write(data)
+                block.append(data)
+                size += len(data)
+                if size >= RELAY_BLOCK:
+                    inp.write(b"".join(block))
+                    block.clear()
+                    size = 0
+            if block:
+                inp.write(b"".join(block))

@@ -1,7 +1,9 @@
 """Per-table SQL for the engine, built from the target's catalog with psycopg.sql (never by formatting).
 
 Row images travel as jsonb (to_jsonb of the row; json columns as their exact text). Typed values are
-recovered with jsonb_populate_record, so every type's own input function parses them.
+recovered by the type's own input function: a column of a plain scalar type (numbers, text, times, uuid...)
+from its JSON text by a cast, which is what jsonb_populate_record does for such a type, at a third of the
+cost; any other type (arrays, enums, domains, composites, char(n)) through jsonb_populate_record.
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from psycopg import sql
 _TEXT_COMPARED = {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
 # key types whose JSON text (->>) is their own input form: a key is matched by a plain cast, no record built
 _PLAIN_KEY_TYPES = {"smallint", "integer", "bigint", "text", "character varying", "uuid", "numeric"}
+# scalar types whose JSON text (->>) is the very string jsonb_populate_record hands to their input function, and
+# whose name without a modifier casts to the same type (so not char(n), bit(n): "character" is char(1)); the
+# column's modifier (varchar(n), numeric(p,s)) applies when the value is assigned, as it does for the record
+_PLAIN_TYPES = _PLAIN_KEY_TYPES | {
+    "real", "double precision", "boolean", "date", "timestamp without time zone", "timestamp with time zone",
+    "time without time zone", "time with time zone", "interval", "bytea", "inet", "cidr", "macaddr",
+}
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,11 @@ class Column:
     is_json: bool
     generated: bool
     text_compared: bool
+
+    @property
+    def plain(self) -> bool:
+        """Its typed value is a cast of its JSON text, no record needed (see _PLAIN_TYPES)."""
+        return self.is_json or self.type_name in _PLAIN_TYPES
 
 
 @dataclass
@@ -85,15 +99,22 @@ class Table:
     def json_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.is_json]
 
-    def populate(self, source: sql.Composable, alias: str) -> sql.Composed:
+    def populate(self, source: sql.Composable, alias: str, cols: list[Column] | None = None) -> sql.Composable:
+        """The image in `source` as a record of the table, `alias`; nothing when every column of `cols` (the
+        ones the statement reads from it; None: any) is plain."""
+        if cols is not None and all(c.plain for c in cols):
+            return sql.SQL("")
         return sql.SQL("cross join lateral jsonb_populate_record(null::{t}, {src}) as {a}").format(
             t=self.ident, src=source, a=sql.Identifier(alias)
         )
 
     def typed(self, col: Column, rec: str, field_: str) -> sql.Composed:
-        """The typed value of a column from an image: (rec).col, or the json text cast back to json."""
+        """The typed value of a column from the image in `field_`: a cast of its JSON text when the column is
+        plain (json: its exact text), else (rec).col of the image's record (see populate)."""
         if col.is_json:
             return sql.SQL("({f} ->> {c})::json").format(f=sql.SQL(field_), c=sql.Literal(col.name))
+        if col.plain:  # the type name is one of _PLAIN_TYPES, constants of this module
+            return sql.SQL("({f} ->> {c})::{ty}").format(f=sql.SQL(field_), c=sql.Literal(col.name), ty=sql.SQL(col.type_name))
         return sql.SQL("({r}).{c}").format(r=sql.Identifier(rec), c=sql.Identifier(col.name))
 
     def same(self, col: Column, left: sql.Composable, right: sql.Composable) -> sql.Composed:

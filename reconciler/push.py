@@ -55,8 +55,12 @@ class _Push:
 
     def apply(self, plan):
         cloud, node, name = self.dst, self.src, self.node_name
-        cloud.execute("select set_config('ccsync.origin', %s, true), "
-                      "ccsync.hlc_observe((select max(hlc) from ccsync_stage))", (name,))
+        top = plan.top_hlc
+        if top is None:
+            top = cloud.execute("select max(hlc) from ccsync_stage").fetchone()[0]
+        cloud.execute("select set_config('ccsync.origin', %s, true), ccsync.hlc_observe(%s)", (name, top))
+        # past the node's clock: one run of clock values for the changes the set statements apply
+        first = cloud.execute("select ccsync.hlc_reserve(%s)", (plan.changes,)).fetchone()[0]
         found = conflicts.Found(name)
         for step in plan.steps:
             t = self.tables.get(step.table)
@@ -64,7 +68,7 @@ class _Push:
                 raise CcsyncError(f"{step.table} is not tracked on the cloud: track it there, or untrack it on this node")
             if step.op == "T":
                 done = 0 if _apply.truncated(cloud, step.number) else _apply.truncate_step(cloud, self.tables, step.number)
-            elif plan.mode != "exact" and _apply.fast_step(cloud, t, step, push=True):
+            elif plan.mode != "exact" and _apply.fast_step(cloud, t, step, push=True, hlc_first=first):
                 done = step.count
             elif step.op == "U":
                 done = _apply.update_step(cloud, t, step.number, check_base=True)
@@ -96,7 +100,7 @@ class _Push:
         rows = sql.SQL(
             "copy (select {vals} from ccsync.journal j {n} where {window} and {wanted}) to stdout (format {f})"
         ).format(vals=sql.SQL(", ").join(t.typed(c, "cc_n", "j.new") for c in t.writable),
-                 n=t.populate(sql.SQL("j.new"), "cc_n"),
+                 n=t.populate(sql.SQL("j.new"), "cc_n", t.writable),
                  window=sql.SQL(_journal.WINDOW), wanted=sql.SQL(_journal.WANTED), f=fmt)
         _journal.relay(node, rows, window.params(), cloud,
                sql.SQL("copy {T} ({cols}) from stdin (format {f})").format(T=t.ident, cols=t.insert_columns(), f=fmt))

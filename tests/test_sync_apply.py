@@ -132,38 +132,81 @@ def test_a_key_the_cloud_already_has_sends_a_window_of_inserts_the_staged_way(pr
     assert p.conflicts(p.cloud) == [("insert_insert", "pc-1", "public.patients", '{"id": 7}', ["name"])]
 
 
-@pytest.mark.one_version  # how a chunk is cut: Python, the same on every version
+def _whole_plan(p, node, mode="merged"):
+    """The plan of the node's whole pending window, as a push makes it."""
+    with psycopg.connect(p.nodes[node], autocommit=True) as conn:
+        since = p.sql(p.cloud, "select push_snapshot::text from ccsync.nodes where name = %s", (node,))[0][0]
+        window = _journal.Window(since, _journal.current_snapshot(conn))
+        return _journal.plan(conn, window, None, mode, whole=True)
+
+
+def _staged(p, node, plan):
+    """How many changes the stage holds per step once the plan is staged on the cloud (rolled back)."""
+    with psycopg.connect(p.nodes[node], autocommit=True) as src, psycopg.connect(p.cloud) as dst:
+        since = p.sql(p.cloud, "select push_snapshot::text from ccsync.nodes where name = %s", (node,))[0][0]
+        window = _journal.Window(since, _journal.current_snapshot(src))
+        _journal.stage(src, dst, window, None, plan)
+        staged = dst.execute("select step, count(*), count(distinct seq) from ccsync_stage group by 1 order by 1").fetchall()
+        dst.rollback()
+    return staged
+
+
 def test_one_bulk_statement_is_planned_as_one_step_without_listing_its_changes(practice):
     p = practice
     p.sql(p.cloud, "insert into patients (id, name, phone) select g, 'p' || g, '0' || g from generate_series(1, 300) g")
     p.pull("pc-1")
     p.sql(p.nodes["pc-1"], "update patients set phone = phone || '9', notes = 'recalled' where id <= 200")
-
-    def whole_plan(mode="merged"):
-        with psycopg.connect(p.nodes["pc-1"], autocommit=True) as conn:
-            since = p.sql(p.cloud, "select push_snapshot::text from ccsync.nodes where name = 'pc-1'")[0][0]
-            window = _journal.Window(since, _journal.current_snapshot(conn))
-            return _journal.plan(conn, window, None, mode, whole=True, one_transaction=True)
-
-    one = whole_plan()
-    assert one.single and one.ids == [] and [(s.table, s.op, s.count, sorted(s.columns)) for s in one.steps] == [
+    one = _whole_plan(p, "pc-1")
+    assert one.grouped and one.ids == [] and [(s.table, s.op, s.count, sorted(s.columns)) for s in one.steps] == [
         ("public.patients", "U", 200, ["notes", "phone"])]
+    assert _staged(p, "pc-1", one) == [(1, 200, 200)]
     p.push("pc-1")
     p.pull("pc-1")
     p.assert_converged()
     assert p.sql(p.cloud, "select count(*) from patients where phone like '%9' and notes = 'recalled'") == [(200,)]
-    # the same row twice in one transaction, or two column sets: listed and cut change by change
+    # the same row twice in one transaction: listed and cut level by level
     with psycopg.connect(p.nodes["pc-1"]) as conn:
         conn.execute("update patients set phone = 'a' where id between 1 and 3")
         conn.execute("update patients set phone = 'b' where id = 2")
-    two = whole_plan()
-    assert not two.single and [(s.op, s.count) for s in two.steps] == [("U", 3), ("U", 1)]
+    two = _whole_plan(p, "pc-1")
+    assert not two.grouped and [(s.op, s.count) for s in two.steps] == [("U", 3), ("U", 1)]
     p.push("pc-1")
     assert p.sql(p.cloud, "select id, phone from patients where id <= 3 order by 1") == [(1, "a"), (2, "b"), (3, "a")]
-    with psycopg.connect(p.nodes["pc-1"]) as conn:
-        conn.execute("update patients set phone = 'c' where id = 4")
-        conn.execute("update patients set notes = 'd' where id = 5")
-    assert not whole_plan().single
+
+
+def test_single_row_transactions_on_different_rows_are_planned_from_their_groups(practice):
+    p = practice
+    p.sql(p.cloud, "insert into patients (id, name, phone) select g, 'p' || g, '0' || g from generate_series(1, 50) g")
+    p.sql(p.cloud, "insert into encounters (id, patient_id, summary) select g, g, 's' || g from generate_series(1, 50) g")
+    p.pull("pc-1")
+    with psycopg.connect(p.nodes["pc-1"], autocommit=True) as conn:  # one row per transaction, every row once
+        for i in range(1, 21):
+            conn.execute("insert into patients (id, name) values (%s, 'walk-in')", (100 + i,))
+            conn.execute("update patients set phone = %s where id = %s", (f"04{i}", i))
+            conn.execute("update patients set notes = 'seen' where id = %s", (20 + i,))  # another column set
+            conn.execute("update encounters set summary = 'revised' where id = %s", (i,))
+            conn.execute("delete from encounters where id = %s", (30 + i,))
+    plan = _whole_plan(p, "pc-1")
+    assert plan.grouped and plan.ids == []
+    assert [(s.table, s.op, s.count, s.columns) for s in plan.steps] == [
+        ("public.patients", "I", 20, None), ("public.patients", "U", 20, ("phone",)),
+        ("public.patients", "U", 20, ("notes",)), ("public.encounters", "U", 20, ("summary",)),
+        ("public.encounters", "D", 20, None)]
+    # each change is staged once, under its own step (the two patients' updates told apart by their columns)
+    assert _staged(p, "pc-1", plan) == [(n, 20, 20) for n in range(1, 6)]
+    assert _whole_plan(p, "pc-1", "runs").grouped is False  # in the source's order they are 100 runs
+    done = p.push("pc-1")
+    assert (done["changes"], done["transactions"], done["conflicts"]) == (100, 100, 0)
+    p.pull("pc-1")
+    p.assert_converged(("patients", "encounters"))
+    assert p.sql(p.cloud, "select count(*) from patients where notes = 'seen'") == [(20,)]
+    # a row changed twice (inserted, then updated) and a key changed: listed, not grouped
+    p.sql(p.nodes["pc-1"], "insert into patients (id, name) values (500, 'new')")
+    p.sql(p.nodes["pc-1"], "update patients set phone = '1' where id = 500")
+    assert not _whole_plan(p, "pc-1").grouped
+    p.push("pc-1")
+    p.sql(p.nodes["pc-1"], "update patients set id = 501 where id = 500")
+    assert not _whole_plan(p, "pc-1").grouped
     p.push("pc-1")
     p.pull("pc-1")
-    p.assert_converged()
+    p.assert_converged(("patients", "encounters"))

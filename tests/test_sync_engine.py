@@ -43,23 +43,47 @@ def test_every_type_survives_push_and_pull(make_practice):
     ddl = """
         create type mood as enum ('calm', 'l''angoissé');
         create table typed (id uuid primary key, n numeric, ts timestamptz, d date, iv interval, b bytea,
-                            a int[], j json, jb jsonb, m mood, ms mood[], t text, f float8)
+                            a int[], j json, jb jsonb, m mood, ms mood[], t text, f float8,
+                            c char(3), v varchar(8), bo boolean, r real, lt timestamp, tm time, tz timetz,
+                            ip inet, money2 numeric(10, 2), si smallint)
     """
     p.sql(p.cloud, ddl)
     p.sql(p.cloud, "select ccsync.track('typed'::regclass)")
     p.add_node("pc-1")  # creates the table (and the enum type) on the node from the cloud's definition
     row = ("0b7e5c7c-8c9f-4f61-9d3a-2f1b6d1e0a11", "3.14159265358979323846264338327950288", "2026-03-01 12:34:56.789+01",
            "2024-02-29", "1 day 02:03:04.5", b"\x00\xff'", [1, None], '{"z": 1,  "a": 2}', '{"k": [1.10]}', "l'angoissé",
-           ["calm", "l'angoissé"], "Zoë \"<script>\" 患者", 0.1)
-    p.sql(p.nodes["pc-1"], "insert into typed values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::mood[], %s, %s)", row)
+           ["calm", "l'angoissé"], "Zoë \"<script>\" 患者", 0.1,
+           "ab", "é'\\x", True, 1.5e-7, "2026-03-01 23:59:59.999999", "07:30", "07:30:00+05:30", "10.1.2.3/16", "12.50", -7)
+    special = ("1f4ad6d3-1a7e-4a27-9a53-2a1e3c0b9d01", "NaN", "infinity", "-infinity", "-1 mons +3 days", b"", [], "null",
+               "null", "calm", [], "", float("nan"), "a  ", "", False, float("-inf"), "-infinity", "24:00", "00:00-12",
+               "::1", "-0.01", 32767)
+    values = "(" + ", ".join(["%s"] * 10 + ["%s::mood[]"] + ["%s"] * 12) + ")"
+    p.sql(p.nodes["pc-1"], f"insert into typed values {values}, {values}", row + special)
     p.sql(p.nodes["pc-1"], "set timezone = 'Asia/Tokyo'; update typed set ts = ts + interval '1 microsecond'")
     p.sync("pc-1")
     p.add_node("pc-2")
-    p.sql(p.cloud, "update typed set t = t || ' ✓', n = n * 2")
+    p.sql(p.cloud, "update typed set t = t || ' ✓', n = n * 2, c = 'z', r = r * 2, tz = tz + interval '1 minute'")
     for node in p.nodes:
         p.sync(node)
     p.assert_converged(tables=("typed",))
-    assert p.sql(p.nodes["pc-2"], "select j::text from typed")[0][0] == '{"z": 1,  "a": 2}'
+    assert p.sql(p.nodes["pc-2"], "select j::text from typed order by t desc")[0][0] == '{"z": 1,  "a": 2}'
+    # every value came through, not only the same on every side: compared with what was written
+    assert p.sql(p.cloud, "select c, v, bo, r, lt::text, tm::text, tz::text, ip::text, money2::text, si, f::text, n::text "
+                          "from typed order by t desc") == [
+        ("z  ", "é'\\x", True, 3e-7, "2026-03-01 23:59:59.999999", "07:30:00", "07:31:00+05:30", "10.1.2.3/16", "12.50",
+         -7, "0.1", "6.28318530717958647692528676655900576"),
+        ("z  ", "", False, float("-inf"), "-infinity", "24:00:00", "00:01:00-12", "::1/128", "-0.01", 32767, "NaN", "NaN")]
+    # a push of updates that go the set-wise way on the cloud, every plain column changed on the node
+    p.sql(p.nodes["pc-1"], "update typed set v = v || '!', bo = not bo, r = r + 1, lt = lt - interval '1 day', "
+                           "tm = tm - interval '1 hour', ip = '192.168.0.1', money2 = money2 + 0.01, si = si - 1, "
+                           "d = d + 1, iv = iv * 2, b = b || '\\x01'::bytea")
+    p.sync("pc-1")
+    for node in p.nodes:
+        p.sync(node)
+    p.assert_converged(tables=("typed",))
+    assert p.sql(p.cloud, "select v, money2::text, si, tm::text from typed order by t desc") == [
+        ("é'\\x!", "12.51", -8, "06:30:00"), ("!", "0.00", 32766, "23:00:00")]
+    assert p.conflicts(p.cloud) == []
 
 
 def test_out_of_order_commit_is_pushed(practice):
