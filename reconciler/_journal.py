@@ -88,34 +88,42 @@ select array(select jsonb_object_keys(j.new))::text from ccsync.journal j
  where {WINDOW} and {WANTED} and {CHUNK} and j.op = 'U' limit 1
 """
 ONE_STEP = f"""
-select count(*), min(j.table_name), min(j.op::text),
-       min(j.table_name) = max(j.table_name) and min(j.op::text) = max(j.op::text) and min(j.op::text) <> 'T'
+select count(*), min(j.table_name collate "C"), min(j.op::text collate "C"),
+       min(j.table_name collate "C") = max(j.table_name collate "C")
+       and min(j.op::text collate "C") = max(j.op::text collate "C") and min(j.op::text collate "C") <> 'T'
        and bool_and(j.op <> 'U' or (not coalesce(j.new ?| t.pk_columns, false)
                                     and j.new ?& %(keys)s::text[] and j.new - %(keys)s::text[] = '{{}}'::jsonb))
   from ccsync.journal j
   left join ccsync.tracked t on t.table_name = j.table_name
  where {WINDOW} and {WANTED} and {CHUNK}
 """
-# (one table: its rows told apart by their keys alone; a hash of keys, cheaper than the grouping of ONE_STEP's
-# aggregates by row, which takes a third longer on a bulk statement)
+# (one table: its rows told apart by their keys alone). Rows are grouped by a 64-bit hash of their key, here and
+# in GROUPS: sorting jsonb keys, which the planner does for a journal analyzed when it was small, costs ten times
+# more; two keys with one hash (about one chance in 10^9 for 200,000 rows) only look like a row changed twice,
+# and the window is then planned from the list of its changes
 DISTINCT_ROWS = f"""
-select count(*) from (select 1 from ccsync.journal j where {WINDOW} and {WANTED} and {CHUNK} group by j.pk) d
+select count(*) from (select 1 from ccsync.journal j where {WINDOW} and {WANTED} and {CHUNK}
+                       group by jsonb_hash_extended(j.pk, 0)) d
 """
 
 # a whole window in which every row changes once, without a primary-key change or a TRUNCATE (a bulk
 # statement; a day of single-row transactions on different rows) is planned from its groups of changes, one
-# step per table, operation and column set, without fetching a line per change
+# step per table, operation and column set, without fetching a line per change. A key change is seen from a
+# group's column set; names are grouped in the "C" collation (byte order: the grouping needs no locale)
 GROUPS = f"""
-select r.table_name, r.op, r.cols, count(*), min(r.id), bool_or(r.bad)
-  from (select j.table_name, min(j.op::text) as op, min(k.cols) as cols, min(j.id) as id,
-               count(*) > 1 or bool_or(j.op = 'T' or coalesce(j.op = 'U' and j.new ?| t.pk_columns, false)) as bad
-          from ccsync.journal j
-          left join ccsync.tracked t on t.table_name = j.table_name
-         cross join lateral (select case when j.op = 'U' then array(select jsonb_object_keys(j.new))::text end) k(cols)
-         where {WINDOW} and {WANTED} and {CHUNK}
-         group by j.table_name, j.pk) r
- group by 1, 2, 3
- order by 5
+select g.table_name, g.op, g.cols, g.n, g.first,
+       g.bad or g.op = 'T' or coalesce(g.op = 'U' and g.cols::text[] && t.pk_columns, false)
+  from (select r.table_name, r.op, r.cols, count(*) as n, min(r.id) as first, bool_or(r.twice) as bad
+          from (select j.table_name collate "C" as table_name, min(j.op::text) as op, min(k.cols) as cols,
+                       min(j.id) as id, count(*) > 1 as twice
+                  from ccsync.journal j
+                 cross join lateral (select case when j.op = 'U'
+                                                 then array(select jsonb_object_keys(j.new))::text collate "C" end) k(cols)
+                 where {WINDOW} and {WANTED} and {CHUNK}
+                 group by 1, jsonb_hash_extended(j.pk, 0)) r
+         group by 1, 2, 3) g
+  left join ccsync.tracked t on t.table_name = g.table_name
+ order by g.first
 """
 # a grouped plan's changes, each with its step: matched by table and operation, and by the column set where
 # one table's updates fall in several steps; numbered 1..n (seq) in the order read (a step's rows are distinct)
@@ -205,7 +213,7 @@ def transactions(src: psycopg.Connection, window: Window) -> list[tuple[int, int
 
 @dataclass
 class Summary:
-    """A window none of which is applied yet, counted in one scan."""
+    """A window none of which is applied yet, counted in one scan (two when it holds several transactions)."""
 
     entries: int
     transactions: int
@@ -214,16 +222,26 @@ class Summary:
 
 
 def summary(src: psycopg.Connection, window: Window) -> Summary:
-    return Summary(*src.execute(
+    # names compared in the "C" collation (bytes): no locale lookup per change; the transactions counted only
+    # when there are several (a distinct count sorts the whole window, a second for a bulk statement)
+    entries, one, inserts_into, top = src.execute(
         f"""
-        select count(*), count(distinct j.txid),
-               case when bool_and(j.op = 'I') and min(j.table_name) = max(j.table_name) then min(j.table_name) end,
+        select count(*), min(j.txid) = max(j.txid),
+               case when bool_and(j.op = 'I') and min(j.table_name collate "C") = max(j.table_name collate "C")
+                    then min(j.table_name collate "C") end,
                max(j.hlc)
           from ccsync.journal j
          where {WINDOW} and {WANTED}
         """,
         window.params(),
-    ).fetchone())
+    ).fetchone()
+    if one is None or one:
+        return Summary(entries, int(entries > 0), inserts_into, top)
+    count = src.execute(
+        f"select count(*) from (select distinct j.txid from ccsync.journal j where {WINDOW} and {WANTED}) d",
+        window.params(),
+    ).fetchone()[0]
+    return Summary(entries, count, inserts_into, top)
 
 
 def chunks(txns: list[tuple[int, int, int]], limit: int) -> list[list[tuple[int, int, int]]]:
