@@ -22,6 +22,13 @@ whole chunk, images included, six times. Three ways to cut, from the fewest stat
 Reordering can only trip a constraint (a foreign key whose parent comes in a later statement, a unique
 column two rows swap): the target then rejects the statement, the chunk is rolled back and applied
 again with the next, stricter cut. Nothing is applied out of order for any one row.
+
+The commonest windows need no list at all. When every row of a whole window changes once, with no key
+change and no TRUNCATE (a bulk statement; a day of single-row transactions on different rows), the merged
+cut is one level: one step per table, operation and column set, worked out by a grouping query on the
+source (`_grouped`; for one source transaction a cheaper check, `_one_step`), and the staging COPY picks
+each change's step by the same three things. A chunk of many changes is then planned in tens of
+milliseconds instead of being listed to Python.
 """
 
 from __future__ import annotations
