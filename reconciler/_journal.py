@@ -426,8 +426,10 @@ def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window,
     return p.changes
 
 
-def relay(src: psycopg.Connection, query, params: dict, dst: psycopg.Connection, into) -> None:
-    """Stream a COPY ... TO STDOUT on `src` into a COPY ... FROM STDIN on `dst`, as it comes."""
+def relay(src: psycopg.Connection, query, params: dict | None, dst: psycopg.Connection, into, *,
+          on_block=None) -> None:
+    """Stream a COPY ... TO STDOUT on `src` into a COPY ... FROM STDIN on `dst`, as it comes; `on_block(bytes)`
+    after each block written (a progress bar)."""
     with src.cursor() as out_cur, dst.cursor() as in_cur:
         with out_cur.copy(query, params) as out, in_cur.copy(into) as inp:
             block: list = []  # a COPY TO gives a row at a time: they go on in blocks, a write each
@@ -437,7 +439,11 @@ def relay(src: psycopg.Connection, query, params: dict, dst: psycopg.Connection,
                 size += len(data)
                 if size >= RELAY_BLOCK:
                     inp.write(b"".join(block))
+                    if on_block:
+                        on_block(size)
                     block.clear()
                     size = 0
             if block:
                 inp.write(b"".join(block))
+                if on_block:
+                    on_block(size)

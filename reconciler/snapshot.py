@@ -12,7 +12,7 @@ import time
 
 from psycopg import sql
 
-from . import _apply, _ddl, capture
+from . import _apply, _ddl, _journal, capture
 from ._sides import Sides, check_drift, tracked_tables
 from ._tablesql import Table
 from ._faults import checkpoint
@@ -157,7 +157,6 @@ def _copy_table(cloud, node, t: Table, snap: str, rows: int, progress: Progress)
     fmt = sql.SQL(copy_format(t, node))
     size = cloud.execute("select pg_table_size(to_regclass(%s))", (t.name,)).fetchone()[0] or 1
     per_byte = rows / size
-    sent = 0.0
     with node.transaction():
         node.execute("select set_config('ccsync.origin', 'cloud', true)")
         _replica_role(node)
@@ -167,16 +166,17 @@ def _copy_table(cloud, node, t: Table, snap: str, rows: int, progress: Progress)
         node.execute(sql.SQL("drop trigger ccsync_capture_insert on {}").format(t.ident))
         _apply.bulk(node, True)  # the row trigger skips the delete too
         node.execute(sql.SQL("delete from {}").format(t.ident))
-        with cloud.cursor() as out_cur, node.cursor() as in_cur:
-            with out_cur.copy(sql.SQL("copy (select {c} from {T}) to stdout (format {f})").format(
-                    c=cols, T=t.ident, f=fmt)) as out, \
-                    in_cur.copy(sql.SQL("copy {T} ({c}) from stdin (format {f})").format(T=t.ident, c=cols, f=fmt)) as inp:
-                for data in out:
-                    inp.write(data)
-                    step = len(data) * per_byte
-                    if sent + step <= rows:
-                        sent += step
-                        progress.advance(int(sent) - int(sent - step))
+        moved = [0.0]  # rows the bar has been moved by, estimated from the bytes copied and the table's size
+
+        def advance(nbytes: int) -> None:
+            step = nbytes * per_byte
+            if moved[0] + step <= rows:
+                progress.advance(int(moved[0] + step) - int(moved[0]))
+                moved[0] += step
+
+        _journal.relay(cloud, sql.SQL("copy (select {c} from {T}) to stdout (format {f})").format(c=cols, T=t.ident, f=fmt),
+                       None, node, sql.SQL("copy {T} ({c}) from stdin (format {f})").format(T=t.ident, c=cols, f=fmt),
+                       on_block=advance)
         _apply.bulk(node, False)
         if node.execute(
             "select ccsync.track(format('%%I.%%I', schema_name, rel_name)::regclass, policy, schema_name = 'ccsync') "
@@ -190,7 +190,7 @@ def _copy_table(cloud, node, t: Table, snap: str, rows: int, progress: Progress)
             (t.name, snap, rows),
         )
         _sync_sequences(cloud, node, t)
-    progress.advance(rows - int(sent))
+    progress.advance(rows - int(moved[0]))
     return rows
 
 
