@@ -55,7 +55,8 @@ class Practice:
             return cur.fetchall() if cur.description else None
 
     def rows(self, dsn: str, table: str = "patients"):
-        return self.sql(dsn, f"select t::text from {table} t order by 1")
+        # the whole row as text (an alias no test table has as a column: `t` alone would read a column "t")
+        return self.sql(dsn, f"select ccsync_row::text from {table} ccsync_row order by 1")
 
     def push(self, node):
         return sync.push(self.settings(node))
