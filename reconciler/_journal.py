@@ -197,7 +197,7 @@ class Plan:
     mode: str
     whole: bool = False  # the chunk is the whole window
     grouped: bool = False  # steps decided from groups of changes, not listed (ids, steps_of and own are empty)
-    top_hlc: int | None = None  # the chunk's highest clock value, when known before staging
+    top_hlc: int | None = None  # the chunk's highest clock value (from the window's summary, else once staged)
     match: list[str | None] = field(default_factory=list)  # grouped: the column set that picks each step's updates
     ids: list[int] = field(default_factory=list)  # in apply order
     steps_of: list[int] = field(default_factory=list)
@@ -285,7 +285,9 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
     `transactions`: how many source transactions the whole window holds, if known."""
     whole = whole or batch is None
     p = None
-    if whole and mode != "exact":
+    # rows the target changed itself in the window (a pull) have their changes flagged one by one: listed
+    if whole and mode != "exact" and not (
+            window.exclude_origin and src.execute(f"select exists ({OWN_ROWS})", window.params()).fetchone()[0]):
         # the journal's statistics are often those of a nearly empty table, and the planner then sorts the
         # window to group it (three sorts of 10,000 changes: most of the time of GROUPS); hashing costs a third
         p = transactions == 1 and _one_step(src, window, batch, mode) or None
@@ -312,8 +314,6 @@ def _grouped(src, window: Window, batch, mode: str) -> Plan | None:
     rows commute, so one statement per group applies the window as the source did, one by one. Steps run in
     the order of their first change (a constraint that objects sends the window to `_listed`, cut finer)."""
     params = _chunk_params(window, batch, True)
-    if window.exclude_origin and src.execute(f"select exists ({OWN_ROWS})", window.params()).fetchone()[0]:
-        return None  # rows the target changed itself in the window: their changes are flagged one by one
     groups = src.execute(GROUPS, params).fetchall()
     if not groups or any(g[5] for g in groups) or (mode != "merged" and len(groups) > 1):
         return None  # a row changed twice (levels of a listed plan), a key changed, a TRUNCATE
@@ -327,8 +327,6 @@ def _one_step(src, window: Window, batch, mode: str) -> Plan | None:
     """The plan of a whole window of one source transaction that is one step, or None: the cheap check for a
     bulk statement (no key set computed per change)."""
     params = _chunk_params(window, batch, True)
-    if window.exclude_origin and src.execute(f"select exists ({OWN_ROWS})", window.params()).fetchone()[0]:
-        return None
     first = src.execute(FIRST_CHANGE, params).fetchone()
     if first is None or first[1] == "T":
         return None
@@ -421,6 +419,8 @@ def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window,
         params = _chunk_params(window, batch, p.whole, ids=",".join(map(str, p.ids)), steps=",".join(map(str, p.steps_of)),
                            own=",".join("t" if o else "f" for o in p.own))
     relay(src, query, params, dst, f"copy ccsync_stage ({STAGE_COLUMNS}) from stdin (format binary)")
+    if p.top_hlc is None:  # not known from the window's summary: the staged chunk's
+        p.top_hlc = dst.execute("select max(hlc) from ccsync_stage").fetchone()[0]
     # no ANALYZE: every statement reads one step through the step index, and the row estimates without
     # statistics lead to index lookups into the target, the right plan for a step of any size
     return p.changes

@@ -85,10 +85,7 @@ class _Pull:
             else:
                 _apply.fast_step(node, t, step, push=False)
             checkpoint("pull.step")
-        if plan.top_hlc is not None:
-            node.execute("select ccsync.hlc_observe(%s)", (plan.top_hlc,))
-        else:
-            node.execute("select ccsync.hlc_observe((select max(hlc) from ccsync_stage))")
+        node.execute("select ccsync.hlc_observe(%s)", (plan.top_hlc,))
         return Counter(changes=plan.changes, skipped=skipped)
 
     def committed(self, batch, whole):

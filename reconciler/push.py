@@ -55,10 +55,7 @@ class _Push:
 
     def apply(self, plan):
         cloud, node, name = self.dst, self.src, self.node_name
-        top = plan.top_hlc
-        if top is None:
-            top = cloud.execute("select max(hlc) from ccsync_stage").fetchone()[0]
-        cloud.execute("select set_config('ccsync.origin', %s, true), ccsync.hlc_observe(%s)", (name, top))
+        cloud.execute("select set_config('ccsync.origin', %s, true), ccsync.hlc_observe(%s)", (name, plan.top_hlc))
         # past the node's clock: one run of clock values for the changes the set statements apply
         first = cloud.execute("select ccsync.hlc_reserve(%s)", (plan.changes,)).fetchone()[0]
         found = conflicts.Found(name)
