@@ -476,7 +476,7 @@ def demo(base, reset, scenario_only, patients, panel_port, hub_port, as_json):
 
     Example: ccsync demo --reset
     """
-    from reconciler import demo as demo_mod
+    from reconciler.devtools import demo as demo_mod
 
     result = demo_mod.run(base, reset=reset, scenario_only=scenario_only, patients=patients,
                           panel_port=panel_port, hub_port=hub_port)
@@ -593,7 +593,7 @@ def hub_sim(port, host):
     import signal
     import threading
 
-    from reconciler import hubsim
+    from reconciler.devtools import hubsim
 
     try:
         url, _state, stop = hubsim.start_in_thread(port=port, host=host)

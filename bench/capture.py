@@ -54,7 +54,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 import reconciler  # noqa: E402
-from reconciler.pgserver import PgServer  # noqa: E402
+from reconciler.devtools.pgserver import PgServer  # noqa: E402
 
 UNTRACKED, TRACKED = "bench_untracked", "bench_tracked"
 PGBENCH_TABLES = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"]

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import reconciler  # noqa: E402
 from reconciler import sync  # noqa: E402
 from reconciler.config import Settings  # noqa: E402
-from reconciler.pgserver import PgServer  # noqa: E402
+from reconciler.devtools.pgserver import PgServer  # noqa: E402
 
 TABLE = "create table pings (id bigint primary key, origin text not null, payload text)"
 

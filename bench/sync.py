@@ -81,7 +81,7 @@ import reconciler  # noqa: E402
 from capture import VISIT_TABLE, log, server_facts  # noqa: E402
 from reconciler._journal import relay  # noqa: E402
 from reconciler.config import Settings  # noqa: E402
-from reconciler.pgserver import PgServer  # noqa: E402
+from reconciler.devtools.pgserver import PgServer  # noqa: E402
 
 INCREMENTAL_TARGET_MIN = 0.5
 INIT_TARGET_MIN = 0.8

@@ -11,7 +11,7 @@ import uuid
 import psycopg
 import pytest
 
-from reconciler.pgserver import PgServer, debian_bindir, embedded_bindir
+from reconciler.devtools.pgserver import PgServer, debian_bindir, embedded_bindir
 
 SERVERS = {"pg18": embedded_bindir, "pg15": lambda: debian_bindir(15)}
 TEST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}

@@ -25,7 +25,7 @@ from psycopg import sql
 
 import cli
 from reconciler import sync
-from reconciler.pgserver import PgServer
+from reconciler.devtools.pgserver import PgServer
 from tests.fix_pg import TEST_SETTINGS, Databases
 from tests.fix_sync import SCHEMA, Practice
 

@@ -7,7 +7,7 @@ import sys
 
 import psycopg
 
-from reconciler.pgserver import PgServer, free_port
+from reconciler.devtools.pgserver import PgServer, free_port
 
 
 def demo_cmd(tmp_path, *extra):

@@ -13,7 +13,7 @@ from lxml import etree
 from reconciler import hub
 from reconciler.errors import CcsyncError
 from reconciler.hub import HubConfig, OutgoingRequest, load_auth_hook, put_transaction
-from reconciler.hubsim import SOAP_PATH, SimState, start_in_thread
+from reconciler.devtools.hubsim import SOAP_PATH, SimState, start_in_thread
 from reconciler.kmehr import KMEHR_NS, build_sumehr
 
 ANNE, BOB = "85010100123", "90020200234"

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.one_version
 import reconciler
 from reconciler import sync
 from reconciler.config import Settings
-from reconciler.pgserver import PgServer
+from reconciler.devtools.pgserver import PgServer
 from tests.fix_sync import SCHEMA
 
 STATUS_KEYS = {"mode", "node", "pending_push", "pending_pull", "open_conflicts", "hub_failures", "last_sync_at",

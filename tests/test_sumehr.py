@@ -24,7 +24,7 @@ import reconciler
 from reconciler import hub, status, sumehr, sync
 from reconciler.config import Settings
 from reconciler.errors import CcsyncError
-from reconciler.hubsim import SOAP_PATH, start_in_thread
+from reconciler.devtools.hubsim import SOAP_PATH, start_in_thread
 from reconciler.kmehr import build_sumehr
 
 pytestmark = pytest.mark.one_version  # end to end: behaviour does not depend on the PostgreSQL version

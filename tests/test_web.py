@@ -22,7 +22,7 @@ import cli
 from reconciler import status as engine_status
 from reconciler.config import Settings
 from reconciler.errors import CcsyncError
-from reconciler.pgserver import free_port
+from reconciler.devtools.pgserver import free_port
 from tests.fix_web import (  # noqa: F401 - fixtures
     HOSTILE, PASSWORD, SECRET, USER, app, client, csrf_token, log_in, logged_in, session_cookie, web_practice,
 )

@@ -24,7 +24,7 @@ import pytest
 import reconciler
 from reconciler import status, sync
 from reconciler.config import Settings
-from reconciler.pgserver import PgServer, free_port
+from reconciler.devtools.pgserver import PgServer, free_port
 from reconciler import panel_users as users
 
 pytestmark = pytest.mark.one_version  # behaviour that does not depend on the PostgreSQL version
@@ -102,7 +102,7 @@ class Stack:
     """Every process of a PC of the practice, and the cloud's own server."""
 
     def __init__(self, pg, tmp: Path):
-        from reconciler.hubsim import SOAP_PATH, start_in_thread
+        from reconciler.devtools.hubsim import SOAP_PATH, start_in_thread
 
         self.tmp = tmp
         self.procs: list[subprocess.Popen] = []

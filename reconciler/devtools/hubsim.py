@@ -1,6 +1,6 @@
 """A HUB simulator that speaks hubservices v3 PutTransaction, with a control API, for the tests and the demo.
 
-Run it with `python -m reconciler.hubsim --port 8650`; the SOAP endpoint is http://127.0.0.1:8650/hubservices/v3.
+Run it with `python -m reconciler.devtools.hubsim --port 8650`; the SOAP endpoint is http://127.0.0.1:8650/hubservices/v3.
 Drive it over HTTP: POST /control {"mode": "down"|"slow"|"failing"|"ok", "patient": "<INSS>", "seconds": 5,
 "message": "…"} (no patient: every patient), GET /control/state, POST /control/reset.
 """
@@ -19,9 +19,9 @@ from flask import Flask, Request, Response, jsonify, request
 from lxml import etree
 from waitress import wasyncore
 
-from . import _xml
-from .hub import CORE_NS, PROTOCOL_NS, SOAP_NS
-from .kmehr import KMEHR_NS, KmehrError, sumehr_info, validate_sumehr
+from .. import _xml
+from ..hub import CORE_NS, PROTOCOL_NS, SOAP_NS
+from ..kmehr import KMEHR_NS, KmehrError, sumehr_info, validate_sumehr
 
 SOAP_PATH = "/hubservices/v3"
 MODES = ("ok", "down", "slow", "failing")
@@ -369,7 +369,7 @@ def start_in_thread(port: int = 0, host: str = "127.0.0.1", state: SimState | No
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m reconciler.hubsim", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m reconciler.devtools.hubsim", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8650)
     args = parser.parse_args(argv)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import psycopg
 
-from . import kmehr
-from ._cable import Cable
-from .errors import CcsyncError
+from .. import kmehr
+from .cable import Cable
+from ..errors import CcsyncError
 from .pgserver import PgServer, free_port
 
 NODE = "pc-reception"
