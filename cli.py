@@ -358,7 +358,7 @@ def run_cmd(local, cloud, max_backoff, verbose):
 
 
 def _service_tasks():
-    from reconciler import sumehr
+    from reconciler.sumehr import publisher as sumehr
 
     return [sumehr.service_task()]
 
@@ -512,7 +512,7 @@ def sumehr_publish(local, cloud, as_json):
 
     Example: ccsync sumehr publish --json
     """
-    from reconciler import sumehr as sumehr_mod
+    from reconciler.sumehr import publisher as sumehr_mod
 
     result = sumehr_mod.publish(settings(local, cloud))
     if as_json:
@@ -540,7 +540,7 @@ def sumehr_list(local, cloud, failed_only, as_json):
 
     Example: ccsync sumehr list --failed --json
     """
-    from reconciler import sumehr as sumehr_mod
+    from reconciler.sumehr import publisher as sumehr_mod
 
     rows = sumehr_mod.list_patients(settings(local, cloud), failed_only=failed_only)
     if as_json:
@@ -567,7 +567,7 @@ def sumehr_retry(local, cloud, patient):
 
     Example: ccsync sumehr retry 1042
     """
-    from reconciler import sumehr as sumehr_mod
+    from reconciler.sumehr import publisher as sumehr_mod
 
     count = sumehr_mod.retry(settings(local, cloud), patient)
     if count:

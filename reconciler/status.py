@@ -129,7 +129,7 @@ def current(settings, *, probe_timeout: float = 2.0) -> dict:
 
 def _hub_failures(conn, settings) -> int:
     """Patients whose Sumehr on the HUB is not the latest: those `ccsync sumehr list --failed` lists."""
-    from .sumehr import count_not_up_to_date
+    from .sumehr.publisher import count_not_up_to_date
 
     return count_not_up_to_date(conn, settings)
 

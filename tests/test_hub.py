@@ -10,11 +10,11 @@ import pytest
 import requests
 from lxml import etree
 
-from reconciler import hub
+from reconciler.sumehr import hub
 from reconciler.errors import CcsyncError
-from reconciler.hub import HubConfig, OutgoingRequest, load_auth_hook, put_transaction
+from reconciler.sumehr.hub import HubConfig, OutgoingRequest, load_auth_hook, put_transaction
 from reconciler.devtools.hubsim import SOAP_PATH, SimState, start_in_thread
-from reconciler.kmehr import KMEHR_NS, build_sumehr
+from reconciler.sumehr.kmehr import KMEHR_NS, build_sumehr
 
 ANNE, BOB = "85010100123", "90020200234"
 WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -355,11 +355,11 @@ def test_config_refuses_an_endpoint_that_is_not_an_http_url():
 
 
 def test_document_is_logged_at_debug_only(config, caplog):
-    with caplog.at_level(logging.INFO, logger="reconciler.hub"):
+    with caplog.at_level(logging.INFO, logger="reconciler.sumehr.hub"):
         assert put(config, sumehr(first_name="Zéphyrine")).ok
     assert "Zéphyrine" not in caplog.text and "accepted as HUBSIM." in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="reconciler.hub"):
+    with caplog.at_level(logging.DEBUG, logger="reconciler.sumehr.hub"):
         put(config, sumehr(first_name="Zéphyrine", version=2))
     assert "Zéphyrine" in caplog.text
 

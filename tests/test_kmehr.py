@@ -8,8 +8,8 @@ from datetime import date, datetime
 import pytest
 from lxml import etree
 
-from reconciler.kmehr import (KMEHR_NS, KmehrError, SumehrItem, build_sumehr, sumehr_info,
-                              validate_sumehr)
+from reconciler.sumehr.kmehr import (KMEHR_NS, KmehrError, SumehrItem, build_sumehr, sumehr_info,
+                                     validate_sumehr)
 
 INSS = "85010100123"
 NS = {"k": KMEHR_NS}

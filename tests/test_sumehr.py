@@ -21,11 +21,12 @@ from psycopg import sql
 
 import cli
 import reconciler
-from reconciler import hub, status, sumehr, sync
+from reconciler.sumehr import hub, publisher as sumehr
+from reconciler import status, sync
 from reconciler.config import Settings
 from reconciler.errors import CcsyncError
 from reconciler.devtools.hubsim import SOAP_PATH, start_in_thread
-from reconciler.kmehr import build_sumehr
+from reconciler.sumehr.kmehr import build_sumehr
 
 pytestmark = pytest.mark.one_version  # end to end: behaviour does not depend on the PostgreSQL version
 

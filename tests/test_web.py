@@ -386,7 +386,7 @@ def fake_publisher(monkeypatch):
         return 1
 
     module = types.SimpleNamespace(list_patients=list_patients, retry=retry)
-    monkeypatch.setitem(sys.modules, "reconciler.sumehr", module)
+    monkeypatch.setitem(sys.modules, "reconciler.sumehr.publisher", module)
     return calls
 
 
@@ -414,7 +414,7 @@ def test_sumehr_retry_of_an_unknown_patient_is_404_and_without_csrf_400(logged_i
 
 
 def test_sumehr_page_without_a_publisher_is_empty_with_a_note(logged_in, monkeypatch):
-    monkeypatch.setitem(sys.modules, "reconciler.sumehr", None)  # as if the module did not exist
+    monkeypatch.setitem(sys.modules, "reconciler.sumehr.publisher", None)  # as if the module did not exist
     page = logged_in.get("/sumehr")
     assert page.status_code == 200 and "not part of this version of ccsync" in html(page)
     assert logged_in.get("/api/sumehr").get_json() == []
@@ -423,7 +423,7 @@ def test_sumehr_page_without_a_publisher_is_empty_with_a_note(logged_in, monkeyp
 
 
 def test_sumehr_not_set_up_on_this_pc_says_so_without_a_500(logged_in, web_practice):
-    pytest.importorskip("reconciler.sumehr")
+    pytest.importorskip("reconciler.sumehr.publisher")
     page = logged_in.get("/sumehr")  # this practice has no Sumehr documents table
     assert page.status_code == 200
     assert "not set up on this PC" in html(page)

@@ -35,7 +35,7 @@ DOCS = ROOT / "docs" / "screenshots"
 CHROMIUM = Path(os.environ.get("CCSYNC_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
-HAS_SUMEHR = importlib.util.find_spec("reconciler.sumehr") is not None
+HAS_SUMEHR = importlib.util.find_spec("reconciler.sumehr.publisher") is not None
 
 USER, PASSWORD = "Dr Peeters", "a panel password for the browser"
 LOCAL_PHONE, CLOUD_PHONE = "0470 11 22 33 (changed on the PC)", "0470 99 88 77 (changed on the cloud)"
@@ -131,7 +131,7 @@ class Stack:
         with psycopg.connect(self.cloud, autocommit=True) as c:
             c.execute("update patients set phone = %s where id = 1", (CLOUD_PHONE,))
             if HAS_SUMEHR:
-                from reconciler.kmehr import build_sumehr
+                from reconciler.sumehr.kmehr import build_sumehr
 
                 doc = build_sumehr("85010100002", "Marc", "Janssens", "1985-01-01", "male", 1).decode()
                 c.execute("insert into sumehr_documents (patient_id, version, kmehr) values (2, 1, %s)", (doc,))
@@ -305,7 +305,7 @@ def test_open_a_conflict_keep_local_and_the_cloud_gets_it(page, stack):
     shot(page, "history")
 
 
-@pytest.mark.skipif(not HAS_SUMEHR, reason="reconciler.sumehr (the Sumehr publisher) is not in this checkout yet")
+@pytest.mark.skipif(not HAS_SUMEHR, reason="reconciler.sumehr.publisher (the Sumehr publisher) is not in this checkout yet")
 def test_a_hub_failure_is_listed_and_retry_now_publishes_once_the_hub_is_back(page, stack):
     from playwright.sync_api import expect
 
@@ -331,7 +331,7 @@ def test_a_hub_failure_is_listed_and_retry_now_publishes_once_the_hub_is_back(pa
 
 
 def _listed(stack) -> list[dict]:
-    from reconciler import sumehr
+    from reconciler.sumehr import publisher as sumehr
 
     return sumehr.list_patients(Settings(local=stack.local, cloud=stack.cloud,
                                          extra={"sumehr": {}, "hub": {"endpoint": stack.hub_url}}),

@@ -19,11 +19,11 @@ NOT_AVAILABLE = "Sumehr publication is not part of this version of ccsync"
 
 
 def publisher() -> ModuleType | None:
-    """reconciler.sumehr, imported on first use; None while this ccsync has no Sumehr publisher."""
+    """reconciler.sumehr.publisher, imported on first use; None while this ccsync has no Sumehr publisher."""
     try:
-        return importlib.import_module("reconciler.sumehr")
+        return importlib.import_module("reconciler.sumehr.publisher")
     except ModuleNotFoundError as exc:
-        if exc.name == "reconciler.sumehr":
+        if exc.name == "reconciler.sumehr.publisher":
             return None
         raise
 

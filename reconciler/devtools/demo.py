@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 
-from .. import kmehr
+from ..sumehr import kmehr
 from .cable import Cable
 from ..errors import CcsyncError
 from .pgserver import PgServer, free_port

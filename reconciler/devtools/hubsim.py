@@ -19,9 +19,9 @@ from flask import Flask, Request, Response, jsonify, request
 from lxml import etree
 from waitress import wasyncore
 
-from .. import _xml
-from ..hub import CORE_NS, PROTOCOL_NS, SOAP_NS
-from ..kmehr import KMEHR_NS, KmehrError, sumehr_info, validate_sumehr
+from ..sumehr import xmlsafe as _xml
+from ..sumehr.hub import CORE_NS, PROTOCOL_NS, SOAP_NS
+from ..sumehr.kmehr import KMEHR_NS, KmehrError, sumehr_info, validate_sumehr
 
 SOAP_PATH = "/hubservices/v3"
 MODES = ("ok", "down", "slow", "failing")

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import requests
 from lxml import etree
 
-from . import _xml
-from .errors import CcsyncError
+from . import xmlsafe as _xml
+from ..errors import CcsyncError
 from .kmehr import KMEHR_NS, add_physician
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"

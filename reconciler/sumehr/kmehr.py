@@ -8,8 +8,8 @@ from datetime import date, datetime
 
 from lxml import etree
 
-from . import _xml
-from .errors import CcsyncError
+from . import xmlsafe as _xml
+from ..errors import CcsyncError
 
 KMEHR_NS = "http://www.ehealth.fgov.be/standards/kmehr/schema/v1"
 NS = {"k": KMEHR_NS}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from .errors import CcsyncError
+from ..errors import CcsyncError
 
 STATE = sql.SQL("ccsync.sumehr_state")
 

@@ -26,11 +26,12 @@ from datetime import datetime
 import psycopg
 from lxml import etree
 
-from . import _db, _xml, hub, kmehr
-from ._sides import open_cloud, open_node
-from ._sumehr_sql import AppTables, resolve, state_installed
-from .config import Settings
-from .errors import CcsyncError
+from .. import _db
+from . import xmlsafe as _xml, hub, kmehr
+from .._sides import open_cloud, open_node
+from .tables import AppTables, resolve, state_installed
+from ..config import Settings
+from ..errors import CcsyncError
 
 log = logging.getLogger("ccsync.sumehr")
 
@@ -183,7 +184,7 @@ def publish(settings: Settings, *, node_name: str | None = None, now: datetime |
 
 
 def _cloud(settings: Settings) -> psycopg.Connection:
-    from .service import CLOUD_LINK  # a pulled cable is noticed in seconds, not after TCP's retries
+    from ..service import CLOUD_LINK  # a pulled cable is noticed in seconds, not after TCP's retries
 
     return open_cloud(settings.need_cloud(), **CLOUD_LINK)
 
@@ -426,7 +427,7 @@ def _row(r: tuple, *, offline: bool) -> dict:
 
 def _offline(settings: Settings, node: psycopg.Connection) -> bool:
     """The node is offline: its service says so, or (no service) the cloud does not answer."""
-    from .service import lock_holder
+    from ..service import lock_holder
 
     if lock_holder(node) is not None:
         return node.execute("select mode from ccsync.state").fetchone()[0] == OFFLINE
