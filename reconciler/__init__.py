@@ -1,7 +1,7 @@
 """ccsync's engine: everything cli.py and web/ call lives here; this module lists the public API."""
 
 from . import conflicts, service, status, sync
-from .capture import POLICIES, tables, track, untrack
+from .schema.track import POLICIES, tables, track, untrack
 from .errors import CcsyncError, NotInstalled
 
 _SCHEMA = ("head", "install", "stamp_status", "uninstall")
@@ -10,7 +10,7 @@ _SCHEMA = ("head", "install", "stamp_status", "uninstall")
 def __getattr__(name: str):
     # the schema functions load Alembic and SQLAlchemy (half a second): only when they are used
     if name in _SCHEMA:
-        from . import schema
+        from .schema import install as schema
 
         return getattr(schema, name)
     raise AttributeError(f"module 'reconciler' has no attribute {name!r}")

@@ -12,7 +12,8 @@ import time
 
 from psycopg import sql
 
-from . import _apply, _ddl, _journal, capture
+from . import _apply, _ddl, _journal
+from .schema import track as capture
 from ._sides import Sides, check_drift, tracked_tables
 from ._tablesql import Table
 from ._faults import checkpoint

@@ -4,7 +4,7 @@ import psycopg
 import pytest
 
 import reconciler
-from reconciler import schema as install_mod
+from reconciler.schema import install as install_mod
 from reconciler.errors import CcsyncError
 
 

@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from . import _db
-from .errors import CcsyncError
+from .. import _db
+from ..errors import CcsyncError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK = 0x63637379  # advisory lock key: two installs on one database wait for each other

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from . import _db
-from .errors import CcsyncError
+from .. import _db
+from ..errors import CcsyncError
 
 POLICIES = ("manual", "cloud-wins", "node-wins", "latest-wins")
 

@@ -2,7 +2,7 @@
 
 from alembic import op
 
-from .. import _sqlfiles
+from .. import sqlfiles as _sqlfiles
 
 
 def run_file(relpath: str) -> None:

@@ -3,7 +3,7 @@
 Revision ID: 0003
 """
 
-from reconciler.migrations._sql import load_functions, run_file
+from reconciler.schema.migrations._sql import load_functions, run_file
 
 revision = "0003"
 down_revision = "0002"

@@ -3,7 +3,7 @@
 Revision ID: 0004
 """
 
-from reconciler.migrations._sql import load_functions, run_file
+from reconciler.schema.migrations._sql import load_functions, run_file
 
 revision = "0004"
 down_revision = "0003"

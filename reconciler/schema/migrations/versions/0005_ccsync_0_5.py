@@ -3,7 +3,7 @@
 Revision ID: 0005
 """
 
-from reconciler.migrations._sql import load_functions, run_file
+from reconciler.schema.migrations._sql import load_functions, run_file
 
 revision = "0005"
 down_revision = "0004"
