@@ -79,7 +79,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 import reconciler  # noqa: E402
 from capture import VISIT_TABLE, log, server_facts  # noqa: E402
-from reconciler._journal import relay  # noqa: E402
+from reconciler.engine.journal import relay  # noqa: E402
 from reconciler.config import Settings  # noqa: E402
 from reconciler.devtools.pgserver import PgServer  # noqa: E402
 

@@ -13,9 +13,10 @@ import json
 import psycopg
 from deepdiff import DeepDiff
 
-from . import _apply, _db
-from ._apply import Leftover, parse
-from ._tablesql import Table
+from .engine import apply as _apply
+from . import db as _db
+from .engine.apply import Leftover, parse
+from .engine.tablesql import Table
 from .errors import CcsyncError
 
 KINDS = ("update_update", "update_delete", "delete_update", "insert_insert")

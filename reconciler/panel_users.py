@@ -13,7 +13,7 @@ import secrets
 import psycopg
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from reconciler import _db
+from reconciler import db as _db
 from reconciler.errors import CcsyncError
 
 MIN_PASSWORD_LENGTH = 8

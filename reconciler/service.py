@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 import psycopg
 
-from . import _db, pull, push, status
-from ._sides import Sides, open_cloud, open_node
+from . import db as _db, status
+from .engine import pull, push
+from .engine.sides import Sides, open_cloud, open_node
 from .config import Settings
 from .errors import CcsyncError
 from .progress import Stored

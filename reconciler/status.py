@@ -11,7 +11,7 @@ import time
 
 import psycopg
 
-from . import _db
+from . import db as _db
 from .errors import CcsyncError
 
 
@@ -135,8 +135,8 @@ def _hub_failures(conn, settings) -> int:
 
 
 def _pending_pull(settings, local: str, name: str, probe_timeout: float) -> tuple[int | None, bool]:
-    from . import pull as pull_mod
-    from ._sides import Sides, open_cloud
+    from .engine import pull as pull_mod
+    from .engine.sides import Sides, open_cloud
 
     try:
         cloud = open_cloud(settings.cloud, connect_timeout=max(1, int(probe_timeout)))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-from . import pull as pull_mod
-from . import push as push_mod
-from . import snapshot, status
-from ._sides import open_sides
+from .engine import pull as pull_mod
+from .engine import push as push_mod
+from .engine import initial_copy as snapshot
+from . import status
+from .engine.sides import open_sides
 from .config import Settings
 from .progress import Progress
 
@@ -60,7 +61,7 @@ def login(settings: Settings, *, progress: Progress | None = None) -> dict:
 
     JSON keys: mode, node, pending_pull (null offline), pulled, conflicts, seconds.
     """
-    from ._sides import Sides, open_cloud, open_node
+    from .engine.sides import Sides, open_cloud, open_node
     from .errors import CcsyncError
 
     local = settings.need_local()

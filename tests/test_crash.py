@@ -38,7 +38,7 @@ CHUNK = 7  # entries per apply transaction in the subprocesses: a window applies
 # A counting run: every checkpoint passes, and at exit the number of passes per name goes to a JSON file.
 COUNTING = """
 import atexit, json, os
-import reconciler._faults as faults
+import reconciler.engine.faults as faults
 class Passes(dict):
     def __contains__(self, name): return True
     def __missing__(self, name): return 10**9

@@ -3,7 +3,7 @@
 import psycopg
 import pytest
 
-from reconciler import _journal
+from reconciler.engine import journal as _journal
 
 
 def _plan(p, node, mode):

@@ -5,7 +5,8 @@ import random
 import psycopg
 import pytest
 
-from reconciler import housekeeping, sync
+from reconciler.engine import housekeeping
+from reconciler import sync
 from reconciler.errors import CcsyncError
 
 

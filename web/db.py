@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from flask import current_app, g
 
-from reconciler import _db
+from reconciler import db as _db
 from reconciler.config import Settings
 
 

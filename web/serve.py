@@ -10,7 +10,7 @@ from pathlib import Path
 
 import waitress
 
-from reconciler import _db
+from reconciler import db as _db
 from reconciler.config import CONFIG_FILE, Settings
 from reconciler.errors import CcsyncError
 

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from .. import _db
+from .. import db as _db
 from ..errors import CcsyncError
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from .. import _db
+from .. import db as _db
 from ..errors import CcsyncError
 
 POLICIES = ("manual", "cloud-wins", "node-wins", "latest-wins")

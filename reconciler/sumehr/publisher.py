@@ -26,9 +26,9 @@ from datetime import datetime
 import psycopg
 from lxml import etree
 
-from .. import _db
+from .. import db as _db
 from . import xmlsafe as _xml, hub, kmehr
-from .._sides import open_cloud, open_node
+from ..engine.sides import open_cloud, open_node
 from .tables import AppTables, resolve, state_installed
 from ..config import Settings
 from ..errors import CcsyncError

@@ -12,13 +12,13 @@ import time
 
 from psycopg import sql
 
-from . import _apply, _ddl, _journal
-from .schema import track as capture
-from ._sides import Sides, check_drift, tracked_tables
-from ._tablesql import Table
-from ._faults import checkpoint
-from .errors import CcsyncError
-from .progress import Progress
+from . import apply as _apply, ddl as _ddl, journal as _journal
+from ..schema import track as capture
+from .sides import Sides, check_drift, tracked_tables
+from .tablesql import Table
+from .faults import checkpoint
+from ..errors import CcsyncError
+from ..progress import Progress
 
 
 def run(sides: Sides, *, force: bool = False, progress: Progress | None = None) -> dict:

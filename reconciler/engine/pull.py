@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from . import _apply, _drain, _journal, housekeeping
-from ._faults import checkpoint
-from ._sides import Sides, check_drift, tracked_tables
-from .errors import CcsyncError
+from . import apply as _apply, drain as _drain, journal as _journal, housekeeping
+from .faults import checkpoint
+from .sides import Sides, check_drift, tracked_tables
+from ..errors import CcsyncError
 
 def pending_count(sides: Sides) -> int:
     """Cloud changes this node has not pulled yet (counting a half-applied window whole)."""

@@ -11,10 +11,11 @@ from collections import Counter
 
 from psycopg import sql
 
-from . import _apply, _drain, _journal, conflicts, snapshot
-from ._faults import checkpoint
-from ._sides import Sides, check_drift, tracked_tables
-from .errors import CcsyncError
+from . import apply as _apply, drain as _drain, journal as _journal, initial_copy as snapshot
+from .. import conflicts
+from .faults import checkpoint
+from .sides import Sides, check_drift, tracked_tables
+from ..errors import CcsyncError
 
 
 class _Push:

@@ -16,8 +16,8 @@ import psycopg
 from psycopg.types.string import TextLoader
 from psycopg import sql
 
-from ._journal import Step
-from ._tablesql import Table
+from .journal import Step
+from .tablesql import Table
 
 
 @dataclass

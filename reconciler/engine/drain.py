@@ -22,9 +22,9 @@ from typing import Protocol
 
 import psycopg
 
-from . import _journal
-from ._faults import checkpoint
-from .errors import CcsyncError
+from . import journal as _journal
+from .faults import checkpoint
+from ..errors import CcsyncError
 
 CHUNK = int(os.environ.get("CCSYNC_CHUNK", 50_000))  # entries per target transaction (a larger source transaction is never split)
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from . import _db
-from ._apply import text_jsonb
-from ._tablesql import Table
-from .errors import CcsyncError
+from .. import db as _db
+from .apply import text_jsonb
+from .tablesql import Table
+from ..errors import CcsyncError
 
 
 # (database, table, policy, catalog signature) -> Table. The signature fixes everything a Table holds, so the
