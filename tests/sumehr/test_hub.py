@@ -257,14 +257,14 @@ def test_failing_auth_hook_is_a_failed_result(config, state):
 
 
 def test_auth_hook_is_loaded_by_its_configured_name():
-    assert load_auth_hook("tests.test_hub:add_token") is add_token
+    assert load_auth_hook("tests.sumehr.test_hub:add_token") is add_token
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("tests.test_hub", "is not of the form 'package.module:function'"),
+    ("tests.sumehr.test_hub", "is not of the form 'package.module:function'"),
     ("no_such_module_xyz:hook", "cannot import no_such_module_xyz"),
-    ("tests.test_hub:missing", "tests.test_hub has no function missing"),
-    ("tests.test_hub:ANNE", "tests.test_hub has no function ANNE"),
+    ("tests.sumehr.test_hub:missing", "tests.sumehr.test_hub has no function missing"),
+    ("tests.sumehr.test_hub:ANNE", "tests.sumehr.test_hub has no function ANNE"),
 ])
 def test_auth_hook_name_errors_say_what_is_wrong(spec, message):
     with pytest.raises(CcsyncError, match=message):

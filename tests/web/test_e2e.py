@@ -29,7 +29,7 @@ from reconciler import panel_users as users
 
 pytestmark = pytest.mark.one_version  # behaviour that does not depend on the PostgreSQL version
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "panel"
 DOCS = ROOT / "docs" / "screenshots"
 CHROMIUM = Path(os.environ.get("CCSYNC_CHROMIUM", "/usr/bin/chromium"))

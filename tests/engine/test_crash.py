@@ -31,7 +31,7 @@ from tests.fix_sync import SCHEMA, Practice
 
 pytestmark = pytest.mark.one_version  # runs subprocesses and servers: once, on the first version
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("patients", "encounters")
 CHUNK = 7  # entries per apply transaction in the subprocesses: a window applies in several chunks
 

@@ -1,0 +1,1 @@
+"""Tests of the sync engine: push, pull, apply, conflicts on push, crashes."""

@@ -1,0 +1,1 @@
+"""Tests of the ccsync schema: install, upgrade, uninstall, capture triggers."""

@@ -1,0 +1,1 @@
+"""Tests of the Sumehr publisher, the KMEHR documents and the HUB client."""

@@ -1,0 +1,1 @@
+"""Tests of the admin panel: views, API, and the browser end to end."""
