@@ -444,7 +444,7 @@ def history(local, cloud, limit, as_json):
 
     Example: ccsync history --limit 5
     """
-    rows = reconciler.status.history(settings(local, cloud).need_local(), limit)
+    rows = reconciler.history.history(settings(local, cloud).need_local(), limit)
     if as_json:
         return emit_json(rows)
     for r in rows:

@@ -1,7 +1,8 @@
 """ccsync's engine: everything cli.py and web/ call lives here; this module lists the public API."""
 
-from . import conflicts, service, status, sync
-from .schema.track import POLICIES, tables, track, untrack
+from . import conflicts, history, mode, service, status, sync
+from .kinds import KINDS, POLICIES, Kind, Policy
+from .schema.track import tables, track, untrack
 from .errors import CcsyncError, NotInstalled
 
 _SCHEMA = ("head", "install", "stamp_status", "uninstall")
@@ -16,12 +17,17 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'reconciler' has no attribute {name!r}")
 
 __all__ = [
+    "KINDS",
+    "Kind",
     "POLICIES",
+    "Policy",
     "CcsyncError",
     "NotInstalled",
     "head",
     "install",
     "conflicts",
+    "history",
+    "mode",
     "service",
     "stamp_status",
     "status",

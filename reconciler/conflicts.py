@@ -18,8 +18,8 @@ from . import db as _db
 from .engine.apply import Leftover, parse
 from .engine.tablesql import Table
 from .errors import CcsyncError
+from .kinds import KINDS, Kind, Policy  # noqa: F401  (KINDS: part of this module's API)
 
-KINDS = ("update_update", "update_delete", "delete_update", "insert_insert")
 
 
 class AlreadyResolved(CcsyncError):
@@ -36,9 +36,9 @@ def diff(local: str | None, cloud: str | None) -> str:
 
 
 def _winner(policy: str, local_hlc: int, cloud_hlc: int | None, node: str) -> str:
-    if policy == "node-wins":
+    if policy == Policy.NODE_WINS:
         return "local"
-    if policy == "latest-wins":
+    if policy == Policy.LATEST_WINS:
         return "local" if (local_hlc, node) > (cloud_hlc or 0, "cloud") else "cloud"
     return "cloud"  # manual and cloud-wins: the cloud's version stays
 
@@ -78,13 +78,13 @@ def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t:
     if left.op == "D":
         if not present:
             return  # deleted on both sides
-        kind = "delete_update"
+        kind = Kind.DELETE_UPDATE
     elif left.op == "I":
         if not left.columns:
             return  # the same row is already there
-        kind = "insert_insert"
+        kind = Kind.INSERT_INSERT
     else:
-        kind = "update_update" if present else "update_delete"
+        kind = Kind.UPDATE_UPDATE if present else Kind.UPDATE_DELETE
 
     local_row = None
     if left.op != "D":
@@ -97,22 +97,22 @@ def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t:
     winner = _winner(t.policy, left.hlc, cloud_hlc, found.node_name)
 
     new_cols = list(parse(left.new) or {})
-    if kind == "update_update":
+    if kind == Kind.UPDATE_UPDATE:
         merged = [c for c in new_cols if c not in left.columns]
         if winner == "local":
             _apply.apply_columns(cloud, t, left.seq, None)
         elif merged:
             _apply.apply_columns(cloud, t, left.seq, merged)
     elif winner == "local":
-        if kind == "update_delete" and local_row is not None:
+        if kind == Kind.UPDATE_DELETE and local_row is not None:
             _apply.upsert_images(cloud, t, [local_row])
-        elif kind == "delete_update":
+        elif kind == Kind.DELETE_UPDATE:
             _apply.delete_keys(cloud, t, [left.pk])
-        elif kind == "insert_insert":
+        elif kind == Kind.INSERT_INSERT:
             _apply.upsert_images(cloud, t, [left.new])
 
-    columns = left.columns if kind != "update_delete" else sorted(new_cols)
-    resolution = None if t.policy == "manual" else f"policy {t.policy}: kept {winner}"
+    columns = left.columns if kind != Kind.UPDATE_DELETE else sorted(new_cols)
+    resolution = None if t.policy == Policy.MANUAL else f"policy {t.policy}: kept {winner}"
     found.add(t, left, kind, columns, local_row, cloud_hlc, resolution)
 
 
@@ -172,13 +172,7 @@ def _as_dict(row) -> dict:
 
 
 def _local(local_dsn: str) -> psycopg.Connection:
-    conn = _apply.text_jsonb(_db.connect(local_dsn, role="local database"))
-    try:
-        _db.identity(conn)
-    except CcsyncError:
-        conn.close()
-        raise
-    return conn
+    return _db.open_local(local_dsn, autocommit=False)
 
 
 def list_conflicts(local_dsn: str, *, include_resolved: bool = False) -> list[dict]:
@@ -256,13 +250,13 @@ def _write_resolution(conn, t: Table, c: dict, keep: str, merged_text: str | Non
             "select coalesce(%s::jsonb, %s::jsonb, '{}') || %s::jsonb || %s::jsonb",
             (cloud_row, local_row, merged_text, c["pk"]),
         ).fetchone()[0]
-    elif c["kind"] in ("update_update", "insert_insert"):
+    elif c["kind"] in (Kind.UPDATE_UPDATE, Kind.INSERT_INSERT):
         target = conn.execute(
             "select coalesce(%s::jsonb, '{}') || coalesce((select jsonb_object_agg(e.key, e.value) "
             "from jsonb_each(coalesce(%s::jsonb, '{}')) e where e.key = any(%s)), '{}')",
             (cloud_row, local_row, list(c["columns"])),
         ).fetchone()[0]
-    elif c["kind"] == "update_delete":
+    elif c["kind"] == Kind.UPDATE_DELETE:
         target = local_row
     else:  # delete_update: the local version is the deletion
         target = None

@@ -1,19 +1,33 @@
-"""Connections: opening them with clear errors, and the small helpers every module shares."""
+"""Connections: opening them with clear errors, the database's identity, and the schema revision check.
+
+Every connection ccsync opens goes through `connect`; every database that must hold ccsync is opened with
+`open_local`, `open_node` or `open_cloud`, which check what it claims to be and that its schema is current.
+"""
 
 from __future__ import annotations
 
-import contextlib
-
 import psycopg
-from psycopg import sql
+from psycopg.types.string import TextLoader
 
-from .errors import CcsyncError, NotInstalled
+from .errors import CcsyncError, NotInstalled, SchemaTooOld, Unreachable  # noqa: F401  (CcsyncError: db.CcsyncError)
+from .schema import HEAD
 
 CONNECT_TIMEOUT = 5
+CLOUD_LINK = {  # the service's link to the cloud: a pulled cable is noticed in seconds, not after TCP's retries
+    "connect_timeout": 3, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+    "keepalives_count": 2, "tcp_user_timeout": 8000,
+}
+
+
+def one_line(exc: BaseException | str) -> str:
+    """An exception's message collapsed to one line (server messages span several)."""
+    text = exc if isinstance(exc, str) else str(exc)
+    return " ".join(text.split()) or (exc.__class__.__name__ if not isinstance(exc, str) else "")
 
 
 def connect(dsn: str, *, role: str = "database", autocommit: bool = False, **kwargs) -> psycopg.Connection:
-    """Open a connection; a wrong or unreachable DSN becomes one readable line (never the DSN itself)."""
+    """Open a connection; a wrong DSN becomes one readable line (never the DSN itself), an unreachable server
+    the typed `Unreachable`."""
     if not dsn:
         raise CcsyncError(f"no {role} DSN given: pass it with --dsn (or the matching option)")
     kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
@@ -24,33 +38,85 @@ def connect(dsn: str, *, role: str = "database", autocommit: bool = False, **kwa
         # libpq's message may quote the malformed string, which may hold a password
         raise CcsyncError(f"invalid {role} DSN: not a PostgreSQL connection string or URI") from exc
     except psycopg.OperationalError as exc:
-        reason = " ".join(str(exc).split()) or exc.__class__.__name__
-        raise CcsyncError(f"cannot connect to the {role}: {reason}; check the DSN and that the server runs") from exc
+        raise Unreachable(
+            f"cannot connect to the {role}: {one_line(exc)}; check the DSN and that the server runs"
+        ) from exc
 
 
 def is_installed(conn: psycopg.Connection) -> bool:
     return conn.execute("select to_regclass('ccsync.identity') is not null").fetchone()[0]
 
 
-def identity(conn: psycopg.Connection) -> str:
-    """The name of this database ('cloud' or the node's name); NotInstalled when ccsync is absent."""
+def revision(conn: psycopg.Connection) -> str | None:
+    """The ccsync schema revision installed in this database (None: not installed)."""
+    if conn.execute("select to_regclass('ccsync.alembic_version')").fetchone()[0] is None:
+        return None
+    row = conn.execute("select version_num from ccsync.alembic_version").fetchone()
+    return row[0] if row else None
+
+
+def identity(conn: psycopg.Connection, *, where: str = "this database", check: bool = True) -> str:
+    """The name of this database ('cloud' or the node's name); NotInstalled when ccsync is absent,
+    SchemaTooOld when its schema is older than this ccsync needs."""
     if not is_installed(conn):
         raise NotInstalled(
-            "ccsync is not installed in this database: run `ccsync install --dsn DSN --name NAME` first"
+            f"ccsync is not installed in {where}: run `ccsync install --dsn DSN --name NAME` first"
         )
     row = conn.execute("select name from ccsync.identity").fetchone()
     if row is None:
-        raise NotInstalled("ccsync is installed without an identity: run `ccsync install --dsn DSN --name NAME`")
+        raise NotInstalled(f"ccsync is installed in {where} without an identity: run `ccsync install --dsn DSN --name NAME`")
+    if check:  # (install and uninstall work on any revision)
+        check_revision(conn, row[0], where=where)
     return row[0]
 
 
-@contextlib.contextmanager
-def applying(conn: psycopg.Connection, origin: str):
-    """A transaction whose changes carry their origin (not journaled on a node, journaled with it on the cloud)."""
-    with conn.transaction():
-        conn.execute("select set_config('ccsync.origin', %s, true)", (origin,))
-        yield conn
+def check_revision(conn: psycopg.Connection, name: str, *, where: str = "this database") -> None:
+    rev = revision(conn)
+    if rev is not None and rev < HEAD:
+        raise SchemaTooOld(
+            f"{where} has ccsync schema {rev}, this ccsync needs {HEAD}: upgrade it with "
+            f"`ccsync install --dsn DSN --name {name}` (the cloud first, then each PC, services stopped)"
+        )
 
 
-def qualified(schema: str, table: str) -> sql.Composed:
-    return sql.SQL(".").join([sql.Identifier(schema), sql.Identifier(table)])
+def text_jsonb(conn: psycopg.Connection) -> psycopg.Connection:
+    """Make a connection return jsonb as text: values cross between databases untouched."""
+    conn.adapters.register_loader("jsonb", TextLoader)
+    return conn
+
+
+def open_local(dsn: str, *, autocommit: bool = True) -> psycopg.Connection:
+    """This PC's database (or any ccsync database a local-only command reads), identity checked."""
+    conn = text_jsonb(connect(dsn, role="local database", autocommit=autocommit))
+    try:
+        identity(conn, where="the local database")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_node(local_dsn: str) -> tuple[psycopg.Connection, str]:
+    """This PC's database and its node name; refuses a database installed as the cloud."""
+    node = text_jsonb(connect(local_dsn, role="local database", autocommit=True))
+    try:
+        name = identity(node, where="the local database")
+        if name == "cloud":
+            raise CcsyncError("the --local database is installed as 'cloud': point --local at the PC's database")
+    except BaseException:
+        node.close()
+        raise
+    return node, name
+
+
+def open_cloud(cloud_dsn: str, **kwargs) -> psycopg.Connection:
+    """The cloud database, checked to be installed as 'cloud' at a current revision."""
+    cloud = text_jsonb(connect(cloud_dsn, role="cloud database", autocommit=True, **kwargs))
+    try:
+        name = identity(cloud, where="the cloud database")
+        if name != "cloud":
+            raise CcsyncError(f"the --cloud database is installed as {name!r}, not as 'cloud': check --cloud")
+    except BaseException:
+        cloud.close()
+        raise
+    return cloud

@@ -1,4 +1,4 @@
-"""The one exception type that ccsync raises for what a user can fix."""
+"""The exceptions ccsync raises for what a user can fix; each message is one line that says what to do."""
 
 
 class CcsyncError(Exception):
@@ -7,3 +7,11 @@ class CcsyncError(Exception):
 
 class NotInstalled(CcsyncError):
     """ccsync is not installed in a database that needs it."""
+
+
+class Unreachable(CcsyncError):
+    """A database cannot be reached (server down, network gone, connection lost): work offline and retry."""
+
+
+class SchemaTooOld(CcsyncError):
+    """A database holds an older ccsync schema revision than this ccsync needs: upgrade it with `ccsync install`."""

@@ -17,7 +17,9 @@ from collections.abc import Callable
 
 import psycopg
 
-from . import db as _db, status
+from . import db as _db, history, mode
+from .db import CLOUD_LINK
+from .mode import LOCK_KEY, lock_holder  # noqa: F401  (lock_holder: part of the service's API)
 from .engine import pull, push
 from .engine.sides import Sides, open_cloud, open_node
 from .config import Settings
@@ -27,11 +29,6 @@ from .progress import Stored
 log = logging.getLogger("ccsync.service")
 
 POLL = 0.25  # seconds between two looks at the journal sequences when no notification came
-LOCK_KEY = 0x63637372  # one service per node database (session advisory lock)
-CLOUD_LINK = {  # a pulled cable is noticed in seconds, not minutes
-    "connect_timeout": 3, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
-    "keepalives_count": 2, "tcp_user_timeout": 8000,
-}
 
 
 class Stop(BaseException):
@@ -43,16 +40,6 @@ def set_mode(node: psycopg.Connection, mode: str) -> bool:
     return node.execute(
         "update ccsync.state set mode = %s, mode_since = now(), updated_at = now() where mode <> %s", (mode, mode)
     ).rowcount == 1
-
-
-def lock_holder(node: psycopg.Connection) -> int | None:
-    """The backend pid of the running service of this node, if any."""
-    row = node.execute(
-        "select pid from pg_locks where locktype = 'advisory' and granted and objid = %s and database = "
-        "(select oid from pg_database where datname = current_database())",
-        (LOCK_KEY,),
-    ).fetchone()
-    return row[0] if row else None
 
 
 class Service:
@@ -152,14 +139,14 @@ class Service:
         self._pull(progress)
 
     def _push(self, progress=None) -> None:
-        with status.recorded(self.local, "push") as result:
+        with history.recorded(self.local, "push") as result:
             result.update(push.run(self.sides, progress=progress))
             pull.refresh(self.sides)
         if result.get("changes"):
             log.info("pushed %s change(s), %s conflict(s)", result["changes"], result["conflicts"])
 
     def _pull(self, progress=None) -> None:
-        with status.recorded(self.local, "pull") as result:
+        with history.recorded(self.local, "pull") as result:
             result.update(pull.run(self.sides, progress=progress))
             pull.refresh(self.sides)
         if result.get("changes"):
@@ -233,8 +220,6 @@ def run(settings: Settings, **kwargs) -> None:
 def database_for_app(settings: Settings) -> str:
     """The DSN the application should use now: the cloud while online, the local replica otherwise."""
     local = settings.need_local()
-    with _db.connect(local, role="local database") as conn:
-        _db.identity(conn)
-        mode = conn.execute("select mode from ccsync.state").fetchone()[0]
-        serving = lock_holder(conn) is not None
-    return settings.need_cloud() if serving and mode == "online" else local
+    with _db.open_local(local) as conn:
+        use = mode.current(conn, settings.cloud).use
+    return settings.need_cloud() if use == "cloud" else local

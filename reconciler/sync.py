@@ -7,15 +7,16 @@ import time
 from .engine import pull as pull_mod
 from .engine import push as push_mod
 from .engine import initial_copy as snapshot
-from . import status
-from .engine.sides import open_sides
+from . import history
+from .engine.sides import Sides, open_cloud, open_node, open_sides
+from .errors import Unreachable
 from .config import Settings
 from .progress import Progress
 
 
 def init(settings: Settings, *, force: bool = False, progress: Progress | None = None) -> dict:
     local, cloud = settings.need_local(), settings.need_cloud()
-    with status.recorded(local, "init") as result, open_sides(local, cloud) as sides:
+    with history.recorded(local, "init") as result, open_sides(local, cloud) as sides:
         result.update(snapshot.run(sides, force=force, progress=progress))
         result["changes"] = result["rows"]
     return result
@@ -23,7 +24,7 @@ def init(settings: Settings, *, force: bool = False, progress: Progress | None =
 
 def push(settings: Settings, *, progress: Progress | None = None) -> dict:
     local, cloud = settings.need_local(), settings.need_cloud()
-    with status.recorded(local, "push") as result, open_sides(local, cloud) as sides:
+    with history.recorded(local, "push") as result, open_sides(local, cloud) as sides:
         result.update(push_mod.run(sides, progress=progress))
         result["refreshed"] = pull_mod.refresh(sides)
     return result
@@ -31,7 +32,7 @@ def push(settings: Settings, *, progress: Progress | None = None) -> dict:
 
 def pull(settings: Settings, *, progress: Progress | None = None, direction: str = "pull") -> dict:
     local, cloud = settings.need_local(), settings.need_cloud()
-    with status.recorded(local, direction) as result, open_sides(local, cloud) as sides:
+    with history.recorded(local, direction) as result, open_sides(local, cloud) as sides:
         result.update(pull_mod.run(sides, progress=progress))
         result["refreshed"] = pull_mod.refresh(sides)
     return result
@@ -41,7 +42,7 @@ def sync(settings: Settings, *, progress: Progress | None = None) -> dict:
     """Push the local backlog, then pull what the cloud has; the rows a pull skipped are refreshed."""
     local, cloud = settings.need_local(), settings.need_cloud()
     started = time.monotonic()
-    with status.recorded(local, "sync") as result, open_sides(local, cloud) as sides:
+    with history.recorded(local, "sync") as result, open_sides(local, cloud) as sides:
         pushed = push_mod.run(sides, progress=progress)
         pull_mod.refresh(sides)
         pulled = pull_mod.run(sides, progress=progress)
@@ -61,21 +62,16 @@ def login(settings: Settings, *, progress: Progress | None = None) -> dict:
 
     JSON keys: mode, node, pending_pull (null offline), pulled, conflicts, seconds.
     """
-    from .engine.sides import Sides, open_cloud, open_node
-    from .errors import CcsyncError
-
     local = settings.need_local()
     started = time.monotonic()
     node, name = open_node(local)
     try:
         try:
             cloud = open_cloud(settings.need_cloud(), connect_timeout=3)
-        except CcsyncError as exc:
-            if "cannot connect" not in str(exc):
-                raise
+        except Unreachable as exc:
             return {"mode": "offline", "node": name, "pending_pull": None, "pulled": 0, "conflicts": 0,
                     "seconds": round(time.monotonic() - started, 3), "reason": str(exc)}
-        with Sides(node, cloud, name) as sides, status.recorded(local, "login") as result:
+        with Sides(node, cloud, name) as sides, history.recorded(local, "login") as result:
             pending = pull_mod.pending_count(sides)
             result.update(pull_mod.run(sides, progress=progress))
             pull_mod.refresh(sides)

@@ -220,6 +220,11 @@ def test_status_json_keys_and_values(setup):
 
 def test_database_for_app_follows_the_mode(setup):
     cfg = Settings(local=setup.local, cloud=setup.cloud)
-    assert reconciler.service.database_for_app(cfg) == setup.local  # no service: the local replica
+    # no service: the cloud while it answers (never a stale replica then), the replica when it does not
+    assert reconciler.service.database_for_app(cfg) == setup.cloud
+    assert reconciler.status.current(cfg)["use"] == "cloud"
+    gone = Settings(local=setup.local, cloud="host=127.0.0.1 port=1 dbname=nothing")
+    assert reconciler.service.database_for_app(gone) == setup.local
+    assert reconciler.status.current(gone)["use"] == "local"
     setup.start()
     assert reconciler.service.database_for_app(cfg) == setup.cloud

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request
 
-from reconciler import status as engine_status
+from reconciler import history as engine_history
 
 from .db import local_dsn
 
@@ -28,7 +28,7 @@ def limit_arg(default: int = 50) -> int:
 
 
 def runs(limit: int) -> list[dict]:
-    return engine_status.history(local_dsn(), limit)
+    return engine_history.history(local_dsn(), limit)
 
 
 @bp.route("")

@@ -8,7 +8,7 @@ import json
 
 from flask import current_app, g
 
-HLC_COUNTER_BITS = 16
+from reconciler import clock
 
 KINDS = {
     "update_update": ("changed on both sides",
@@ -93,8 +93,8 @@ def hlc(value, compact: bool = False) -> str:
     if value is None:
         return "—"
     value = int(value)
-    moment = dt.datetime.fromtimestamp((value >> HLC_COUNTER_BITS) / 1000, dt.timezone.utc).astimezone()
-    counter = value & ((1 << HLC_COUNTER_BITS) - 1)
+    moment = clock.wall_time(value).astimezone()
+    counter = clock.counter(value)
     today = compact and moment.date() == dt.datetime.now(moment.tzinfo).date()
     text = moment.strftime("%H:%M:%S." if today else "%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
     return f"{text} +{counter}" if counter else text

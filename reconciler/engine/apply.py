@@ -13,7 +13,6 @@ from decimal import Decimal
 from dataclasses import dataclass
 
 import psycopg
-from psycopg.types.string import TextLoader
 from psycopg import sql
 
 from .journal import Step
@@ -305,8 +304,3 @@ def json_array(items: list[str]) -> str:
     """A JSON array of jsonb texts, passed to SQL as one jsonb parameter (exact: no Python round trip)."""
     return "[" + ",".join(items) + "]"
 
-
-def text_jsonb(conn: psycopg.Connection) -> psycopg.Connection:
-    """Make a connection return jsonb as text: values cross between databases untouched."""
-    conn.adapters.register_loader("jsonb", TextLoader)
-    return conn

@@ -10,6 +10,8 @@ import time
 
 import psycopg
 
+from .. import clock
+
 RETENTION_SECONDS = 24 * 3600
 MAX_RETENTION_SECONDS = 30 * 24 * 3600
 
@@ -38,8 +40,8 @@ def prune(cloud: psycopg.Connection, retention: float = RETENTION_SECONDS,
                        coalesce(bool_and(pulled_snapshot is not null), false) as complete
                   from ccsync.nodes
             ), cut as (
-                select ((extract(epoch from now() - make_interval(secs => %(ret)s)) * 1000)::bigint << 16) as normal,
-                       ((extract(epoch from now() - make_interval(secs => %(max)s)) * 1000)::bigint << 16) as forced
+                select ((extract(epoch from now() - make_interval(secs => %(ret)s)) * 1000)::bigint << %(bits)s) as normal,
+                       ((extract(epoch from now() - make_interval(secs => %(max)s)) * 1000)::bigint << %(bits)s) as forced
             ), d as (
                 delete from ccsync.journal j using h, cut
                  where (h.complete and j.txid < h.all_pulled and j.hlc < cut.normal) or j.hlc < cut.forced
@@ -47,7 +49,7 @@ def prune(cloud: psycopg.Connection, retention: float = RETENTION_SECONDS,
             )
             select count(*), max(txid::text::bigint) from d
             """,
-            {"ret": retention, "max": max_retention},
+            {"ret": retention, "max": max_retention, "bits": clock.COUNTER_BITS},
         ).fetchone()
         if row[0]:
             cloud.execute(

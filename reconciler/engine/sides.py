@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from .. import db as _db
-from .apply import text_jsonb
+from ..db import open_cloud, open_node
 from .tablesql import Table
 from ..errors import CcsyncError
+
+__all__ = ["Sides", "open_sides", "open_cloud", "open_node", "tracked_tables", "check_drift"]
 
 
 # (database, table, policy, catalog signature) -> Table. The signature fixes everything a Table holds, so the
@@ -34,32 +35,6 @@ class Sides:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def open_node(local_dsn: str) -> tuple[psycopg.Connection, str]:
-    node = text_jsonb(_db.connect(local_dsn, role="local database", autocommit=True))
-    try:
-        name = _db.identity(node)
-    except CcsyncError:
-        node.close()
-        raise
-    if name == "cloud":
-        node.close()
-        raise CcsyncError("the --local database is installed as 'cloud': point --local at the PC's database")
-    return node, name
-
-
-def open_cloud(cloud_dsn: str, **kwargs) -> psycopg.Connection:
-    cloud = text_jsonb(_db.connect(cloud_dsn, role="cloud database", autocommit=True, **kwargs))
-    try:
-        name = _db.identity(cloud)
-    except CcsyncError as exc:
-        cloud.close()
-        raise CcsyncError(f"cloud database: {exc}") from None
-    if name != "cloud":
-        cloud.close()
-        raise CcsyncError(f"the --cloud database is installed as {name!r}, not as 'cloud': check --cloud")
-    return cloud
 
 
 # the checks and plans of a chunk group and sort tens of thousands of journal entries: in memory, not on disk

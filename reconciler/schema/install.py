@@ -90,7 +90,7 @@ def install(dsn: str, name: str, *, revision: str = "head") -> dict:
 def uninstall(dsn: str, *, force: bool = False) -> dict:
     """Remove every capture trigger and the ccsync schema; refuses while local changes wait to be pushed."""
     with _db.connect(dsn) as conn:
-        self_name = _db.identity(conn)
+        self_name = _db.identity(conn, check=False)
         pending = conn.execute(
             "select count(*) from ccsync.journal where origin = %s and %s <> 'cloud'", (self_name, self_name)
         ).fetchone()[0]
@@ -111,5 +111,5 @@ def stamp_status(dsn: str) -> dict:
     """Installed revision against the head of this ccsync version (for DBAs checking an upgrade)."""
     with _db.connect(dsn) as conn:
         rev = current_revision(conn)
-        name = _db.identity(conn) if rev else None
+        name = _db.identity(conn, check=False) if rev else None
     return {"name": name, "revision": rev, "head": head(), "up_to_date": rev == head()}

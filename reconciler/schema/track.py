@@ -6,8 +6,8 @@ import psycopg
 
 from .. import db as _db
 from ..errors import CcsyncError
+from ..kinds import POLICIES
 
-POLICIES = ("manual", "cloud-wins", "node-wins", "latest-wins")
 
 
 def resolve_table(conn: psycopg.Connection, name: str) -> str:
@@ -117,11 +117,3 @@ def tables(dsn: str) -> list[dict]:
     ]
 
 
-def list_tracked(conn: psycopg.Connection) -> list[tuple[str, str, str, list[str], str]]:
-    """(table_name, schema, rel, pk_columns, policy) of every tracked table, for the engine."""
-    return [
-        (r[0], r[1], r[2], list(r[3]), r[4])
-        for r in conn.execute(
-            "select table_name, schema_name, rel_name, pk_columns, policy from ccsync.tracked order by table_name"
-        )
-    ]

@@ -26,12 +26,12 @@ from datetime import datetime
 import psycopg
 from lxml import etree
 
-from .. import db as _db
+from .. import db as _db, mode
 from . import xmlsafe as _xml, hub, kmehr
-from ..engine.sides import open_cloud, open_node
+from ..db import CLOUD_LINK, open_cloud, open_node
 from .tables import AppTables, resolve, state_installed
 from ..config import Settings
-from ..errors import CcsyncError
+from ..errors import CcsyncError, Unreachable
 
 log = logging.getLogger("ccsync.sumehr")
 
@@ -166,9 +166,7 @@ def publish(settings: Settings, *, node_name: str | None = None, now: datetime |
         now = now.astimezone()  # a naive time is the local time, as datetime.timestamp() takes it
     try:
         cloud = _cloud(settings)
-    except CcsyncError as exc:
-        if "cannot connect" not in str(exc):
-            raise
+    except Unreachable as exc:
         listed = _count_offline(settings) if settings.local else None
         log.info("Sumehr publisher: offline, nothing attempted")
         return {"mode": OFFLINE, "node": node_name, "patients": None, "published": 0, "failed": 0, "invalid": 0,
@@ -184,8 +182,6 @@ def publish(settings: Settings, *, node_name: str | None = None, now: datetime |
 
 
 def _cloud(settings: Settings) -> psycopg.Connection:
-    from ..service import CLOUD_LINK  # a pulled cable is noticed in seconds, not after TCP's retries
-
     return open_cloud(settings.need_cloud(), **CLOUD_LINK)
 
 
@@ -426,18 +422,8 @@ def _row(r: tuple, *, offline: bool) -> dict:
 
 
 def _offline(settings: Settings, node: psycopg.Connection) -> bool:
-    """The node is offline: its service says so, or (no service) the cloud does not answer."""
-    from ..service import lock_holder
-
-    if lock_holder(node) is not None:
-        return node.execute("select mode from ccsync.state").fetchone()[0] == OFFLINE
-    if not settings.cloud:
-        return True
-    try:
-        psycopg.connect(settings.cloud, connect_timeout=_PROBE_TIMEOUT).close()
-    except psycopg.Error:
-        return True
-    return False
+    """The node is offline, as the one mode rule decides."""
+    return mode.current(node, settings.cloud, timeout=_PROBE_TIMEOUT).mode == OFFLINE
 
 
 def _count_offline(settings: Settings) -> int | None:
@@ -457,11 +443,9 @@ def retry(settings: Settings, patient: str | None = None) -> int:
     """
     try:
         cloud = _cloud(settings)
-    except CcsyncError as exc:
-        if "cannot connect" in str(exc):
-            raise CcsyncError("the cloud is unreachable: nothing can be retried offline; the publisher tries "
-                              "again by itself once the cloud answers") from None
-        raise
+    except Unreachable:
+        raise CcsyncError("the cloud is unreachable: nothing can be retried offline; the publisher tries "
+                          "again by itself once the cloud answers") from None
     with cloud:
         if not state_installed(cloud):
             raise CcsyncError("the cloud's ccsync schema has no Sumehr state: run `ccsync install` to upgrade it")

@@ -40,7 +40,7 @@ def test_upgrade_from_first_revision_to_head(dsn, conn):
     reconciler.install(dsn, "pc-1", revision="0001")
     assert install_mod.current_revision(conn) == "0001"
     conn.execute("create table t (id int primary key, v text)")
-    reconciler.track(dsn, ["t"])
+    conn.execute("select ccsync.track('t'::regclass)")  # as the ccsync of revision 0001 tracked it
     conn.execute("insert into t values (1, 'before upgrade')")
     result = reconciler.install(dsn, "pc-1")
     assert result["from_revision"] == "0001" and result["to_revision"] == reconciler.head()
@@ -52,7 +52,7 @@ def test_upgrade_from_first_revision_to_head(dsn, conn):
 def test_upgrade_to_0005_gives_tracked_tables_triggers_that_skip_the_reconcilers_set_statements(dsn, conn):
     reconciler.install(dsn, "cloud", revision="0004")
     conn.execute("create table t (id int primary key, v text)")
-    reconciler.track(dsn, ["t"])
+    conn.execute("select ccsync.track('t'::regclass)")  # as the ccsync of revision 0004 tracked it
     reconciler.install(dsn, "cloud")
     defs = [r[0] for r in conn.execute("select pg_get_triggerdef(oid) from pg_trigger where tgrelid = 't'::regclass "
                                        "and tgname in ('ccsync_capture_row', 'ccsync_capture_insert')")]
@@ -114,3 +114,16 @@ def test_install_as_unprivileged_user_is_refused_cleanly(dsn, conn, pg):
         reconciler.install(weak, "cloud")
     assert conn.execute("select to_regnamespace('ccsync')").fetchone()[0] is None
     conn.execute("drop role ccsync_weak")
+
+
+def test_the_schema_head_constant_is_the_alembic_head():
+    from reconciler.schema import HEAD
+
+    assert HEAD == reconciler.head(), "reconciler/schema/__init__.py HEAD must name the newest revision"
+
+
+def test_a_database_at_an_older_revision_is_refused_with_the_command_that_upgrades_it(dsn):
+    reconciler.install(dsn, "pc-1", revision="0004")
+    with pytest.raises(reconciler.CcsyncError) as err:
+        reconciler.tables(dsn)
+    assert "ccsync schema 0004" in str(err.value) and "ccsync install --dsn DSN --name pc-1" in str(err.value)
