@@ -51,7 +51,12 @@ def sides_options(fn):
     return fn
 
 
-def settings(local, cloud):
+def local_option(fn):
+    """--local alone: for the commands that read or write this PC's database only (they work offline)."""
+    return click.option("--local", metavar="DSN", help="This PC's database (or $CCSYNC_LOCAL_DSN, or ccsync.toml).")(fn)
+
+
+def settings(local, cloud=None):
     from reconciler.config import resolve
 
     return resolve(local, cloud)
@@ -255,18 +260,18 @@ def conflicts():
 
 
 @conflicts.command(name="list")
-@sides_options
+@local_option
 @click.option("--all", "include_resolved", is_flag=True, help="Include resolved conflicts.")
 @json_option
 @handle_errors
-def conflicts_list(local, cloud, include_resolved, as_json):
+def conflicts_list(local, include_resolved, as_json):
     """List the open conflicts (all with --all).
 
     JSON: a list of conflict records (see `conflicts show --json`).
 
     Example: ccsync conflicts list --all --json
     """
-    rows = reconciler.conflicts.list_conflicts(settings(local, cloud).need_local(), include_resolved=include_resolved)
+    rows = reconciler.conflicts.list_conflicts(settings(local).need_local(), include_resolved=include_resolved)
     if as_json:
         return emit_json(rows)
     if not rows:
@@ -277,11 +282,11 @@ def conflicts_list(local, cloud, include_resolved, as_json):
 
 
 @conflicts.command(name="show")
-@sides_options
+@local_option
 @click.argument("conflict_id", type=int)
 @json_option
 @handle_errors
-def conflicts_show(local, cloud, conflict_id, as_json):
+def conflicts_show(local, conflict_id, as_json):
     """Show one conflict: both versions, the base and the differences.
 
     JSON: {id, node, table_name, pk, kind, columns, local_row, cloud_row, base, diff, local_hlc,
@@ -289,7 +294,7 @@ def conflicts_show(local, cloud, conflict_id, as_json):
 
     Example: ccsync conflicts show 12
     """
-    c = reconciler.conflicts.get_conflict(settings(local, cloud).need_local(), conflict_id)
+    c = reconciler.conflicts.get_conflict(settings(local).need_local(), conflict_id)
     if as_json:
         return emit_json(c)
     click.echo(f"conflict #{c['id']} ({c['kind']}, {c['status']}) on {c['table_name']} {json.dumps(c['pk'], default=str)}")
@@ -306,14 +311,14 @@ def conflicts_show(local, cloud, conflict_id, as_json):
 
 
 @conflicts.command(name="resolve")
-@sides_options
+@local_option
 @click.argument("conflict_id", type=int)
 @click.option("--keep", type=click.Choice(["local", "cloud"]), help="Which version to keep.")
 @click.option("--merged", "merged_file", type=click.File("r"), help="A JSON object of column: value to write instead.")
 @click.option("--by", required=True, help="Who decides (recorded with the resolution).")
 @json_option
 @handle_errors
-def conflicts_resolve(local, cloud, conflict_id, keep, merged_file, by, as_json):
+def conflicts_resolve(local, conflict_id, keep, merged_file, by, as_json):
     """Resolve a conflict: keep the local or the cloud version, or write a merged row.
 
     The resolution is a new change: the next push carries it to the cloud and every PC.
@@ -325,7 +330,7 @@ def conflicts_resolve(local, cloud, conflict_id, keep, merged_file, by, as_json)
     if merged_file is None and keep is None:
         raise reconciler.CcsyncError("say what to keep: --keep local, --keep cloud or --merged FILE.json")
     merged = merged_file.read() if merged_file is not None else None
-    c = reconciler.conflicts.resolve(settings(local, cloud).need_local(), conflict_id, keep or "merged", by=by,
+    c = reconciler.conflicts.resolve(settings(local).need_local(), conflict_id, keep or "merged", by=by,
                                      merged=merged)
     if as_json:
         return emit_json(c)
@@ -433,18 +438,18 @@ def _print_status(doc: dict) -> None:
 
 
 @main.command()
-@sides_options
+@local_option
 @click.option("--limit", default=20, show_default=True, type=int, help="How many runs.")
 @json_option
 @handle_errors
-def history(local, cloud, limit, as_json):
+def history(local, limit, as_json):
     """Recent sync runs: start, direction, changes, conflicts, duration, error.
 
     JSON: a list of {id, started_at, finished_at, direction, changes, transactions, conflicts, seconds, error}.
 
     Example: ccsync history --limit 5
     """
-    rows = reconciler.history.history(settings(local, cloud).need_local(), limit)
+    rows = reconciler.history.history(settings(local).need_local(), limit)
     if as_json:
         return emit_json(rows)
     for r in rows:
@@ -652,19 +657,19 @@ def _read_password() -> str:
 
 
 @panel_user.command(name="add")
-@sides_options
+@local_option
 @click.argument("name")
 @click.option("--token", is_flag=True, help="Also make an API token for scripts; it is printed once, only its hash is kept.")
 @click.option("--replace", is_flag=True, help="Set a new password for an existing user.")
 @handle_errors
-def panel_user_add(local, cloud, name, token, replace):
+def panel_user_add(local, name, token, replace):
     """Create a panel user NAME; the password is read from stdin when it is not a terminal, else asked twice.
 
     Example: printf '%s\\n' "$PASSWORD" | ccsync panel-user add "Dr Peeters" --local "dbname=practice" --token
     """
     from reconciler import panel_users as users
 
-    dsn = settings(local, cloud).need_local()
+    dsn = settings(local).need_local()
     result = users.add(dsn, name, _read_password(), token=token, replace=replace)
     # with --token, stdout holds the token alone, so that a script can capture it
     click.echo(f"panel user {result['name']!r} {'created' if result['created'] else 'updated'}", err=token)
@@ -674,24 +679,24 @@ def panel_user_add(local, cloud, name, token, replace):
 
 
 @panel_user.command(name="token")
-@sides_options
+@local_option
 @click.argument("name")
 @handle_errors
-def panel_user_token(local, cloud, name):
+def panel_user_token(local, name):
     """Make a new API token for NAME (printed once); the previous token stops working.
 
     Example: ccsync panel-user token "Dr Peeters" --local "dbname=practice"
     """
     from reconciler import panel_users as users
 
-    click.echo(users.new_token(settings(local, cloud).need_local(), name))
+    click.echo(users.new_token(settings(local).need_local(), name))
 
 
 @panel_user.command(name="list")
-@sides_options
+@local_option
 @json_option
 @handle_errors
-def panel_user_list(local, cloud, as_json):
+def panel_user_list(local, as_json):
     """List the panel users.
 
     JSON: a list of {name, has_token, created_at, last_login_at}.
@@ -700,7 +705,7 @@ def panel_user_list(local, cloud, as_json):
     """
     from reconciler import panel_users as users
 
-    rows = users.list_users(settings(local, cloud).need_local())
+    rows = users.list_users(settings(local).need_local())
     if as_json:
         return emit_json(rows)
     if not rows:
@@ -711,17 +716,17 @@ def panel_user_list(local, cloud, as_json):
 
 
 @panel_user.command(name="remove")
-@sides_options
+@local_option
 @click.argument("name")
 @handle_errors
-def panel_user_remove(local, cloud, name):
+def panel_user_remove(local, name):
     """Remove panel user NAME: their sessions and API token stop working at once.
 
     Example: ccsync panel-user remove "Dr Peeters"
     """
     from reconciler import panel_users as users
 
-    users.remove(settings(local, cloud).need_local(), name)
+    users.remove(settings(local).need_local(), name)
     click.echo(f"panel user {name.strip()!r} removed")
 
 

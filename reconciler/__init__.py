@@ -5,7 +5,7 @@ from .kinds import KINDS, POLICIES, Kind, Policy
 from .schema.track import tables, track, untrack
 from .errors import CcsyncError, NotInstalled
 
-_SCHEMA = ("head", "install", "stamp_status", "uninstall")
+_SCHEMA = ("head", "install", "uninstall")
 
 
 def __getattr__(name: str):
@@ -29,7 +29,6 @@ __all__ = [
     "history",
     "mode",
     "service",
-    "stamp_status",
     "status",
     "sync",
     "tables",

@@ -79,20 +79,3 @@ class Stored(Progress):
     def finish(self):
         self.what, self.total, self.done = None, None, 0
         self._write(force=True)
-
-
-class Many(Progress):
-    def __init__(self, *reporters: Progress):
-        self.reporters = [r for r in reporters if r is not None]
-
-    def start(self, what, total, unit="changes"):
-        for r in self.reporters:
-            r.start(what, total, unit)
-
-    def advance(self, n):
-        for r in self.reporters:
-            r.advance(n)
-
-    def finish(self):
-        for r in self.reporters:
-            r.finish()

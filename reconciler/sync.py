@@ -30,9 +30,9 @@ def push(settings: Settings, *, progress: Progress | None = None) -> dict:
     return result
 
 
-def pull(settings: Settings, *, progress: Progress | None = None, direction: str = "pull") -> dict:
+def pull(settings: Settings, *, progress: Progress | None = None) -> dict:
     local, cloud = settings.need_local(), settings.need_cloud()
-    with history.recorded(local, direction) as result, open_sides(local, cloud) as sides:
+    with history.recorded(local, "pull") as result, open_sides(local, cloud) as sides:
         result.update(pull_mod.run(sides, progress=progress))
         result["refreshed"] = pull_mod.refresh(sides)
     return result

@@ -105,11 +105,3 @@ def uninstall(dsn: str, *, force: bool = False) -> dict:
         conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier("ccsync")))
         conn.commit()
     return {"name": self_name, "untracked": tables, "dropped_pending": pending if force else 0}
-
-
-def stamp_status(dsn: str) -> dict:
-    """Installed revision against the head of this ccsync version (for DBAs checking an upgrade)."""
-    with _db.connect(dsn) as conn:
-        rev = current_revision(conn)
-        name = _db.identity(conn, check=False) if rev else None
-    return {"name": name, "revision": rev, "head": head(), "up_to_date": rev == head()}
