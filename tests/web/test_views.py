@@ -482,20 +482,35 @@ def test_the_app_refuses_to_start_without_a_secret_or_a_local_database():
         create_app({"SECRET_KEY": SECRET})
 
 
-def test_secret_key_from_env_then_toml_then_a_0600_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("CCSYNC_CONFIG", str(tmp_path / "ccsync.toml"))
+def test_secret_key_from_env_then_toml_then_a_0600_file_in_the_users_config_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
     settings = Settings(local="dbname=x")
-    first, where = secret_key(settings, environ={})
-    path = tmp_path / ".ccsync-panel-secret"
+    first, where = secret_key(settings, "pc-1", environ={})
+    path = tmp_path / "config" / "ccsync" / "panel-pc-1.secret"
     assert where.startswith(str(path)) and len(first) >= 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert secret_key(settings, environ={}) == (first, str(path))
-    assert secret_key(Settings(extra={"panel": {"secret_key": "from the toml file"}}), environ={})[0] == \
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert secret_key(settings, "pc-1", environ={}) == (first, str(path))
+    assert secret_key(settings, "pc-2", environ={})[0] != first  # one per node: sessions do not cross panels
+    assert secret_key(Settings(extra={"panel": {"secret_key": "from the toml file"}}), "pc-1", environ={})[0] == \
         "from the toml file"
-    assert secret_key(settings, environ={"CCSYNC_PANEL_SECRET": "from the environment"})[0] == "from the environment"
+    assert secret_key(settings, "pc-1", environ={"CCSYNC_PANEL_SECRET": "from the environment"})[0] == \
+        "from the environment"
     path.chmod(0o644)
     with pytest.raises(CcsyncError, match="chmod 600"):
-        secret_key(settings, environ={})
+        secret_key(settings, "pc-1", environ={})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config"]  # nothing in the working directory
+
+
+def test_a_panel_that_cannot_start_writes_no_secret_anywhere(tmp_path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "CCSYNC_LOCAL_DSN": "host=127.0.0.1 port=1"}
+    env.pop("CCSYNC_PANEL_SECRET", None)
+    env.pop("CCSYNC_CONFIG", None)
+    proc = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "panel", "--port", str(free_port())],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "cannot connect to the local database" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the command line ------------------------------------------------------------------------------------------
