@@ -72,8 +72,14 @@ def emit_json(doc) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
 
 
+def _version_message() -> str:
+    from reconciler.schema import HEAD
+
+    return f"%(prog)s %(version)s (schema {HEAD})"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="ccsync")
+@click.version_option(package_name="ccsync", message=_version_message())
 def main():
     """ccsync: offline-first replication between a cloud PostgreSQL database and the practice's PCs.
 
