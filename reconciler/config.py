@@ -1,8 +1,17 @@
-"""Where the local and cloud databases are: options, then CCSYNC_* environment variables, then ccsync.toml."""
+"""Where the local and cloud databases are: options, then CCSYNC_* environment variables, then ccsync.toml.
+
+ccsync.toml is checked when it is read: the top level and [panel] here, [hub] and [sumehr] by the Sumehr
+publisher (reconciler.sumehr). Every problem is one line of one error, so a file is fixed in one go; a file
+that holds a password or a secret and that others may read gets a warning.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +19,16 @@ from pathlib import Path
 from .errors import CcsyncError
 
 CONFIG_FILE = "ccsync.toml"
+log = logging.getLogger("ccsync.config")
+
+# the keys of the top level; a section's own keys are checked by its owner (SECTIONS says who)
+TOP_LEVEL = {"local": "this PC's database (a PostgreSQL connection string or URI)",
+             "cloud": "the cloud database (a PostgreSQL connection string or URI)"}
+SECTIONS = {"hub": "reconciler.sumehr", "sumehr": "reconciler.sumehr", "panel": "this module"}
+PANEL_KEYS = {"secret_key": "the panel's session secret", "secret_file": "the file that keeps it"}
+
+# a password in a key/value connection string (password=...) or in a URI (scheme://user:password@host)
+_PASSWORD = re.compile(r"(^|\s)password\s*=|://[^/@\s:]*:[^/@\s]+@", re.IGNORECASE)
 
 
 @dataclass
@@ -29,14 +48,94 @@ class Settings:
         return self.cloud
 
 
+def file_path(path: Path | str | None = None) -> tuple[Path, bool]:
+    """The configuration file and whether it was named explicitly (argument or $CCSYNC_CONFIG)."""
+    named = path or os.environ.get("CCSYNC_CONFIG")
+    return Path(named or CONFIG_FILE), bool(named)
+
+
 def load_file(path: Path | str | None = None) -> dict:
-    path = Path(path or os.environ.get("CCSYNC_CONFIG") or CONFIG_FILE)
+    """ccsync.toml (or the named file) read and checked; {} when there is none and none was named."""
+    path, named = file_path(path)
     if not path.exists():
+        if named:
+            raise CcsyncError(f"the configuration file {path} does not exist: check $CCSYNC_CONFIG")
         return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CcsyncError(f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise CcsyncError(f"cannot read the configuration file {path}: {exc.strerror}") from None
+    problems = check(doc)
+    if problems:
+        raise CcsyncError(f"{path} has {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems))
+    warn_if_readable(path, doc)
+    return doc
+
+
+def _kind(value) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _not_finite(doc, where: str = ""):
+    """(where, value) of every number that is not finite (nan, inf): no setting of ccsync takes one."""
+    if isinstance(doc, float) and not math.isfinite(doc):
+        yield where, doc
+    elif isinstance(doc, dict):
+        for key, value in doc.items():
+            inner = f"[{key}]" if not where and key in SECTIONS else f"{where} {key}" if where.endswith("]") else \
+                f"{where}.{key}" if where else key
+            yield from _not_finite(value, inner)
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            yield from _not_finite(value, f"{where}[{i}]")
+
+
+def check(doc: dict) -> list[str]:
+    """The problems of a configuration document, one line each (empty: it is fine)."""
+    problems = [f"{where} = {value} is not a finite number" for where, value in _not_finite(doc)]
+    for key, value in doc.items():
+        if key in TOP_LEVEL:
+            if not isinstance(value, str) or not value.strip():
+                problems.append(f"{key} must be a non-empty string, {TOP_LEVEL[key]}; it is {_kind(value)}")
+        elif key in SECTIONS:
+            if not isinstance(value, dict):
+                problems.append(f"{key} must be a table: write [{key}] on a line of its own, its keys below")
+        else:
+            known = ", ".join([*TOP_LEVEL, *(f"[{s}]" for s in SECTIONS)])
+            problems.append(f"unknown key {key!r} at the top level (known: {known})")
+    panel = doc.get("panel")
+    if isinstance(panel, dict):
+        for key, value in panel.items():
+            if key not in PANEL_KEYS:
+                problems.append(f"unknown key {key!r} in [panel] (known: {', '.join(PANEL_KEYS)})")
+            elif not isinstance(value, str) or not value:
+                problems.append(f"[panel] {key} must be a non-empty string, {PANEL_KEYS[key]}; it is {_kind(value)}")
+    return problems
+
+
+def secrets_in(doc: dict) -> list[str]:
+    """Which keys of a configuration document hold a password or a secret."""
+    held = [f"a password in {key}" for key in TOP_LEVEL if isinstance(doc.get(key), str) and _PASSWORD.search(doc[key])]
+    panel = doc.get("panel")
+    if isinstance(panel, dict) and panel.get("secret_key"):
+        held.append("the panel's secret_key")
+    return held
+
+
+def warn_if_readable(path: Path, doc: dict) -> bool:
+    """Warn when a file that holds a password or a secret may be read by other users (POSIX permissions;
+    on Windows the file's ACL decides and is not checked). True when it warned."""
+    if os.name != "posix":
+        return False
+    held = secrets_in(doc)
+    if not held or not path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return False
+    log.warning("warning: %s holds %s and other users may read it: chmod 600 %s (or keep the password in "
+                "~/.pgpass)", path, " and ".join(held), path)
+    return True
 
 
 def resolve(local: str | None = None, cloud: str | None = None, config_path: Path | str | None = None) -> Settings:
@@ -45,5 +144,5 @@ def resolve(local: str | None = None, cloud: str | None = None, config_path: Pat
     return Settings(
         local=local or os.environ.get("CCSYNC_LOCAL_DSN") or doc.get("local"),
         cloud=cloud or os.environ.get("CCSYNC_CLOUD_DSN") or doc.get("cloud"),
-        extra={k: v for k, v in doc.items() if k not in ("local", "cloud")},
+        extra={k: v for k, v in doc.items() if k not in TOP_LEVEL},
     )
