@@ -112,17 +112,43 @@ def install(dsn, name, as_json):
 
 @main.command()
 @dsn_option
-@click.option("--force", is_flag=True, help="Uninstall even though local changes have not been pushed.")
+@click.option("--cloud", metavar="DSN",
+              help="On a PC: the cloud, to leave its register (or $CCSYNC_CLOUD_DSN, or ccsync.toml).")
+@click.option("--force", is_flag=True,
+              help="Uninstall even though local changes have not been pushed (on the cloud: PCs are registered).")
 @handle_errors
-def uninstall(dsn, force):
+def uninstall(dsn, cloud, force):
     """Remove every capture trigger and the ccsync schema.
 
-    Refuses while journaled changes have not been pushed, unless --force.
+    Refuses while journaled changes have not been pushed, and on the cloud while PCs are registered, unless
+    --force. On a PC, it also leaves the cloud's register (when the cloud is known), so that the cloud stops
+    keeping its journal for this PC.
 
     Example: ccsync uninstall --dsn "host=pc1 dbname=practice"
     """
     result = reconciler.uninstall(dsn, force=force)
-    click.echo(f"ccsync uninstalled from {result['name']!r} ({len(result['untracked'])} table(s) untracked)")
+    if not result["installed"]:
+        click.echo("ccsync is not installed in this database: nothing to uninstall")
+        return
+    name = result["name"]
+    click.echo(f"ccsync uninstalled from {name or 'this database'!r} ({len(result['untracked'])} table(s) untracked)")
+    if result["registered"]:
+        click.echo(f"warning: {', '.join(result['registered'])} can no longer sync with this cloud", err=True)
+    if name in (None, "cloud"):
+        return
+    from reconciler import nodes
+
+    try:
+        cloud_dsn = settings(None, cloud).cloud
+        left = cloud_dsn is not None and nodes.unregister(cloud_dsn, name)
+    except CcsyncError as exc:
+        click.echo(f"warning: could not leave the cloud's register ({exc})", err=True)
+        cloud_dsn, left = None, False
+    if left:
+        click.echo(f"{name} left the cloud's register: its journal is no longer kept for this PC")
+    elif cloud_dsn is None:
+        click.echo(f"warning: {name} may still be registered on the cloud, which then keeps its journal for it "
+                   f"(30 days at most): run `ccsync nodes remove {name} --dsn CLOUD` with the cloud's owner", err=True)
 
 
 # -- tracking -------------------------------------------------------------------------------------
@@ -173,6 +199,65 @@ def tables(dsn, as_json):
         click.echo("no table is tracked: add one with `ccsync track`")
     for r in rows:
         click.echo(f"{r['table']:40} pk=({', '.join(r['primary_key'])}) policy={r['policy']} journaled={r['journaled']}")
+
+
+# -- the PCs seen from the cloud -------------------------------------------------------------------
+@main.group()
+def nodes():
+    """The PCs registered on the cloud: how far each has synced, and retiring one (with the cloud's owner).
+
+    Example: ccsync nodes list --dsn "host=cloud.example dbname=practice user=practice_owner"
+    """
+
+
+@nodes.command(name="list")
+@dsn_option
+@json_option
+@handle_errors
+def nodes_list(dsn, as_json):
+    """Every PC registered on the cloud: last push, last pull, changes behind, whether it holds back pruning.
+
+    Changes behind and pruning are as of the PC's last pull. The cloud prunes its journal of what every
+    registered PC has pulled; a PC that is gone holds it back (30 days at most) until it is removed.
+
+    JSON: a list of {name, registered_at, last_push_at, last_pull_at, changes_behind (null: never pulled),
+    holds_back_pruning}.
+
+    Example: ccsync nodes list --dsn "$CLOUD_OWNER_DSN" --json
+    """
+    from reconciler import nodes as nodes_mod
+
+    rows = nodes_mod.list_nodes(dsn)
+    if as_json:
+        return emit_json([n.as_json() for n in rows])
+    if not rows:
+        click.echo("no PC is registered on this cloud: a PC registers with `ccsync init`")
+        return
+    click.echo(f"{'PC':24} {'last push':19} {'last pull':19} {'behind':>8}  pruning")
+    for n in rows:
+        when = {k: (getattr(n, k).isoformat(sep=" ", timespec="seconds")[:19] if getattr(n, k) else "never")
+                for k in ("last_push_at", "last_pull_at")}
+        behind = "-" if n.changes_behind is None else n.changes_behind
+        click.echo(f"{n.name:24} {when['last_push_at']:19} {when['last_pull_at']:19} {behind:>8}  "
+                   f"{'held back by this PC' if n.holds_back_pruning else 'ok'}")
+
+
+@nodes.command(name="remove")
+@dsn_option
+@click.argument("name")
+@handle_errors
+def nodes_remove(dsn, name):
+    """Retire PC NAME: the cloud stops keeping its journal for it. Its conflicts stay for a person to decide.
+
+    A PC removed by mistake registers again with `ccsync init --force` (it copies the cloud again).
+
+    Example: ccsync nodes remove pc-old-laptop --dsn "$CLOUD_OWNER_DSN"
+    """
+    from reconciler import nodes as nodes_mod
+
+    node = nodes_mod.remove(dsn, name)
+    last = node.last_pull_at.isoformat(sep=" ", timespec="seconds") if node.last_pull_at else "never"
+    click.echo(f"{node.name} removed (last pull: {last}); the cloud's journal is no longer kept for it")
 
 
 # -- sync -------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """ccsync's engine: everything cli.py and web/ call lives here; this module lists the public API."""
 
-from . import conflicts, history, mode, service, status, sync
+from . import conflicts, history, mode, nodes, service, status, sync
 from .kinds import KINDS, POLICIES, Kind, Policy
 from .schema.track import tables, track, untrack
 from .errors import CcsyncError, NotInstalled
@@ -28,6 +28,7 @@ __all__ = [
     "conflicts",
     "history",
     "mode",
+    "nodes",
     "service",
     "status",
     "sync",

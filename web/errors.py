@@ -9,15 +9,19 @@ from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from reconciler import db as _db
 from reconciler.conflicts import AlreadyResolved, UnknownConflict
 from reconciler.errors import CcsyncError, NotInstalled
 
 from .auth import is_api
+from .db import local_dsn
 
 log = logging.getLogger("ccsync.panel")
 
 UNREACHABLE = "the database of this PC cannot be reached: check that its PostgreSQL runs (details in the panel's log)"
 INTERNAL = "something went wrong inside the panel; the details are in the panel's log"
+UNINSTALLED = ("ccsync is no longer installed in this PC's database (it was uninstalled): stop the panel, or "
+               "install ccsync again (`ccsync install`, then `ccsync init`)")
 
 
 def answer(code: int, message: str, title: str | None = None):
@@ -58,7 +62,20 @@ def _ccsync(exc: CcsyncError):
     return answer(400, str(exc))
 
 
+def _uninstalled() -> bool:
+    """Whether the ccsync schema is gone from this PC's database (an uninstall under a running panel)."""
+    try:
+        with _db.connect(local_dsn(), role="local database", autocommit=True) as conn:
+            return conn.execute("select to_regnamespace('ccsync') is null").fetchone()[0]
+    except (CcsyncError, psycopg.Error):
+        return False
+
+
 def _database(exc: psycopg.Error):
+    if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName,
+                        psycopg.errors.UndefinedFunction)) and _uninstalled():
+        log.warning("ccsync is not installed in this PC's database any more")
+        return answer(503, UNINSTALLED, "ccsync uninstalled")
     if isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)):
         # the row was refused by PostgreSQL (a value of the wrong type, a constraint): the user can fix it
         primary = exc.diag.message_primary or type(exc).__name__

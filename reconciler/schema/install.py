@@ -16,6 +16,7 @@ from sqlalchemy.pool import NullPool
 
 from .. import db as _db
 from ..errors import CcsyncError
+from ..nodes import registered
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK = 0x63637379  # advisory lock key: two installs on one database wait for each other
@@ -88,20 +89,30 @@ def install(dsn: str, name: str, *, revision: str = "head") -> dict:
 
 
 def uninstall(dsn: str, *, force: bool = False) -> dict:
-    """Remove every capture trigger and the ccsync schema; refuses while local changes wait to be pushed."""
+    """Remove every capture trigger and the ccsync schema. Refuses while local changes wait to be pushed, and on
+    the cloud while PCs are registered, unless forced. Nothing installed: nothing done (installed False)."""
     with _db.connect(dsn) as conn:
-        self_name = _db.identity(conn, check=False)
+        if conn.execute("select to_regnamespace('ccsync')").fetchone()[0] is None:
+            return {"name": None, "installed": False, "untracked": [], "dropped_pending": 0, "registered": []}
+        self_name = _db.identity(conn, check=False) if _db.is_installed(conn) else None
         pending = conn.execute(
             "select count(*) from ccsync.journal where origin = %s and %s <> 'cloud'", (self_name, self_name)
-        ).fetchone()[0]
+        ).fetchone()[0] if self_name else 0
         if pending and not force:
             raise CcsyncError(
                 f"{pending} journaled change(s) have not been pushed to the cloud: run `ccsync push` first, "
                 "or uninstall with --force to drop them"
+            )
+        pcs = registered(conn) if self_name == "cloud" else []
+        if pcs and not force:
+            raise CcsyncError(
+                f"{len(pcs)} PC(s) are registered on this cloud ({', '.join(pcs)}): without ccsync here they can no "
+                "longer sync; retire each with `ccsync nodes remove NAME`, or uninstall with --force"
             )
         tables = [r[0] for r in conn.execute("select table_name from ccsync.tracked order by 1")]
         for table in tables:
             conn.execute("select ccsync.untrack(%s)", (table,))
         conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier("ccsync")))
         conn.commit()
-    return {"name": self_name, "untracked": tables, "dropped_pending": pending if force else 0}
+    return {"name": self_name, "installed": True, "untracked": tables, "dropped_pending": pending if force else 0,
+            "registered": pcs}
