@@ -260,6 +260,63 @@ def nodes_remove(dsn, name):
     click.echo(f"{node.name} removed (last pull: {last}); the cloud's journal is no longer kept for it")
 
 
+# -- roles ------------------------------------------------------------------------------------------
+@main.group()
+def pc():
+    """Register the practice's PCs on the cloud, each with a role of its own (run as the cloud's owner).
+
+    Example: ccsync pc add pc-reception --role ccsync_pc_reception --dsn "host=cloud.example dbname=practice"
+    """
+
+
+@pc.command(name="add")
+@dsn_option
+@click.argument("node")
+@click.option("--role", required=True, help="The PC's login role on the cloud: one role per PC.")
+@click.option("--create-role", is_flag=True,
+              help="Create the login role when it does not exist; its password is read from stdin when stdin is "
+                   "not a terminal, else asked twice (empty: no password).")
+@click.option("--new-install", is_flag=True,
+              help="The PC was reinstalled: its next `ccsync init` binds the new installation to the name.")
+@json_option
+@handle_errors
+def pc_add(dsn, node, role, create_role, new_install, as_json):
+    """Register PC NODE on the cloud with its own login ROLE and grant the role what a PC needs.
+
+    The role reads the journal, reads and writes the tracked tables, and keeps its own bookkeeping through
+    ccsync's functions, which take the node from the role: it cannot touch another PC's. Run again, it grants
+    again; with another role, the node moves to it. The PC's cloud DSN then names this role.
+
+    JSON: {node, role, created_role, new_install}.
+
+    Example: ccsync pc add pc-reception --role ccsync_pc_reception --create-role --dsn "$CLOUD_OWNER_DSN"
+    """
+    password = _read_password(allow_empty=True) if create_role else None
+    result = reconciler.pc_add(dsn, node, role, create_role=create_role, password=password, new_install=new_install)
+    if as_json:
+        return emit_json(result)
+    made = " (role created)" if result["created_role"] else ""
+    click.echo(f"PC {result['node']!r} registered with role {result['role']!r}{made}: "
+               f"its cloud DSN connects as {result['role']}")
+
+
+@main.command()
+@dsn_option
+@click.option("--app-role", "app_roles", multiple=True, required=True, metavar="ROLE",
+              help="An application's role (repeat for several).")
+@handle_errors
+def grant(dsn, app_roles):
+    """Grant the practice application's roles the tracked tables of this database (the cloud or a PC).
+
+    Tables tracked later (`ccsync track`, or created by `ccsync init` on a PC) are granted to them too. They
+    need no privilege on schema ccsync: capture runs as its owner, and they cannot switch it off.
+
+    Example: ccsync grant --dsn "dbname=practice" --app-role practice_app
+    """
+    for role in reconciler.grant(dsn, list(app_roles)):
+        click.echo(f"{role} may read and write the tracked tables")
+
+
 # -- sync -------------------------------------------------------------------------------------------
 def _moved(result: dict) -> str:
     return (f"{result.get('changes', 0)} change(s) in {result.get('transactions', 0)} transaction(s), "
@@ -746,11 +803,12 @@ def panel_user():
     """
 
 
-def _read_password() -> str:
+def _read_password(allow_empty: bool = False) -> str:
     """From stdin when it is not a terminal (scripts), else asked twice without echo."""
     if not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\r\n")
-    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True, default="" if allow_empty else None,
+                        show_default=False)
 
 
 @panel_user.command(name="add")

@@ -2,6 +2,7 @@
 
 from . import conflicts, history, mode, nodes, service, status, sync
 from .kinds import KINDS, POLICIES, Kind, Policy
+from .schema.roles import grant, pc_add
 from .schema.track import tables, track, untrack
 from .errors import CcsyncError, NotInstalled
 
@@ -26,9 +27,11 @@ __all__ = [
     "head",
     "install",
     "conflicts",
+    "grant",
     "history",
     "mode",
     "nodes",
+    "pc_add",
     "service",
     "status",
     "sync",

@@ -67,7 +67,7 @@ class Found:
             cloud_row = _apply.fetch_images(cloud, t, [left.pk]).get(_apply.key_of(left.pk))
             _record(cloud, self.node_name, t, left, info["kind"], info["columns"], info["local_row"], cloud_row,
                     info["cloud_hlc"], info["resolution"])
-            _journal_refresh(cloud, t, left.pk, cloud_row, self.node_name)
+            _journal_refresh(cloud, t, left.pk)
         return len(self.rows)
 
 
@@ -117,41 +117,36 @@ def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t:
 
 
 def _record(cloud, node_name, t, left, kind, columns, local_row, cloud_row, cloud_hlc, resolution) -> None:
-    # journaled as a cloud change (origin cleared for this insert) so that every node pulls the record
-    cloud.execute("select set_config('ccsync.origin', '', true)")
+    # the cloud records it for the node of the connected role, and journals it for every node
     cloud.execute(
-        """
-        insert into ccsync.conflicts (node, table_name, pk, kind, columns, local_row, cloud_row, base, diff,
-                                      local_hlc, cloud_hlc, status, resolution, resolved_by, resolved_at)
-        values (%(node)s, %(table)s, %(pk)s::jsonb, %(kind)s, %(columns)s, %(local)s::jsonb, %(cloud)s::jsonb,
-                %(base)s::jsonb, %(diff)s::jsonb, %(lhlc)s, %(chlc)s,
-                case when %(resolution)s::text is null then 'open' else 'resolved' end, %(resolution)s,
-                case when %(resolution)s::text is null then null else 'policy' end,
-                case when %(resolution)s::text is null then null else now() end)
-        on conflict (node, table_name, pk) where status = 'open' do update
-           set kind = excluded.kind,
-               columns = array(select distinct c from unnest(ccsync.conflicts.columns || excluded.columns) c
-                               order by 1),
-               local_row = excluded.local_row, cloud_row = excluded.cloud_row, diff = excluded.diff,
-               local_hlc = excluded.local_hlc, cloud_hlc = excluded.cloud_hlc
-        """,
+        "select ccsync.record_conflict(%(table)s, %(pk)s::jsonb, %(kind)s, %(columns)s, %(local)s::jsonb, "
+        "%(cloud)s::jsonb, %(base)s::jsonb, %(diff)s::jsonb, %(lhlc)s, %(chlc)s, %(resolution)s)",
         {
-            "node": node_name, "table": t.name, "pk": left.pk, "kind": kind, "columns": list(columns),
+            "table": t.name, "pk": left.pk, "kind": kind, "columns": list(columns),
             "local": local_row, "cloud": cloud_row, "base": left.old,
             "diff": diff(local_row, cloud_row), "lhlc": left.hlc, "chlc": cloud_hlc, "resolution": resolution,
         },
     )
-    cloud.execute("select set_config('ccsync.origin', %s, true)", (node_name,))
 
 
-def _journal_refresh(cloud, t: Table, pk: str, image: str | None, node_name: str) -> None:
+def _journal_refresh(cloud, t: Table, pk: str) -> None:
     """Journal the row as the cloud now has it, for the conflicting node only (target): it takes the whole
     row, including a row it had deleted. The other nodes get every change the push made from the trigger."""
+    cloud.execute("select ccsync.journal_for_node(%s, %s::jsonb)", (t.name, pk))
+
+
+TABLE = "ccsync.conflicts"
+
+
+def decide_step(cloud: psycopg.Connection, step: int) -> int:
+    """A pushed step of decisions (a person resolved conflicts on the node, which updated its records): each goes
+    to ccsync.decide, which applies it if the conflict is still open and the node's own; the staged changes are
+    then done."""
     cloud.execute(
-        "insert into ccsync.journal (hlc, origin, table_name, op, pk, new, target) "
-        "values (ccsync.hlc_next(), 'cloud', %s, %s, %s::jsonb, %s::jsonb, %s)",
-        (t.name, "D" if image is None else "I", pk, image, node_name),
+        "select ccsync.decide((s.pk ->> 'id')::bigint, s.new) from ccsync_stage s where s.step = %s order by s.seq",
+        (step,),
     )
+    return cloud.execute("update ccsync_stage set done = true where step = %s", (step,)).rowcount
 
 
 # -- reading and resolving (on the node's database, so it works offline) ------------------------------
@@ -261,7 +256,7 @@ def _write_resolution(conn, t: Table, c: dict, keep: str, merged_text: str | Non
     else:  # delete_update: the local version is the deletion
         target = None
 
-    conn.execute("select set_config('ccsync.origin', 'resolution', true)")
+    _apply.applying(conn, True)  # written here without the trigger, journaled below against the cloud's version
     self_name = conn.execute("select name from ccsync.identity").fetchone()[0]
     if target is None:
         _apply.delete_keys(conn, t, [c["pk"]])
@@ -281,7 +276,7 @@ def _write_resolution(conn, t: Table, c: dict, keep: str, merged_text: str | Non
             row = conn.execute("select %s::jsonb || %s::jsonb", (current, new)).fetchone()[0]
             _apply.upsert_images(conn, t, [row])
             _journal(conn, self_name, t, "U", c["pk"], old, new)
-    conn.execute("select set_config('ccsync.origin', '', true)")
+    _apply.applying(conn, False)
     return target
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import psycopg
 from psycopg.types.string import TextLoader
 
-from .errors import CcsyncError, NotInstalled, SchemaTooOld, Unreachable  # noqa: F401  (CcsyncError: db.CcsyncError)
+from .errors import CcsyncError, NotAllowed, NotInstalled, SchemaTooOld, Unreachable  # noqa: F401  (db.CcsyncError)
 from .schema import HEAD
 
 CONNECT_TIMEOUT = 5
@@ -25,13 +25,79 @@ def one_line(exc: BaseException | str) -> str:
     return " ".join(text.split()) or (exc.__class__.__name__ if not isinstance(exc, str) else "")
 
 
+class _Refusals(psycopg.Cursor):
+    """The cursors of ccsync's connections: a privilege the database refuses becomes one line that names the
+    database, the object and what grants it (`NotAllowed`); an error a ccsync function raises (SQLSTATE CC...)
+    is its own one-line message."""
+
+    where = "the database"
+    remedy = "connect as the owner of the database and of its ccsync schema"
+
+    def execute(self, query, params=None, **kwargs):
+        try:
+            return super().execute(query, params, **kwargs)
+        except psycopg.Error as exc:
+            told = self.translated(exc)
+            if told is exc:
+                raise
+            raise told from exc
+
+    def copy(self, statement, params=None, **kwargs):
+        return _Copy(self, super().copy(statement, params, **kwargs))
+
+    def translated(self, exc: psycopg.Error) -> Exception:
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return NotAllowed(f"{self.where} refused role {self.connection.info.user!r}: "
+                              f"{exc.diag.message_primary}; {self.remedy}")
+        if (exc.sqlstate or "").startswith("CC"):
+            return CcsyncError(exc.diag.message_primary)
+        return exc
+
+
+class _Copy:
+    """A COPY whose start is refused is told as `_Refusals` tells it (what happens inside is the caller's)."""
+
+    def __init__(self, cursor: _Refusals, manager):
+        self.cursor, self.manager = cursor, manager
+
+    def __enter__(self):
+        try:
+            return self.manager.__enter__()
+        except psycopg.Error as exc:
+            told = self.cursor.translated(exc)
+            if told is exc:
+                raise
+            raise told from exc
+
+    def __exit__(self, *exc):
+        return self.manager.__exit__(*exc)
+
+
+class _CloudRefusals(_Refusals):
+    where = "the cloud database"
+
+    @property
+    def remedy(self) -> str:
+        return (f"the cloud's owner registers a PC's role and grants it what a PC needs with "
+                f"`ccsync pc add NODE --role {self.connection.info.user}` (or sql/grants.sql)")
+
+
+class _LocalRefusals(_Refusals):
+    where = "this PC's database"
+    remedy = "run ccsync here as the role that installed it (the node's apply role, the database owner)"
+
+
+_REFUSALS = {"cloud database": _CloudRefusals, "local database": _LocalRefusals}
+
+
 def connect(dsn: str, *, role: str = "database", autocommit: bool = False, **kwargs) -> psycopg.Connection:
     """Open a connection; a wrong DSN becomes one readable line (never the DSN itself), an unreachable server
-    the typed `Unreachable`."""
+    the typed `Unreachable`, a refused privilege later `NotAllowed` (see `_Refusals`)."""
     if not dsn:
         raise CcsyncError(f"no {role} DSN given: pass it with --dsn (or the matching option)")
     kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
     kwargs.setdefault("application_name", "ccsync")
+    kwargs.setdefault("cursor_factory", _REFUSALS.get(role, _Refusals))
     try:
         return psycopg.connect(dsn, autocommit=autocommit, **kwargs)
     except psycopg.ProgrammingError as exc:
@@ -109,13 +175,17 @@ def open_node(local_dsn: str) -> tuple[psycopg.Connection, str]:
     return node, name
 
 
-def open_cloud(cloud_dsn: str, **kwargs) -> psycopg.Connection:
-    """The cloud database, checked to be installed as 'cloud' at a current revision."""
+def open_cloud(cloud_dsn: str, *, node: str | None = None, **kwargs) -> psycopg.Connection:
+    """The cloud database, checked to be installed as 'cloud' at a current revision. `node`: the node this
+    session syncs; a session of the schema owner or a superuser (the one-role setup) is stamped with it (its
+    ccsync.origin); a PC's own role is stamped by the cloud from the role, whatever it sets."""
     cloud = text_jsonb(connect(cloud_dsn, role="cloud database", autocommit=True, **kwargs))
     try:
         name = identity(cloud, where="the cloud database")
         if name != "cloud":
             raise CcsyncError(f"the --cloud database is installed as {name!r}, not as 'cloud': check --cloud")
+        if node is not None:
+            cloud.execute("select set_config('ccsync.origin', %s, false)", (node,))
     except BaseException:
         cloud.close()
         raise

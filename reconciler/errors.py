@@ -15,3 +15,7 @@ class Unreachable(CcsyncError):
 
 class SchemaTooOld(CcsyncError):
     """A database holds an older ccsync schema revision than this ccsync needs: upgrade it with `ccsync install`."""
+
+
+class NotAllowed(CcsyncError):
+    """A database refused a privilege: the message names the database, the object and the command that grants it."""

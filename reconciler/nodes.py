@@ -42,7 +42,7 @@ _LIST = """
                  where not pg_visible_in_snapshot(j.txid, n.pulled_snapshot)
                    and j.origin <> n.name and (j.target is null or j.target = n.name))
            end as changes_behind,
-           exists (select 1 from ccsync.journal j, cut
+           n.push_snapshot is not null and exists (select 1 from ccsync.journal j, cut
                     where j.hlc < cut.normal
                       and (n.pulled_snapshot is null or j.txid >= pg_snapshot_xmin(n.pulled_snapshot)))
                as holds_back_pruning
@@ -82,6 +82,7 @@ def remove(cloud_dsn: str, name: str) -> Node:
                 known = [r[0] for r in conn.execute("select name from ccsync.nodes order by name")]
                 raise CcsyncError(f"no PC named {name!r} is registered on this cloud"
                                   + (f" (registered: {', '.join(known)})" if known else " (none is)"))
+            conn.execute("select ccsync.revoke_pc(role) from ccsync.nodes where name = %s and role is not null", (name,))
             conn.execute("delete from ccsync.nodes where name = %s", (name,))
     return node
 
@@ -100,6 +101,7 @@ def registered(conn: psycopg.Connection) -> list[str]:
 
 
 def unregister(cloud_dsn: str, name: str) -> bool:
-    """A PC whose ccsync is uninstalled leaves the cloud's register (True when it was registered)."""
-    with _db.open_cloud(cloud_dsn) as conn:
-        return conn.execute("delete from ccsync.nodes where name = %s", (name,)).rowcount == 1
+    """A PC whose ccsync is uninstalled leaves the cloud's register (True when it was registered): ccsync.node_leave,
+    for the node of the connected role (the PC's own)."""
+    with _db.open_cloud(cloud_dsn, node=name) as conn:
+        return conn.execute("select ccsync.node_leave()").fetchone()[0]

@@ -128,7 +128,7 @@ class Service:
         self._close_sides()
         node, name = open_node(self.local)
         try:
-            cloud = open_cloud(self.cloud_dsn, **CLOUD_LINK)
+            cloud = open_cloud(self.cloud_dsn, node=name, **CLOUD_LINK)
         except Exception:
             node.close()
             raise

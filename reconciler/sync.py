@@ -67,7 +67,7 @@ def login(settings: Settings, *, progress: Progress | None = None) -> dict:
     node, name = open_node(local)
     try:
         try:
-            cloud = open_cloud(settings.need_cloud(), connect_timeout=3)
+            cloud = open_cloud(settings.need_cloud(), node=name, connect_timeout=3)
         except Unreachable as exc:
             return {"mode": "offline", "node": name, "pending_pull": None, "pulled": 0, "conflicts": 0,
                     "seconds": round(time.monotonic() - started, 3), "reason": str(exc)}

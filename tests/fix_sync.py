@@ -1,13 +1,29 @@
-"""A practice for the engine tests: one cloud database and several node databases, each a real database."""
+"""A practice for the end-to-end tests, run as a real deployment runs it (design-0.2 §3), on real databases.
+
+- the cloud database and its ccsync schema belong to OWNER, who installs, tracks and registers the PCs;
+- each PC's database belongs to LOCAL, who installs ccsync there and runs its reconciler (the apply role);
+  its reconciler reaches the cloud with a role of its own (`pc_role(node)`, registered by `ccsync pc add`);
+- the practice application writes with APP, on the cloud and on the PCs, with no privilege on ccsync.
+
+Nothing runs day to day as a superuser: the superuser only creates the roles and the databases, as a DBA does.
+`deployment_cloud` and `deployment_pc` build the pieces for fixtures that need their own practice.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import psycopg
 import pytest
+from psycopg import conninfo, sql
 
 import reconciler
 from reconciler import sync
 from reconciler.config import Settings
+
+OWNER = "ccsync_owner"
+LOCAL = "ccsync_local"
+APP = "practice_app"
 
 SCHEMA = """
 create table patients (
@@ -26,33 +42,119 @@ create table encounters (
 );
 """
 
+_ROLES: dict[str, set[str]] = {}  # server data directory -> roles made there
+
+
+def as_role(dsn: str, role: str) -> str:
+    """The same database, reached as another role (the test servers trust local connections)."""
+    return conninfo.make_conninfo(dsn, user=role)
+
+
+def pc_role(node: str) -> str:
+    return "ccsync_pc_" + node.replace("-", "_").replace(".", "_")
+
+
+def ensure_role(server, role: str, *options: str) -> str:
+    """A login role on the server (roles are the cluster's, shared by every test of the run), made once."""
+    made = _ROLES.setdefault(str(server.datadir), set())
+    if role not in made:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            if conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone() is None:
+                conn.execute(sql.SQL("create role {} login {}").format(sql.Identifier(role),
+                                                                        sql.SQL(" ".join(options))))
+        made.add(role)
+    return role
+
+
+def new_database(databases, label: str, owner: str) -> str:
+    """A fresh database owned by `owner` (who then owns its public schema too), as the superuser makes it."""
+    if owner != "postgres":
+        ensure_role(databases.server, owner, *(("createrole",) if owner == OWNER else ()))
+    admin = databases.new(label)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("alter database {} owner to {}").format(sql.Identifier(conn.info.dbname),
+                                                                     sql.Identifier(owner)))
+    return as_role(admin, owner)
+
+
+@dataclass
+class CloudDb:
+    owner: str  # the schema owner: install, track, pc add (and the tests' look into ccsync)
+    app: str  # the practice application, online
+    server: object = None  # the server it lives on (the PCs' roles are made there)
+
+
+@dataclass
+class PcDb:
+    name: str
+    local: str  # the PC's database as its reconciler (and the tests) reach it: LOCAL, its apply role
+    app: str  # the practice application, offline
+    cloud: str  # the cloud, as this PC's reconciler reaches it: its own role
+
+    def settings(self) -> Settings:
+        return Settings(local=self.local, cloud=self.cloud)
+
+
+def deployment_cloud(databases, schema: str, tables: list[str], policy: str = "manual", label: str = "cloud") -> CloudDb:
+    """A cloud database: ccsync installed and `tables` tracked by the owner, the application role granted."""
+    owner = new_database(databases, label, OWNER)
+    reconciler.install(owner, "cloud")
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute(schema)
+    if tables:
+        reconciler.track(owner, tables, policy)
+    ensure_role(databases.server, APP)
+    reconciler.grant(owner, [APP])
+    return CloudDb(owner, as_role(owner, APP), databases.server)
+
+
+def deployment_pc(databases, cloud: CloudDb, name: str, *, init: bool = True, label: str | None = None,
+                  local_role: str = LOCAL) -> PcDb:
+    """A PC: its database (ccsync installed by its owner `local_role`, the application granted), registered on the
+    cloud with a role of its own, and initialized."""
+    local = new_database(databases, label or name.replace("-", "_").replace(".", "_"), local_role)
+    reconciler.install(local, name)
+    reconciler.grant(local, [ensure_role(databases.server, APP)])  # and the tables `init` creates, as it tracks them
+    role = ensure_role(cloud.server or databases.server, pc_role(name))
+    reconciler.pc_add(cloud.owner, name, role)
+    pc = PcDb(name, local, as_role(local, APP), as_role(cloud.owner, role))
+    if init:
+        sync.init(pc.settings())
+    return pc
+
 
 class Practice:
+    """A cloud with `patients` and `encounters` tracked, and PCs. `cloud` is the application's DSN on the cloud,
+    `cloud_owner` the schema owner's; `nodes[name]` is a PC's database as its reconciler reaches it, `apps[name]`
+    as the application does, `pcs[name]` everything about it."""
+
     def __init__(self, databases, nodes=("pc-1",), policy="manual"):
         self.databases = databases
-        self.cloud = databases.new("cloud")
-        reconciler.install(self.cloud, "cloud")
-        self.sql(self.cloud, SCHEMA)
-        reconciler.track(self.cloud, ["patients", "encounters"], policy)
-        self.nodes = {}
+        db = deployment_cloud(databases, SCHEMA, ["patients", "encounters"], policy)
+        self.cloud_owner, self.cloud = db.owner, db.app
+        self.cloud_db = db
+        self.pcs: dict[str, PcDb] = {}
+        self.nodes: dict[str, str] = {}
+        self.apps: dict[str, str] = {}
         for name in nodes:
             self.add_node(name)
 
-    def add_node(self, name: str, init: bool = True) -> str:
-        dsn = self.databases.new(name.replace("-", "_"))
-        reconciler.install(dsn, name)
-        self.nodes[name] = dsn
-        if init:
-            sync.init(self.settings(name))
-        return dsn
+    def add_node(self, name: str, init: bool = True, local_role: str = LOCAL) -> str:
+        pc = deployment_pc(self.databases, self.cloud_db, name, init=init, local_role=local_role)
+        self.pcs[name], self.nodes[name], self.apps[name] = pc, pc.local, pc.app
+        return pc.local
 
     def settings(self, node: str) -> Settings:
-        return Settings(local=self.nodes[node], cloud=self.cloud)
+        return self.pcs[node].settings()
 
     def sql(self, dsn: str, query: str, params=None):
         with psycopg.connect(dsn, autocommit=True) as conn:
             cur = conn.execute(query, params)
             return cur.fetchall() if cur.description else None
+
+    def owner(self, dsn: str) -> str:
+        """Where ccsync's tables of that database are read: the cloud's through its schema owner."""
+        return self.cloud_owner if dsn == self.cloud else dsn
 
     def rows(self, dsn: str, table: str = "patients"):
         # the whole row as text (an alias no test table has as a column: `t` alone would read a column "t")
@@ -79,8 +181,8 @@ class Practice:
                 assert self.rows(dsn, table) == expected, f"{table} differs on {node}"
 
     def conflicts(self, dsn, status="open"):
-        return self.sql(dsn, "select kind, node, table_name, pk::text, columns from ccsync.conflicts "
-                             "where status = %s order by id", (status,))
+        return self.sql(self.owner(dsn), "select kind, node, table_name, pk::text, columns from ccsync.conflicts "
+                                         "where status = %s order by id", (status,))
 
 
 @pytest.fixture

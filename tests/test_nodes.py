@@ -23,7 +23,7 @@ def run(*args):
 
 def age_cloud_journal(practice, days: float) -> None:
     """Make every cloud journal entry look `days` old (as the retention rule sees them)."""
-    practice.sql(practice.cloud, "update ccsync.journal set hlc = hlc - (%s::bigint << %s)",
+    practice.sql(practice.cloud_owner, "update ccsync.journal set hlc = hlc - (%s::bigint << %s)",
                  (int(days * DAY_MS), clock.COUNTER_BITS))
 
 
@@ -40,7 +40,7 @@ def two_pcs(make_practice):
 
 def test_nodes_list_shows_each_pc_its_syncs_what_it_lacks_and_who_holds_back_pruning(two_pcs):
     p = two_pcs
-    listed = {n["name"]: n for n in json.loads(run("nodes", "list", "--dsn", p.cloud, "--json").output)}
+    listed = {n["name"]: n for n in json.loads(run("nodes", "list", "--dsn", p.cloud_owner, "--json").output)}
     assert sorted(listed) == ["pc-1", "pc-2"]
     assert set(listed["pc-1"]) == {"name", "registered_at", "last_push_at", "last_pull_at", "changes_behind",
                                    "holds_back_pruning"}
@@ -48,25 +48,25 @@ def test_nodes_list_shows_each_pc_its_syncs_what_it_lacks_and_who_holds_back_pru
     assert listed["pc-1"]["last_pull_at"] > listed["pc-2"]["last_pull_at"]
     assert not listed["pc-1"]["holds_back_pruning"] and not listed["pc-2"]["holds_back_pruning"]  # all recent
     age_cloud_journal(p, 2)
-    listed = {n["name"]: n for n in json.loads(run("nodes", "list", "--dsn", p.cloud, "--json").output)}
+    listed = {n["name"]: n for n in json.loads(run("nodes", "list", "--dsn", p.cloud_owner, "--json").output)}
     assert listed["pc-2"]["holds_back_pruning"] and not listed["pc-1"]["holds_back_pruning"]
-    text = run("nodes", "list", "--dsn", p.cloud).output
+    text = run("nodes", "list", "--dsn", p.cloud_owner).output
     assert "pc-2" in text and "held back by this PC" in text
 
 
 def test_removing_a_pc_lets_the_cloud_prune_what_only_it_lacked(two_pcs):
     p = two_pcs
     age_cloud_journal(p, 2)
-    with psycopg.connect(p.cloud, autocommit=True) as cloud:
+    with psycopg.connect(p.cloud_owner, autocommit=True) as cloud:
         housekeeping.prune(cloud)  # what both PCs pulled goes; pc-2 has not pulled the 3 updates: they stay
         assert cloud.execute("select count(*) from ccsync.journal where op = 'U'").fetchone()[0] == 3
-    removed = run("nodes", "remove", "pc-2", "--dsn", p.cloud)
+    removed = run("nodes", "remove", "pc-2", "--dsn", p.cloud_owner)
     assert removed.exit_code == 0 and "pc-2 removed" in removed.output
-    assert [n["name"] for n in json.loads(run("nodes", "list", "--dsn", p.cloud, "--json").output)] == ["pc-1"]
-    with psycopg.connect(p.cloud, autocommit=True) as cloud:
+    assert [n["name"] for n in json.loads(run("nodes", "list", "--dsn", p.cloud_owner, "--json").output)] == ["pc-1"]
+    with psycopg.connect(p.cloud_owner, autocommit=True) as cloud:
         housekeeping.prune(cloud)
         assert cloud.execute("select count(*) from ccsync.journal where op = 'U'").fetchone()[0] == 0
-    again = run("nodes", "remove", "pc-2", "--dsn", p.cloud)
+    again = run("nodes", "remove", "pc-2", "--dsn", p.cloud_owner)
     assert again.exit_code == 1 and "no PC named 'pc-2' is registered on this cloud (registered: pc-1)" in again.output
 
 
@@ -77,21 +77,21 @@ def test_nodes_commands_refuse_a_pcs_database(two_pcs):
 
 def test_uninstall_on_the_cloud_names_the_registered_pcs_and_a_second_uninstall_says_there_is_nothing(two_pcs):
     p = two_pcs
-    refused = run("uninstall", "--dsn", p.cloud)
+    refused = run("uninstall", "--dsn", p.cloud_owner)
     assert refused.exit_code == 1 and "2 PC(s) are registered on this cloud (pc-1, pc-2)" in refused.output
-    forced = run("uninstall", "--dsn", p.cloud, "--force")
+    forced = run("uninstall", "--dsn", p.cloud_owner, "--force")
     assert forced.exit_code == 0 and "pc-1, pc-2 can no longer sync with this cloud" in forced.output
-    second = run("uninstall", "--dsn", p.cloud)
+    second = run("uninstall", "--dsn", p.cloud_owner)
     assert second.exit_code == 0 and second.output == "ccsync is not installed in this database: nothing to uninstall\n"
 
 
 def test_an_uninstalled_pc_leaves_the_register_so_it_holds_back_nothing(two_pcs):
     p = two_pcs
     age_cloud_journal(p, 2)
-    result = run("uninstall", "--dsn", p.nodes["pc-2"], "--cloud", p.cloud)
+    result = run("uninstall", "--dsn", p.nodes["pc-2"], "--cloud", p.pcs["pc-2"].cloud)
     assert result.exit_code == 0 and "pc-2 left the cloud's register" in result.output
-    assert [n["name"] for n in json.loads(run("nodes", "list", "--dsn", p.cloud, "--json").output)] == ["pc-1"]
-    with psycopg.connect(p.cloud, autocommit=True) as cloud:
+    assert [n["name"] for n in json.loads(run("nodes", "list", "--dsn", p.cloud_owner, "--json").output)] == ["pc-1"]
+    with psycopg.connect(p.cloud_owner, autocommit=True) as cloud:
         housekeeping.prune(cloud)
         assert cloud.execute("select count(*) from ccsync.journal where op = 'U'").fetchone()[0] == 0
     # without the cloud, it says what to run there

@@ -16,7 +16,8 @@ import reconciler
 from reconciler import sync
 from reconciler.config import Settings
 from reconciler.devtools.pgserver import PgServer
-from tests.fix_sync import SCHEMA
+from tests.fix_pg import Databases
+from tests.fix_sync import SCHEMA, PcDb, deployment_cloud, deployment_pc
 
 STATUS_KEYS = {"mode", "node", "pending_push", "pending_pull", "open_conflicts", "hub_failures", "last_sync_at",
                "last_error", "use"}
@@ -45,10 +46,12 @@ def ccsync(*args, env=None, **kwargs):
 
 
 class Node:
-    """A PC: its database and, when started, its `ccsync run` subprocess."""
+    """A PC: its database and, when started, its `ccsync run` subprocess; `cloud` is the cloud as its reconciler
+    reaches it (the PC's role), `app` as the practice application does."""
 
-    def __init__(self, local, cloud):
-        self.local, self.cloud = local, cloud
+    def __init__(self, pc: PcDb, app: str):
+        self.local, self.cloud, self.app = pc.local, pc.cloud, app
+        local, cloud = self.local, self.cloud
         self.env = {**os.environ, "CCSYNC_LOCAL_DSN": local, "CCSYNC_CLOUD_DSN": cloud}
         self.proc = None
 
@@ -83,15 +86,8 @@ class Node:
 @pytest.fixture
 def setup(databases):
     """A cloud database on the shared server and one initialized node, with the service stopped at the end."""
-    cloud = databases.new("cloud")
-    reconciler.install(cloud, "cloud")
-    with psycopg.connect(cloud, autocommit=True) as c:
-        c.execute(SCHEMA)
-    reconciler.track(cloud, ["patients", "encounters"])
-    local = databases.new("pc1")
-    reconciler.install(local, "pc-1")
-    sync.init(Settings(local=local, cloud=cloud))
-    node = Node(local, cloud)
+    cloud = deployment_cloud(databases, SCHEMA, ["patients", "encounters"])
+    node = Node(deployment_pc(databases, cloud, "pc-1", label="pc1"), cloud.app)
     yield node
     node.stop(signal.SIGKILL)
     print(getattr(node, "log", ""))
@@ -101,15 +97,8 @@ def setup(databases):
 def own_cloud(databases, pg, tmp_path):
     """A cloud on a server of its own, which the test can stop and start."""
     server = PgServer(tmp_path / "cloud", bindir=pg.bindir, settings={"fsync": "off"}).init().start()
-    cloud = server.create_database("practice")
-    reconciler.install(cloud, "cloud")
-    with psycopg.connect(cloud, autocommit=True) as c:
-        c.execute(SCHEMA)
-    reconciler.track(cloud, ["patients", "encounters"])
-    local = databases.new("pc1")
-    reconciler.install(local, "pc-1")
-    sync.init(Settings(local=local, cloud=cloud))
-    node = Node(local, cloud)
+    cloud = deployment_cloud(Databases(server), SCHEMA, ["patients", "encounters"])
+    node = Node(deployment_pc(databases, cloud, "pc-1", label="pc1"), cloud.app)
     yield server, node
     node.stop(signal.SIGKILL)
     server.stop("immediate")
@@ -117,7 +106,7 @@ def own_cloud(databases, pg, tmp_path):
 
 def test_a_cloud_change_reaches_the_node_without_any_command(setup):
     node = setup.start()
-    with psycopg.connect(node.cloud, autocommit=True) as c:
+    with psycopg.connect(node.app, autocommit=True) as c:
         c.execute("insert into patients (id, name) values (1, 'from the cloud')")
     wait_for(lambda: one(node.local, "select count(*) from patients") == 1, 10, "the cloud change on the node")
 
@@ -127,7 +116,7 @@ def test_local_writes_are_pushed_without_any_command(setup):
     with psycopg.connect(node.local, autocommit=True) as c:
         for i in range(20):
             c.execute("insert into patients (id, name) values (%s, 'local')", (i,))
-    wait_for(lambda: one(node.cloud, "select count(*) from patients") == 20, 10, "the local writes on the cloud")
+    wait_for(lambda: one(node.app, "select count(*) from patients") == 20, 10, "the local writes on the cloud")
     wait_for(lambda: one(node.local, "select count(*) from ccsync.journal") == 0, 10, "an empty journal")
 
 
@@ -154,7 +143,7 @@ def test_cloud_stopped_and_restarted_goes_offline_synchronizing_online_and_loses
     assert node.status()["pending_push"] == 50
     server.start()
     wait_for(lambda: node.mode() == "online", 60, "online again")
-    wait_for(lambda: one(node.cloud, "select count(*) from patients") == 50, 20, "the offline writes on the cloud")
+    wait_for(lambda: one(node.app, "select count(*) from patients") == 50, 20, "the offline writes on the cloud")
     assert node.stop() == 0
     log = node.log
     assert log.count("working offline") == 1  # each transition logged once, not once per retry
@@ -169,17 +158,17 @@ def test_sigterm_during_a_large_push_then_restart_converges(setup):
     setup.env["CCSYNC_CHUNK"] = "1000"
     setup.proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "run"], env=setup.env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: one(setup.cloud, "select count(*) from patients") > 0, 60, "the push under way")
+    wait_for(lambda: one(setup.app, "select count(*) from patients") > 0, 60, "the push under way")
     assert setup.stop() == 0
     assert "Traceback" not in setup.log
     setup.start()
     wait_for(lambda: one(setup.local, "select count(*) from ccsync.journal") == 0, 120, "the backlog pushed")
-    assert one(setup.cloud, "select count(*) from patients") == 10000
-    assert one(setup.cloud, "select sum(balance) from patients") == 30000  # nothing applied twice
+    assert one(setup.app, "select count(*) from patients") == 10000
+    assert one(setup.app, "select sum(balance) from patients") == 30000  # nothing applied twice
 
 
 def test_login_pulls_what_the_node_lacks_and_says_so(setup):
-    with psycopg.connect(setup.cloud, autocommit=True) as c:
+    with psycopg.connect(setup.app, autocommit=True) as c:
         c.execute("insert into patients (id, name) select g, 'new' from generate_series(1, 30) g")
     result = ccsync("login", "--json", env=setup.env)
     assert result.returncode == 0, result.stderr
@@ -203,7 +192,7 @@ def test_status_json_keys_and_values(setup):
     assert (doc["mode"], doc["node"], doc["service"], doc["use"]) == ("online", "pc-1", False, "cloud")
     with psycopg.connect(setup.local, autocommit=True) as c:
         c.execute("insert into patients (id, name) values (1, 'x')")
-    with psycopg.connect(setup.cloud, autocommit=True) as c:
+    with psycopg.connect(setup.app, autocommit=True) as c:
         c.execute("insert into patients (id, name) values (2, 'y'), (3, 'z')")
     doc = setup.status()
     assert (doc["pending_push"], doc["pending_pull"], doc["open_conflicts"], doc["hub_failures"]) == (1, 2, 0, 0)

@@ -41,47 +41,30 @@ class _Partial(Exception):
     """A fast statement applied fewer changes than its step holds."""
 
 
-def bulk(conn: psycopg.Connection, on: bool) -> None:
-    """Mark the statements that follow as the reconciler's set-wise apply: the capture triggers skip them
-    (their WHEN clause), except for what triggers and cascades below them change (pg_trigger_depth() > 0).
-    On the cloud the reconciler journals such a statement's changes itself, from the staged chunk."""
-    conn.execute("select set_config('ccsync.bulk', %s, true)", ("on" if on else "",))
+def applying(conn: psycopg.Connection, on: bool) -> None:
+    """Mark what this node's session applies next as changes pulled from the cloud: the capture triggers do not
+    journal them (no echo), because the session's role is one of the node's apply roles (ccsync.apply_roles).
+    Anybody else who sets it is journaled as usual; on the cloud nothing is ever skipped."""
+    conn.execute("select set_config('ccsync.apply', %s, true)", ("on" if on else "",))
 
 
-def fast_step(conn: psycopg.Connection, t: Table, step: Step, *, push: bool, hlc_first: int | None = None) -> bool:
-    """Apply a whole step in one statement the capture triggers skip, and on the cloud journal it from the
-    stage. On the cloud (push) it must apply every change exactly on its base, or it is rolled back (to a
-    savepoint) and False returned: the step then goes the careful way, change by change where needed.
-    `hlc_first`: the first of a run of clock values reserved for the chunk (push), one per staged change."""
+def fast_step(conn: psycopg.Connection, t: Table, step: Step, *, push: bool) -> bool:
+    """Apply a whole step in one statement. On the cloud (push) it must apply every change exactly on its base,
+    or it is rolled back (to a savepoint) and False returned: the step then goes the careful way, change by
+    change where needed; the cloud's capture triggers journal what it applied, with the node as origin."""
     q = {"U": _fast_update, "I": _fast_insert, "D": _fast_delete}[step.op](t, step, push)
     if q is None:
         return False
-    if not push:  # a node: the chunk runs with bulk on throughout; rows with a pending local change are skipped
+    if not push:  # a node: the chunk is applied as pulled; rows with a pending local change are skipped
         conn.execute(q, {"step": step.number})
         return True
     try:
         with conn.transaction():
-            bulk(conn, True)
             if conn.execute(q, {"step": step.number}).rowcount != step.count:
                 raise _Partial
-            bulk(conn, False)
-            journal_step(conn, step, hlc_first)
     except (_Partial, psycopg.errors.IntegrityError):
         return False
     return True
-
-
-def journal_step(conn: psycopg.Connection, step: Step, hlc_first: int) -> None:
-    """Journal on the cloud, with the node as origin, the changes of a step applied exactly as staged: the
-    entries the capture triggers would have written (the same base, the same columns), without a trigger
-    call and two row images per row. Their clock values come from the run reserved for the chunk: the
-    staged change numbered seq (1..n) takes its seq-th value."""
-    conn.execute(
-        "insert into ccsync.journal (hlc, origin, table_name, op, pk, old, new) "
-        "select %(first)s::bigint + s.seq - 1, s.origin, s.table_name, s.op, s.pk, s.old, s.new "
-        "from ccsync_stage s where s.step = %(step)s",
-        {"step": step.number, "first": hlc_first},
-    )
 
 
 def _fast_update(t: Table, step: Step, push: bool) -> sql.Composed | None:

@@ -14,7 +14,7 @@ from psycopg import sql
 
 from . import apply as _apply, ddl as _ddl, journal as _journal
 from ..schema import track as capture
-from .sides import Sides, check_drift, tracked_tables
+from .sides import Sides, check_drift, register, tracked_tables
 from .tablesql import Table
 from .faults import checkpoint
 from ..errors import CcsyncError
@@ -100,11 +100,7 @@ def _reset(node) -> None:
 def _register(node, cloud, name) -> None:
     """Register the node; its push position starts now (its journal holds nothing to push)."""
     snap = node.execute("select pg_current_snapshot()::text").fetchone()[0]
-    cloud.execute(
-        "insert into ccsync.nodes (name, push_snapshot) values (%s, %s::pg_snapshot) on conflict (name) do update "
-        "set push_snapshot = excluded.push_snapshot, push_window = null, push_done_upto = null",
-        (name, snap),
-    )
+    register(node, cloud, name, snap)
 
 
 def _create_missing(node, cloud, cloud_list) -> list[str]:
@@ -134,7 +130,7 @@ def _truncate_all(node, order) -> None:
     if not order:
         return
     with node.transaction():
-        node.execute("select set_config('ccsync.origin', 'cloud', true)")
+        _apply.applying(node, True)
         node.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(_ident(t, node) for t in order)))
 
 
@@ -159,13 +155,12 @@ def _copy_table(cloud, node, t: Table, snap: str, rows: int, progress: Progress)
     size = cloud.execute("select pg_table_size(to_regclass(%s))", (t.name,)).fetchone()[0] or 1
     per_byte = rows / size
     with node.transaction():
-        node.execute("select set_config('ccsync.origin', 'cloud', true)")
+        _apply.applying(node, True)
         _replica_role(node)
         # the insert trigger would journal nothing here (origin set), but PostgreSQL would still keep every
         # copied row in its transition table, even with the trigger disabled: it is dropped for the copy
         # and created again by ccsync.track before the commit (readers of the table wait for that commit)
         node.execute(sql.SQL("drop trigger ccsync_capture_insert on {}").format(t.ident))
-        _apply.bulk(node, True)  # the row trigger skips the delete too
         node.execute(sql.SQL("delete from {}").format(t.ident))
         moved = [0.0]  # rows the bar has been moved by, estimated from the bytes copied and the table's size
 
@@ -178,7 +173,6 @@ def _copy_table(cloud, node, t: Table, snap: str, rows: int, progress: Progress)
         _journal.relay(cloud, sql.SQL("copy (select {c} from {T}) to stdout (format {f})").format(c=cols, T=t.ident, f=fmt),
                        None, node, sql.SQL("copy {T} ({c}) from stdin (format {f})").format(T=t.ident, c=cols, f=fmt),
                        on_block=advance)
-        _apply.bulk(node, False)
         if node.execute(
             "select ccsync.track(format('%%I.%%I', schema_name, rel_name)::regclass, policy, schema_name = 'ccsync') "
             "from ccsync.tracked where table_name = %s",

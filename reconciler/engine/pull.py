@@ -12,7 +12,7 @@ from collections import Counter
 
 from . import apply as _apply, drain as _drain, journal as _journal, housekeeping
 from .faults import checkpoint
-from .sides import Sides, check_drift, tracked_tables
+from .sides import Sides, check_drift, register, tracked_tables
 from ..errors import CcsyncError
 
 def pending_count(sides: Sides) -> int:
@@ -72,9 +72,8 @@ class _Pull:
 
     def apply(self, plan):
         node = self.dst
-        node.execute("select set_config('ccsync.origin', 'cloud', true)")
+        _apply.applying(node, True)  # nothing a pull applies is journaled here (no echo)
         skipped = _skip_pending(node, self.tables)
-        _apply.bulk(node, True)  # nothing a pull applies is journaled here
         for step in plan.steps:
             t = self.tables.get(step.table)
             if t is None:
@@ -95,6 +94,7 @@ class _Pull:
 def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
     node, cloud, name = sides.node, sides.cloud, sides.name
     started = time.monotonic()
+    register(node, cloud, name)
     node_tables = tracked_tables(node, sides.tables)
     check_drift(node_tables, tracked_tables(cloud, sides.tables))
     _check_horizon(node, cloud)
@@ -117,10 +117,7 @@ def _forget_covered_copies(node, upto: str) -> None:
 def _report_position(node, cloud, name) -> None:
     """Tell the cloud how far this node has pulled, so that it may prune what every node has."""
     since = node.execute("select pull_snapshot::text from ccsync.state").fetchone()[0]
-    cloud.execute(
-        "update ccsync.nodes set pulled_snapshot = %s::pg_snapshot, last_pull_at = now() where name = %s",
-        (since, name),
-    )
+    cloud.execute("select ccsync.report_pulled(%s::pg_snapshot)", (since,))
 
 
 def _check_horizon(node, cloud) -> None:
@@ -202,7 +199,7 @@ def refresh(sides: Sides) -> int:
             continue
         images = _apply.fetch_images(cloud, t, keys)
         with node.transaction():
-            node.execute("select set_config('ccsync.origin', 'cloud', true)")
+            _apply.applying(node, True)
             _apply.lock_keys(node, t, keys)  # a local writer on these rows has committed its journal entry now
             still = {
                 _apply.key_of(r[0])

@@ -14,7 +14,7 @@ from psycopg import sql
 from . import apply as _apply, drain as _drain, journal as _journal, initial_copy as snapshot
 from .. import conflicts
 from .faults import checkpoint
-from .sides import Sides, check_drift, tracked_tables
+from .sides import Sides, check_drift, register, tracked_tables
 from ..errors import CcsyncError
 
 
@@ -26,11 +26,7 @@ class _Push:
         self.src, self.dst, self.node_name, self.tables = sides.node, sides.cloud, sides.name, tables
 
     def position(self):
-        pos = self.dst.execute(
-            "select push_snapshot::text, push_window::text, push_done_upto from ccsync.nodes "
-            "where name = %s for update",
-            (self.node_name,),
-        ).fetchone()
+        pos = self.dst.execute("select * from ccsync.push_position()").fetchone()
         if pos is None:
             raise CcsyncError(f"node {self.node_name!r} is not registered on the cloud: run `ccsync init` first")
         return pos
@@ -39,26 +35,15 @@ class _Push:
         return _journal.Window(since, upto, done)
 
     def close(self, upto):
-        self.dst.execute(
-            "update ccsync.nodes set push_snapshot = %s::pg_snapshot, push_window = null, "
-            "push_done_upto = null, last_push_at = now() where name = %s",
-            (upto, self.node_name),
-        )
+        self.dst.execute("select ccsync.push_store(%s::pg_snapshot, true, null)", (upto,))
 
     def store(self, last, upto, end):
-        self.dst.execute(
-            "update ccsync.nodes set push_snapshot = case when %(last)s then %(upto)s::pg_snapshot "
-            "else push_snapshot end, push_window = case when %(last)s then null else %(upto)s::pg_snapshot end, "
-            "push_done_upto = case when %(last)s then null else %(end)s end, last_push_at = now() "
-            "where name = %(name)s",
-            {"last": last, "upto": upto, "end": end, "name": self.node_name},
-        )
+        self.dst.execute("select ccsync.push_store(%s::pg_snapshot, %s, %s)", (upto, last, end))
 
     def apply(self, plan):
         cloud, node, name = self.dst, self.src, self.node_name
-        cloud.execute("select set_config('ccsync.origin', %s, true), ccsync.hlc_observe(%s)", (name, plan.top_hlc))
-        # past the node's clock: one run of clock values for the changes the set statements apply
-        first = cloud.execute("select ccsync.hlc_reserve(%s)", (plan.changes,)).fetchone()[0]
+        # the cloud's capture triggers journal what the push applies, stamped with this node (its role)
+        cloud.execute("select ccsync.hlc_observe(%s)", (plan.top_hlc,))
         found = conflicts.Found(name)
         for step in plan.steps:
             t = self.tables.get(step.table)
@@ -66,7 +51,9 @@ class _Push:
                 raise CcsyncError(f"{step.table} is not tracked on the cloud: track it there, or untrack it on this node")
             if step.op == "T":
                 done = 0 if _apply.truncated(cloud, step.number) else _apply.truncate_step(cloud, self.tables, step.number)
-            elif plan.mode != "exact" and _apply.fast_step(cloud, t, step, push=True, hlc_first=first):
+            elif step.table == conflicts.TABLE and step.op == "U":
+                done = conflicts.decide_step(cloud, step.number)
+            elif plan.mode != "exact" and _apply.fast_step(cloud, t, step, push=True):
                 done = step.count
             elif step.op == "U":
                 done = _apply.update_step(cloud, t, step.number, check_base=True)
@@ -83,17 +70,16 @@ class _Push:
 
     def direct(self, window, summary):
         """A window that only inserts new rows into one table (a bulk import, new records made offline) goes
-        straight into the cloud's table with one COPY of typed rows, and into the cloud's journal with a
-        second COPY: no staging table, no JSON parsed for the table. A key the cloud already holds (an
-        insert_insert conflict), or a key inserted twice in the window (deleted in between by a pull), makes
-        the COPY fail on the primary key: rolled back, the window then goes the staged way."""
+        straight into the cloud's table with one COPY of typed rows (the cloud's capture trigger journals
+        them): no staging table, no JSON parsed for the table. A key the cloud already holds (an insert_insert
+        conflict), or a key inserted twice in the window (deleted in between by a pull), makes the COPY fail
+        on the primary key: rolled back, the window then goes the staged way."""
         count, top = summary.entries, summary.top_hlc
         t = self.tables.get(summary.inserts_into)
         if t is None:
             return None
         cloud, node = self.dst, self.src
-        cloud.execute("select set_config('ccsync.origin', %s, true), ccsync.hlc_observe(%s)", (self.node_name, top))
-        _apply.bulk(cloud, True)
+        cloud.execute("select ccsync.hlc_observe(%s)", (top,))
         fmt = sql.SQL(snapshot.copy_format(t, cloud))
         rows = sql.SQL(
             "copy (select {vals} from ccsync.journal j {n} where {window} and {wanted}) to stdout (format {f})"
@@ -103,14 +89,6 @@ class _Push:
         _journal.relay(node, rows, window.params(), cloud,
                sql.SQL("copy {T} ({cols}) from stdin (format {f})").format(T=t.ident, cols=t.insert_columns(), f=fmt))
         checkpoint("push.staged")
-        _apply.bulk(cloud, False)
-        first = cloud.execute("select ccsync.hlc_reserve(%s)", (count,)).fetchone()[0]
-        entries = sql.SQL(
-            "copy (select %(first)s::bigint + row_number() over () - 1, j.origin, j.table_name, j.op, j.pk, j.old, j.new "
-            "from ccsync.journal j where {window} and {wanted}) to stdout (format binary)"
-        ).format(window=sql.SQL(_journal.WINDOW), wanted=sql.SQL(_journal.WANTED))
-        _journal.relay(node, entries, window.params(first=first), cloud,
-               "copy ccsync.journal (hlc, origin, table_name, op, pk, old, new) from stdin (format binary)")
         checkpoint("push.step")
         return Counter(changes=count, conflicts=0)
 
@@ -129,6 +107,7 @@ class _Push:
 
 def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
     started = time.monotonic()
+    register(sides.node, sides.cloud, sides.name)
     cloud_tables = tracked_tables(sides.cloud, sides.tables)
     check_drift(tracked_tables(sides.node, sides.tables), cloud_tables)
     _forget_pushed(sides.node, sides.cloud, sides.name)
@@ -140,7 +119,7 @@ def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
 
 def _forget_pushed(node, cloud, name) -> None:
     """Entries the cloud already holds (a crash after the cloud commit) leave the node's journal."""
-    row = cloud.execute("select push_snapshot::text from ccsync.nodes where name = %s", (name,)).fetchone()
+    row = cloud.execute("select push_snapshot::text from ccsync.nodes where name = ccsync.caller_node()").fetchone()
     if row and row[0]:
         node.execute(
             "delete from ccsync.journal where txid < pg_snapshot_xmax(%s::pg_snapshot) "

@@ -10,7 +10,7 @@ from ..db import open_cloud, open_node
 from .tablesql import Table
 from ..errors import CcsyncError
 
-__all__ = ["Sides", "open_sides", "open_cloud", "open_node", "tracked_tables", "check_drift"]
+__all__ = ["Sides", "open_sides", "open_cloud", "open_node", "register", "tracked_tables", "check_drift"]
 
 
 # (database, table, policy, catalog signature) -> Table. The signature fixes everything a Table holds, so the
@@ -44,7 +44,7 @@ WORK_MEM = "64MB"
 def open_sides(local_dsn: str, cloud_dsn: str | None) -> Sides:
     node, name = open_node(local_dsn)
     try:
-        cloud = open_cloud(cloud_dsn) if cloud_dsn else None
+        cloud = open_cloud(cloud_dsn, node=name) if cloud_dsn else None
     except CcsyncError:
         node.close()
         raise
@@ -52,6 +52,13 @@ def open_sides(local_dsn: str, cloud_dsn: str | None) -> Sides:
         if conn is not None:
             conn.execute("select set_config('work_mem', %s, false)", (WORK_MEM,))
     return Sides(node, cloud, name)
+
+
+def register(node: psycopg.Connection, cloud: psycopg.Connection, name: str, push_snapshot: str | None = None) -> None:
+    """Check on the cloud that this installation is the node its role is registered to (a clone is refused with
+    one line), binding it the first time; at init, also where its push starts (ccsync.node_register)."""
+    install_id = node.execute("select install_id::text from ccsync.identity").fetchone()[0]
+    cloud.execute("select ccsync.node_register(%s::uuid, %s, %s::pg_snapshot)", (install_id, name, push_snapshot))
 
 
 _SIGNATURES = """

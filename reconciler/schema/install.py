@@ -72,6 +72,9 @@ def install(dsn: str, name: str, *, revision: str = "head") -> dict:
             raw.execute(
                 "insert into ccsync.identity (name) values (%s) on conflict (singleton) do nothing", (name,)
             )
+            if name != "cloud" and raw.execute("select to_regclass('ccsync.apply_roles')").fetchone()[0]:
+                # the role that installs a node applies its pulls (design-0.2 §3)
+                raw.execute("insert into ccsync.apply_roles (role) values (session_user) on conflict do nothing")
             for table in REPLICATED:
                 if raw.execute("select to_regclass(%s)", (table,)).fetchone()[0]:
                     raw.execute("select ccsync.track(%s::regclass, 'cloud-wins', true)", (table,))

@@ -6,8 +6,8 @@
 --      row (the whole row) in one set-based statement, which keeps bulk
 --      inserts close to the speed of an untracked table.
 --
--- Trigger arguments: as ccsync.capture_row (identity, n, pk columns,
---      json columns).
+-- Trigger arguments: as ccsync.capture_row (identity, internal, n, pk
+--      columns, json columns).
 --
 -- Origin rule: as ccsync.capture_row.
 --
@@ -22,23 +22,24 @@
 create or replace function ccsync.capture_insert()
 returns trigger
 language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_self   text := tg_argv[0];
-    v_origin text := nullif(current_setting('ccsync.origin', true), '');
-    v_npk    integer := tg_argv[1]::integer;
-    v_pkcols text[] := tg_argv[2:v_npk + 1];
-    v_json   text[] := tg_argv[v_npk + 2:tg_nargs - 1];
+    v_origin text := ccsync.capture_origin(tg_argv[0], tg_argv[1]::boolean);
+    v_npk    integer := tg_argv[2]::integer;
+    v_pkcols text[] := tg_argv[3:v_npk + 2];
+    v_json   text[] := tg_argv[v_npk + 3:tg_nargs - 1];
     v_table  text := format('%I.%I', tg_table_schema, tg_table_name);
-    v_pk1    text := tg_argv[2];
+    v_pk1    text := tg_argv[3];
     v_nonpk  text[];
 begin
-    if v_origin is not null and v_self <> 'cloud' then
+    if v_origin is null then
         return null;
     end if;
     if v_npk = 1 then
         insert into ccsync.journal (hlc, origin, table_name, op, pk, new)
-        select ccsync.hlc_next(), coalesce(v_origin, v_self), v_table, 'I',
+        select ccsync.hlc_next(), v_origin, v_table, 'I',
                jsonb_build_object(v_pk1, s.r -> v_pk1), s.r
           from (select case when v_json = '{}' then to_jsonb(ccsync_new.*)
                             else ccsync.json_as_text(to_jsonb(ccsync_new.*), row_to_json(ccsync_new.*), v_json)
@@ -55,7 +56,7 @@ begin
        and not a.attisdropped
        and a.attname::text <> all (v_pkcols);
     insert into ccsync.journal (hlc, origin, table_name, op, pk, new)
-    select ccsync.hlc_next(), coalesce(v_origin, v_self), v_table, 'I', s.r - v_nonpk, s.r
+    select ccsync.hlc_next(), v_origin, v_table, 'I', s.r - v_nonpk, s.r
       from (select case when v_json = '{}' then to_jsonb(ccsync_new.*)
                         else ccsync.json_as_text(to_jsonb(ccsync_new.*), row_to_json(ccsync_new.*), v_json)
                    end as r

@@ -10,6 +10,9 @@
 -- Returns:
 --      bigint: the clock value now current
 --
+-- Runs as its owner: a PC's role moves the cloud's clock with it, and
+--      has no privilege on the sequence itself.
+--
 -- Tables:
 --      ccsync.hlc_seq
 -- ----------------------------------------------------------------------
@@ -17,6 +20,8 @@ create or replace function ccsync.hlc_observe(p_hlc bigint)
 returns bigint
 language plpgsql
 volatile
+security definer
+set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_now bigint := ccsync.hlc_next();

@@ -8,12 +8,11 @@
 --      even under session_replication_role = replica) and records the
 --      table in ccsync.tracked. Idempotent.
 --
---      The row and insert triggers skip a statement run with the setting
---      ccsync.bulk = 'on': the reconciler's set-wise apply, whose changes
---      it journals itself from its staged batch (on the cloud) or must
---      not journal (on a node). Changes made below such a statement by
---      other triggers or foreign-key cascades (pg_trigger_depth() > 0)
---      are still captured.
+--      The trigger functions run as their owner (SECURITY DEFINER), so
+--      any role that may write the table is captured, and no session can
+--      switch capture off (ccsync.capture_origin says what is skipped).
+--      The roles registered in ccsync.nodes and ccsync.app_roles are
+--      granted the table (ccsync.regrant).
 --
 -- Parameters:
 --      p_table     the table
@@ -30,7 +29,8 @@
 --      22023  unknown policy
 --
 -- Tables:
---      ccsync.identity (read), ccsync.tracked (upsert), pg_catalog (read)
+--      ccsync.identity (read), ccsync.tracked (upsert), pg_catalog (read),
+--      grants on the table (ccsync.regrant)
 -- ----------------------------------------------------------------------
 create or replace function ccsync.track(p_table regclass, p_policy text default 'manual',
                                         p_internal boolean default false)
@@ -46,7 +46,6 @@ declare
     v_pk     text[];
     v_json   text[];
     v_args   text;
-    v_when   text;
 begin
     select name into v_self from ccsync.identity;
     if v_self is null then
@@ -82,22 +81,20 @@ begin
       into v_json
       from pg_attribute as a
      where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped and a.atttypid = 'json'::regtype;
-    v_when := 'when (pg_trigger_depth() > 0 or '
-              'coalesce(current_setting(''ccsync.bulk'', true), '''') <> ''on'')';
     select string_agg(quote_literal(x), ', ')
       into v_args
-      from unnest(array[v_self, cardinality(v_pk)::text] || v_pk || v_json) as x;
+      from unnest(array[v_self, p_internal::text, cardinality(v_pk)::text] || v_pk || v_json) as x;
     execute format('drop trigger if exists ccsync_capture_row on %I.%I', v_schema, v_rel);
     execute format('drop trigger if exists ccsync_capture_insert on %I.%I', v_schema, v_rel);
     execute format('drop trigger if exists ccsync_capture_truncate on %I.%I', v_schema, v_rel);
     execute format('create trigger ccsync_capture_row after update or delete on %I.%I '
-                   'for each row %s execute function ccsync.capture_row(%s)', v_schema, v_rel, v_when, v_args);
+                   'for each row execute function ccsync.capture_row(%s)', v_schema, v_rel, v_args);
     execute format('create trigger ccsync_capture_insert after insert on %I.%I '
                    'referencing new table as ccsync_new '
-                   'for each statement %s execute function ccsync.capture_insert(%s)', v_schema, v_rel, v_when, v_args);
+                   'for each statement execute function ccsync.capture_insert(%s)', v_schema, v_rel, v_args);
     execute format('create trigger ccsync_capture_truncate before truncate on %I.%I '
-                   'for each statement execute function ccsync.capture_truncate(%s)',
-                   v_schema, v_rel, quote_literal(v_self));
+                   'for each statement execute function ccsync.capture_truncate(%L, %L)',
+                   v_schema, v_rel, v_self, p_internal::text);
     execute format('alter table %I.%I enable always trigger ccsync_capture_row', v_schema, v_rel);
     execute format('alter table %I.%I enable always trigger ccsync_capture_insert', v_schema, v_rel);
     execute format('alter table %I.%I enable always trigger ccsync_capture_truncate', v_schema, v_rel);
@@ -106,6 +103,9 @@ begin
     values (v_name, v_schema, v_rel, v_pk, p_policy)
     on conflict (table_name) do update
        set pk_columns = excluded.pk_columns, policy = excluded.policy;
+    if not p_internal then
+        perform ccsync.regrant(p_table);
+    end if;
     return v_name;
 end;
 $$;

@@ -8,7 +8,7 @@ from reconciler.engine import journal as _journal
 
 def _plan(p, node, mode):
     with psycopg.connect(p.nodes[node], autocommit=True) as conn:
-        since = p.sql(p.cloud, "select push_snapshot::text from ccsync.nodes where name = %s", (node,))[0][0]
+        since = p.sql(p.cloud_owner, "select push_snapshot::text from ccsync.nodes where name = %s", (node,))[0][0]
         window = _journal.Window(since, _journal.current_snapshot(conn))
         batch = _journal.transactions(conn, window)
         return _journal.plan(conn, window, batch, mode)
@@ -70,8 +70,8 @@ def test_the_cloud_journals_a_push_exactly_as_the_node_did(practice):
     assert len(before) == 4
     node_clock = p.sql(node, "select max(hlc) from ccsync.journal")[0][0]
     p.push("pc-1")
-    assert sorted(p.sql(p.cloud, entries)) == sorted(before)
-    stamps = [r[0] for r in p.sql(p.cloud, "select hlc from ccsync.journal where origin = 'pc-1'")]
+    assert sorted(p.sql(p.cloud_owner, entries)) == sorted(before)
+    stamps = [r[0] for r in p.sql(p.cloud_owner, "select hlc from ccsync.journal where origin = 'pc-1'")]
     assert len(set(stamps)) == 4 and min(stamps) > node_clock  # the cloud's clock, past the node's
     # another node pulls them like any other cloud change
     p.add_node("pc-2")
@@ -80,9 +80,9 @@ def test_the_cloud_journals_a_push_exactly_as_the_node_did(practice):
 
 def test_a_cascade_under_a_pushed_delete_is_journaled_for_the_other_nodes(make_practice):
     p = make_practice(nodes=())
-    p.sql(p.cloud, "create table notes (id int primary key, patient_id int references patients (id) "
+    p.sql(p.cloud_owner, "create table notes (id int primary key, patient_id int references patients (id) "
                    "on delete cascade, body text)")
-    p.sql(p.cloud, "select ccsync.track('notes')")
+    p.sql(p.cloud_owner, "select ccsync.track('notes')")
     p.sql(p.cloud, "insert into patients (id, name) values (5, 'leaving')")
     p.add_node("pc-1")
     p.sql(p.cloud, "insert into notes values (50, 5, 'written on the cloud')")
@@ -90,7 +90,7 @@ def test_a_cascade_under_a_pushed_delete_is_journaled_for_the_other_nodes(make_p
     p.sql(p.nodes["pc-1"], "delete from patients where id = 5")
     p.push("pc-1")  # on the cloud the delete cascades to the note, below the reconciler's statement
     assert p.sql(p.cloud, "select count(*) from notes") == [(0,)]
-    assert p.sql(p.cloud, "select op::text, origin from ccsync.journal where table_name = 'public.notes' "
+    assert p.sql(p.cloud_owner, "select op::text, origin from ccsync.journal where table_name = 'public.notes' "
                           "order by id") == [("I", "cloud"), ("D", "pc-1")]
     p.pull("pc-2")
     assert p.sql(p.nodes["pc-2"], "select count(*) from notes") == [(0,)]
@@ -114,8 +114,8 @@ def test_a_window_of_inserts_into_one_table_goes_straight_in_without_staging(pra
     monkeypatch.setattr(_journal, "plan", no_staging)
     done = p.push("pc-1")
     assert (done["changes"], done["transactions"], done["conflicts"]) == (500, 2, 0)
-    assert sorted(p.sql(p.cloud, entries)) == sorted(before)
-    stamps = [r[0] for r in p.sql(p.cloud, "select hlc from ccsync.journal where origin = 'pc-1'")]
+    assert sorted(p.sql(p.cloud_owner, entries)) == sorted(before)
+    stamps = [r[0] for r in p.sql(p.cloud_owner, "select hlc from ccsync.journal where origin = 'pc-1'")]
     assert len(set(stamps)) == 500 and min(stamps) > node_clock
     assert p.rows(p.cloud) == p.rows(node)
 
@@ -135,7 +135,7 @@ def test_a_key_the_cloud_already_has_sends_a_window_of_inserts_the_staged_way(pr
 def _whole_plan(p, node, mode="merged"):
     """The plan of the node's whole pending window, as a push makes it."""
     with psycopg.connect(p.nodes[node], autocommit=True) as conn:
-        since = p.sql(p.cloud, "select push_snapshot::text from ccsync.nodes where name = %s", (node,))[0][0]
+        since = p.sql(p.cloud_owner, "select push_snapshot::text from ccsync.nodes where name = %s", (node,))[0][0]
         window = _journal.Window(since, _journal.current_snapshot(conn))
         return _journal.plan(conn, window, None, mode, whole=True)
 
@@ -143,7 +143,7 @@ def _whole_plan(p, node, mode="merged"):
 def _staged(p, node, plan):
     """How many changes the stage holds per step once the plan is staged on the cloud (rolled back)."""
     with psycopg.connect(p.nodes[node], autocommit=True) as src, psycopg.connect(p.cloud) as dst:
-        since = p.sql(p.cloud, "select push_snapshot::text from ccsync.nodes where name = %s", (node,))[0][0]
+        since = p.sql(p.cloud_owner, "select push_snapshot::text from ccsync.nodes where name = %s", (node,))[0][0]
         window = _journal.Window(since, _journal.current_snapshot(src))
         _journal.stage(src, dst, window, None, plan)
         staged = dst.execute("select step, count(*), count(distinct seq) from ccsync_stage group by 1 order by 1").fetchall()

@@ -185,7 +185,7 @@ def test_policies_resolve_automatically_and_still_record(make_practice, policy, 
     p.sync_all()
     assert p.sql(p.cloud, "select phone from patients")[0][0] == expected_phone
     p.assert_converged()
-    rows = p.sql(p.cloud, "select kind, status, resolution, resolved_by from ccsync.conflicts")
+    rows = p.sql(p.cloud_owner, "select kind, status, resolution, resolved_by from ccsync.conflicts")
     assert rows == [("update_update", "resolved", resolution, "policy")]
 
 
@@ -218,5 +218,5 @@ def test_policies_on_update_delete_and_insert_insert(make_practice, policy):
         assert names == {1: "A local", 3: "C local"}
     else:
         assert names == {2: "B cloud", 3: "C cloud"}
-    kinds = sorted(r[0] for r in p.sql(p.cloud, "select kind from ccsync.conflicts"))
+    kinds = sorted(r[0] for r in p.sql(p.cloud_owner, "select kind from ccsync.conflicts"))
     assert kinds == ["delete_update", "insert_insert", "update_delete"]

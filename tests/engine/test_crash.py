@@ -27,7 +27,7 @@ import cli
 from reconciler import sync
 from reconciler.devtools.pgserver import PgServer
 from tests.fix_pg import TEST_SETTINGS, Databases
-from tests.fix_sync import SCHEMA, Practice
+from tests.fix_sync import APP, LOCAL, OWNER, SCHEMA, CloudDb, PcDb, Practice, as_role, pc_role
 
 pytestmark = pytest.mark.one_version  # runs subprocesses and servers: once, on the first version
 
@@ -81,7 +81,7 @@ def ok(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 def sides_args(p: Practice, node: str = "pc-1") -> list[str]:
-    return ["--local", p.nodes[node], "--cloud", p.cloud]
+    return ["--local", p.nodes[node], "--cloud", p.pcs[node].cloud]
 
 
 def tx(dsn: str, *statements: str) -> None:
@@ -107,7 +107,7 @@ def wait_for(condition, what: str, timeout: float = 60) -> None:
 
 def waiting_on_lock(dsn: str, table: str | None = None) -> bool:
     """A ccsync connection of this database waits for a lock (on `table` when given)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(as_role(dsn, "postgres"), autocommit=True) as conn:  # sees every role's sessions
         return conn.execute(
             "select exists (select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid "
             "where not l.granted and a.application_name = 'ccsync' and a.datname = current_database() "
@@ -125,13 +125,19 @@ def settle(p: Practice, node: str = "pc-1", rounds: int = 5) -> None:
 
 
 def log_applied(p: Practice, dsn: str, tables=TABLES) -> None:
-    """A plain trigger on the target's tables: one row per change the reconciler applies (ccsync.origin set)."""
-    p.sql(dsn, """
+    """A plain trigger on the target's tables: one row per change the reconciler applies (a pull on the node,
+    ccsync.apply on; a push on the cloud, whose session names its node in ccsync.origin), except the rows
+    `init` copies (a COPY)."""
+    p.sql(p.owner(dsn), """
         create table applied (tbl text, op text, origin text, old jsonb, new jsonb);
+        grant insert on applied to public;
         create function log_applied() returns trigger language plpgsql as $$
         begin
-            if coalesce(current_setting('ccsync.origin', true), '') <> '' then
-                insert into applied values (tg_table_name, tg_op, current_setting('ccsync.origin'),
+            if (coalesce(current_setting('ccsync.origin', true), '') <> ''
+                or current_setting('ccsync.apply', true) = 'on')
+               and current_query() !~* '^[[:space:]]*copy' then
+                insert into applied values (tg_table_name, tg_op,
+                    coalesce(nullif(current_setting('ccsync.origin', true), ''), 'cloud'),
                     case when tg_op <> 'INSERT' then to_jsonb(old) end,
                     case when tg_op <> 'DELETE' then to_jsonb(new) end);
             end if;
@@ -139,8 +145,8 @@ def log_applied(p: Practice, dsn: str, tables=TABLES) -> None:
         end $$;
     """)
     for t in tables:
-        p.sql(dsn, sql.SQL("create trigger zz_applied after insert or update or delete on {} for each row "
-                           "execute function log_applied()").format(sql.Identifier(t)))
+        p.sql(p.owner(dsn), sql.SQL("create trigger zz_applied after insert or update or delete on {} for each row "
+                                    "execute function log_applied()").format(sql.Identifier(t)))
 
 
 def applied(p: Practice, dsn: str, *, refreshed: tuple[int, ...] = ()) -> list:
@@ -150,14 +156,14 @@ def applied(p: Practice, dsn: str, *, refreshed: tuple[int, ...] = ()) -> list:
     refresh of the whole row, depending on when the pull ran: for those only the writes that changed
     something are compared (applying an old change again after a newer one does change something).
     """
-    rows = p.sql(dsn, "select tbl, op, origin, old::text, new::text, coalesce(new, old) ->> 'id' from applied")
+    rows = p.sql(p.owner(dsn), "select tbl, op, origin, old::text, new::text, coalesce(new, old) ->> 'id' from applied")
     return sorted((r[:5] for r in rows if not (r[0] == "patients" and int(r[5]) in refreshed and r[3] == r[4])),
                   key=repr)
 
 
 def conflict_records(p: Practice, dsn: str) -> list:
-    return p.sql(dsn, "select node, table_name, pk::text, kind, columns, status, local_row::text, cloud_row::text "
-                      "from ccsync.conflicts order by table_name, pk::text")
+    return p.sql(p.owner(dsn), "select node, table_name, pk::text, kind, columns, status, local_row::text, "
+                               "cloud_row::text from ccsync.conflicts order by table_name, pk::text")
 
 
 # -- 1. SIGKILL at a checkpoint, then a rerun ----------------------------------------------------------------
@@ -267,8 +273,16 @@ class ClonedPractice(Practice):
 
     def __init__(self, databases: Databases, template: Practice):  # not Practice's: nothing to install
         self.databases = databases
-        self.cloud = clone_database(databases, template.cloud, "cloud")
-        self.nodes = {name: clone_database(databases, dsn, name) for name, dsn in template.nodes.items()}
+        cloud = clone_database(databases, template.cloud_owner, "cloud")
+        self.cloud_owner, self.cloud = as_role(cloud, OWNER), as_role(cloud, APP)
+        self.cloud_db = CloudDb(self.cloud_owner, self.cloud, databases.server)
+        self.pcs = {}
+        for name, dsn in template.nodes.items():
+            local = clone_database(databases, dsn, name)
+            self.pcs[name] = PcDb(name, as_role(local, LOCAL), as_role(local, APP),
+                                  as_role(self.cloud_owner, pc_role(name)))
+        self.nodes = {name: pc.local for name, pc in self.pcs.items()}
+        self.apps = {name: pc.app for name, pc in self.pcs.items()}
 
 
 @pytest.fixture(scope="module")
@@ -445,7 +459,7 @@ def test_cloud_stopped_mid_push_fails_cleanly_and_the_rerun_delivers_everything_
     p.push("pc-1")
     assert p.rows(p.cloud) == p.rows(node)
     assert p.sql(p.cloud, "select count(*), sum(balance) from patients") == [(20_000, 2_000)]
-    assert p.sql(p.cloud, "select count(*), count(distinct (op, new::text)) from applied") == [(entries, entries)]
+    assert p.sql(p.cloud_owner, "select count(*), count(distinct (op, new::text)) from applied") == [(entries, entries)]
     assert scalar(p, node, "select count(*) from ccsync.journal") == 0
     assert scalar(p, node, "select last_error from ccsync.state") is None
     # checked last, so that a failure here does not hide the rest: the user saw one line, no traceback
@@ -565,7 +579,7 @@ def test_out_of_order_commit_on_the_cloud_is_pulled(practice):
     node = p.nodes["pc-1"]
     p.sql(p.cloud, "insert into patients (id, name) values (1, 'parent')")
     p.sync("pc-1")
-    with psycopg.connect(p.cloud) as a, psycopg.connect(p.cloud) as b:
+    with psycopg.connect(p.cloud_owner) as a, psycopg.connect(p.cloud_owner) as b:  # (reading their journal ids)
         a.execute("insert into patients (id, name) values (10, 'A: writes first, commits last')")
         a.execute("insert into encounters (id, patient_id, summary) values (10, 10, 'A')")
         a.execute("update patients set balance = balance + 1 where id = 1")
@@ -594,13 +608,15 @@ INIT_TABLES = ("patients", "encounters", "invoices")
 def init_practice(make_practice, rows: int) -> Practice:
     """A cloud with three tracked tables, and a node with the same (empty) tables and the `applied` log."""
     p = make_practice(nodes=())
-    p.sql(p.cloud, INVOICES)
-    p.sql(p.cloud, "select ccsync.track('invoices'::regclass, 'manual')")
+    p.sql(p.cloud_owner, INVOICES)
+    p.sql(p.cloud_owner, "select ccsync.track('invoices'::regclass, 'manual')")
     p.sql(p.cloud, "insert into patients (id, name) select g, 'p' || g from generate_series(1, %s) g", (rows,))
     p.sql(p.cloud, "insert into encounters (id, patient_id, at) select g, g, '2024-01-01' "
                    "from generate_series(1, %s) g", (rows,))
     p.sql(p.cloud, "insert into invoices (id, patient_id) select g, g from generate_series(1, %s) g", (rows,))
-    node = p.add_node("pc-1", init=False)
+    # a resumed init copies its tables at different snapshots, which holds only where it may skip foreign-key
+    # checks while copying (session_replication_role: a superuser, as the README says): the PC's owner is one
+    node = p.add_node("pc-1", init=False, local_role="postgres")
     p.sql(node, SCHEMA + INVOICES)
     log_applied(p, node, INIT_TABLES)
     return p
@@ -608,12 +624,12 @@ def init_practice(make_practice, rows: int) -> Practice:
 
 def journal_counts(p: Practice, after_id: int) -> dict[str, int]:
     """Cloud journal entries per table with an id above `after_id`."""
-    return dict(p.sql(p.cloud, "select split_part(table_name, '.', 2), count(*) from ccsync.journal where id > %s "
+    return dict(p.sql(p.cloud_owner, "select split_part(table_name, '.', 2), count(*) from ccsync.journal where id > %s "
                                "group by 1", (after_id,)))
 
 
 def last_journal_id(p: Practice) -> int:
-    return scalar(p, p.cloud, "select coalesce(max(id), 0) from ccsync.journal")
+    return scalar(p, p.cloud_owner, "select coalesce(max(id), 0) from ccsync.journal")
 
 
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
@@ -621,7 +637,7 @@ def test_interrupted_init_resumes_and_applies_nothing_twice(make_practice, where
     """Killed after the first, a middle or the last table copied; the cloud changes; init again, then pull."""
     p = init_practice(make_practice, rows=30)
     node = p.nodes["pc-1"]
-    tables = scalar(p, p.cloud, "select count(*) from ccsync.tracked")  # ccsync's own replicated tables too
+    tables = scalar(p, p.cloud_owner, "select count(*) from ccsync.tracked")  # ccsync's own replicated tables too
     copied = nth(tables, where)
     killed = ccsync("init", *sides_args(p), fault=f"init.table:{copied}")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -708,7 +724,7 @@ def test_init_with_cloud_writes_during_the_copy_then_pull_converges_exactly_once
     # the changes made while init waited are not in the copy
     assert scalar(p, p.cloud, "select pg_visible_in_snapshot(%s::xid8, %s::pg_snapshot)", (paused_txid, snap)) is False
     # the pull must apply the cloud's changes that the copy does not hold, each once
-    expected = dict(p.sql(p.cloud, "select split_part(table_name, '.', 2), count(*) from ccsync.journal "
+    expected = dict(p.sql(p.cloud_owner, "select split_part(table_name, '.', 2), count(*) from ccsync.journal "
                                    "where not pg_visible_in_snapshot(txid, %s::pg_snapshot) group by 1", (snap,)))
     assert expected["patients"] > 40 and expected["invoices"] == 10 and expected["encounters"] == 1
     p.pull("pc-1")

@@ -33,7 +33,7 @@ def test_primary_key_change_and_truncate_replicate(practice):
     p.sql(p.nodes["pc-1"], "update patients set id = 3 where id = 1")
     p.sync("pc-1")
     assert p.sql(p.cloud, "select id from patients order by 1") == [(2,), (3,)]
-    p.sql(p.cloud, "truncate encounters, patients")
+    p.sql(p.cloud_owner, "truncate encounters, patients")
     p.pull("pc-1")
     p.assert_converged()
     assert p.rows(p.nodes["pc-1"]) == []
@@ -48,8 +48,8 @@ def test_every_type_survives_push_and_pull(make_practice):
                             c char(3), v varchar(8), bo boolean, r real, lt timestamp, tm time, tz timetz,
                             ip inet, money2 numeric(10, 2), si smallint)
     """
-    p.sql(p.cloud, ddl)
-    p.sql(p.cloud, "select ccsync.track('typed'::regclass)")
+    p.sql(p.cloud_owner, ddl)
+    p.sql(p.cloud_owner, "select ccsync.track('typed'::regclass)")
     p.add_node("pc-1")  # creates the table (and the enum type) on the node from the cloud's definition
     row = ("0b7e5c7c-8c9f-4f61-9d3a-2f1b6d1e0a11", "3.14159265358979323846264338327950288", "2026-03-01 12:34:56.789+01",
            "2024-02-29", "1 day 02:03:04.5", b"\x00\xff'", [1, None], '{"z": 1,  "a": 2}', '{"k": [1.10]}', "l'angoissé",
@@ -172,14 +172,14 @@ def test_cloud_prunes_what_every_node_pulled_and_a_node_behind_is_told_to_init(m
     p = make_practice(nodes=("pc-1", "pc-2"))
     p.sql(p.cloud, "insert into patients (id, name) values (1, 'a')")
     p.pull("pc-1")
-    with psycopg.connect(p.cloud, autocommit=True) as cloud:
+    with psycopg.connect(p.cloud_owner, autocommit=True) as cloud:
         assert housekeeping.prune(cloud, retention=0, max_retention=10**9) == 0  # pc-2 has not pulled yet
     p.pull("pc-2")
-    with psycopg.connect(p.cloud, autocommit=True) as cloud:
+    with psycopg.connect(p.cloud_owner, autocommit=True) as cloud:
         assert housekeeping.prune(cloud, retention=0, max_retention=10**9) >= 1
     p.sql(p.cloud, "insert into patients (id, name) values (2, 'b')")
     p.pull("pc-1")
-    with psycopg.connect(p.cloud, autocommit=True) as cloud:
+    with psycopg.connect(p.cloud_owner, autocommit=True) as cloud:
         assert housekeeping.prune(cloud, retention=0, max_retention=0) >= 1  # forced: pc-2 never pulled row 2
     with pytest.raises(CcsyncError, match="too far behind.*ccsync init --force"):
         p.pull("pc-2")
@@ -196,14 +196,14 @@ def test_schema_drift_is_refused_and_the_batch_stays_pending(practice):
         p.push("pc-1")
     assert p.sql(p.nodes["pc-1"], "select count(*) from ccsync.journal")[0][0] == 1
     assert "schema drift" in p.sql(p.nodes["pc-1"], "select last_error from ccsync.state")[0][0]
-    p.sql(p.cloud, "alter table patients add column extra text")
+    p.sql(p.cloud_owner, "alter table patients add column extra text")
     p.push("pc-1")
     assert p.sql(p.cloud, "select extra from patients")[0][0] == "only here"
 
 
 def test_a_row_the_cloud_rejects_keeps_the_batch_pending(practice):
     p = practice
-    p.sql(p.cloud, "alter table patients add constraint phone_short check (length(phone) < 5)")
+    p.sql(p.cloud_owner, "alter table patients add constraint phone_short check (length(phone) < 5)")
     p.sql(p.nodes["pc-1"], "insert into patients (id, name) values (1, 'ok')")
     p.sql(p.nodes["pc-1"], "insert into patients (id, name, phone) values (2, 'bad', '123456789')")
     with pytest.raises(CcsyncError, match="the cloud rejected a change.*phone_short.*stays pending"):
@@ -212,7 +212,7 @@ def test_a_row_the_cloud_rejects_keeps_the_batch_pending(practice):
     assert p.sql(p.nodes["pc-1"], "select count(*) from ccsync.journal")[0][0] == 2
     history = p.sql(p.nodes["pc-1"], "select direction, error from ccsync.history order by id desc limit 1")[0]
     assert history[0] == "push" and "phone_short" in history[1]
-    p.sql(p.cloud, "alter table patients drop constraint phone_short")  # the DBA fixes the constraint
+    p.sql(p.cloud_owner, "alter table patients drop constraint phone_short")  # the DBA fixes the constraint
     p.push("pc-1")
     assert p.sql(p.cloud, "select count(*) from patients")[0][0] == 2
 

@@ -168,8 +168,8 @@ def test_triggers_fire_even_in_replica_mode(node, conn):
 def test_applied_changes_are_not_journaled_on_a_node(node, conn):
     conn.execute("create table t (id int primary key, v text)")
     reconciler.track(node, ["t"])
-    with conn.transaction():
-        conn.execute("select set_config('ccsync.origin', 'cloud', true)")
+    with conn.transaction():  # the role that installed the node is its apply role
+        conn.execute("select set_config('ccsync.apply', 'on', true)")
         conn.execute("insert into t values (1, 'from cloud')")
         conn.execute("update t set v = 'again' where id = 1")
         conn.execute("delete from t")
@@ -180,7 +180,7 @@ def test_applied_changes_are_not_journaled_on_a_node(node, conn):
 def test_applied_changes_are_journaled_with_their_origin_on_the_cloud(cloud, conn):
     conn.execute("create table t (id int primary key, v text)")
     reconciler.track(cloud, ["t"])
-    with conn.transaction():
+    with conn.transaction():  # a superuser's push (the one-role setup) is stamped with the node it names
         conn.execute("select set_config('ccsync.origin', 'pc-7', true)")
         conn.execute("insert into t values (1, 'from pc-7')")
     conn.execute("insert into t values (2, 'on the cloud')")

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 from click.testing import CliRunner
-from psycopg import sql
+from psycopg import conninfo, sql
 
 import cli
 import reconciler
@@ -27,6 +27,8 @@ from reconciler.config import Settings
 from reconciler.errors import CcsyncError
 from reconciler.devtools.hubsim import SOAP_PATH, start_in_thread
 from reconciler.sumehr.kmehr import build_sumehr
+from tests.fix_pg import Databases
+from tests.fix_sync import APP, LOCAL, OWNER, as_role, deployment_cloud, deployment_pc, pc_role
 
 pytestmark = pytest.mark.one_version  # end to end: behaviour does not depend on the PostgreSQL version
 
@@ -73,15 +75,18 @@ class Clinic:
 
     def __init__(self, databases, templates: dict, hub_url: str, nodes=("pc-1",)):
         self.hub_url = hub_url
-        self.cloud = _clone(databases, templates["cloud"], "cloud")
-        self.nodes = {name: _clone(databases, templates[name], name.replace("-", "_")) for name in nodes}
+        cloud = _clone(databases, templates["cloud"], "cloud")
+        self.cloud, self.cloud_owner = as_role(cloud, APP), as_role(cloud, OWNER)  # the application; ccsync's owner
+        self.nodes = {name: as_role(_clone(databases, templates[name], name.replace("-", "_")), LOCAL)
+                      for name in nodes}
+        self.pc_cloud = {name: as_role(cloud, pc_role(name)) for name in nodes}  # each reconciler's cloud DSN
 
     def extra(self, **sumehr_options) -> dict:
         return {"hub": {"endpoint": self.hub_url + SOAP_PATH, "connect_timeout": 2, "read_timeout": 5},
                 "sumehr": sumehr_options}
 
     def settings(self, node="pc-1", *, offline=False, **sumehr_options) -> Settings:
-        return Settings(local=self.nodes[node], cloud=OFFLINE_CLOUD if offline else self.cloud,
+        return Settings(local=self.nodes[node], cloud=OFFLINE_CLOUD if offline else self.pc_cloud[node],
                         extra=self.extra(**sumehr_options))
 
     def sql(self, dsn, query, params=None):
@@ -102,13 +107,13 @@ class Clinic:
 
     def state(self, pid: int) -> dict | None:
         """The publication state of a patient on the cloud."""
-        with psycopg.connect(self.cloud, autocommit=True) as conn:
+        with psycopg.connect(self.cloud_owner, autocommit=True) as conn:
             cur = conn.execute("select * from ccsync.sumehr_state where patient = %s", (str(pid),))
             row = cur.fetchone()
             return dict(zip([c.name for c in cur.description], row)) if row else None
 
     def listed(self, node="pc-1", failed_only=False, **kw) -> list[dict]:
-        sync.pull(Settings(local=self.nodes[node], cloud=self.cloud))  # the state reaches the PC by replication
+        sync.pull(self.settings(node))  # the state reaches the PC by replication
         return sumehr.list_patients(self.settings(node, **kw), failed_only=failed_only)
 
 
@@ -123,23 +128,14 @@ def _clone(databases, template: str, label: str) -> str:
 @pytest.fixture(scope="session")
 def templates(pg):
     """A cloud with the schema tracked and two initialized PCs, once per server, as templates."""
-    names = {"cloud": f"tpl_sumehr_cloud_{uuid.uuid4().hex[:6]}"}
-    names.update({node: f"tpl_sumehr_{node.replace('-', '_')}_{uuid.uuid4().hex[:6]}" for node in ("pc-1", "pc-2")})
-    cloud = pg.create_database(names["cloud"])
-    reconciler.install(cloud, "cloud")
-    with psycopg.connect(cloud, autocommit=True) as conn:
-        conn.execute(SCHEMA)
-    reconciler.track(cloud, ["patients", "sumehr_documents"])
+    databases = Databases(pg)
+    cloud = deployment_cloud(databases, SCHEMA, ["patients", "sumehr_documents"], label="tpl_sumehr_cloud")
+    names = {"cloud": conninfo.conninfo_to_dict(cloud.owner)["dbname"]}
     for node in ("pc-1", "pc-2"):
-        dsn = pg.create_database(names[node])
-        reconciler.install(dsn, node)
-        sync.init(Settings(local=dsn, cloud=cloud))
+        pc = deployment_pc(databases, cloud, node, label=f"tpl_sumehr_{node.replace('-', '_')}")
+        names[node] = conninfo.conninfo_to_dict(pc.local)["dbname"]
     yield names
-    for name in names.values():
-        try:
-            pg.drop_database(name)
-        except psycopg.OperationalError:
-            pass
+    databases.drop_all()
 
 
 @pytest.fixture
@@ -162,7 +158,7 @@ def hubsim(sim):
 # -- offline, then online --------------------------------------------------------------------------------
 def test_sumehrs_written_offline_are_listed_offline_then_only_the_latest_is_published(clinic, hubsim, caplog):
     clinic.patient(1)
-    sync.pull(Settings(local=clinic.nodes["pc-1"], cloud=clinic.cloud))
+    sync.pull(Settings(local=clinic.nodes["pc-1"], cloud=clinic.pc_cloud["pc-1"]))
     node = clinic.nodes["pc-1"]
     for version in (1, 2, 3):  # the PC works offline: three versions, on its own replica
         clinic.sumehr(1, version, dsn=node)
@@ -324,7 +320,7 @@ def test_two_publishers_racing_publish_each_version_exactly_once(databases, temp
     assert sum(r["published"] for r in second) == 8
     assert hubsim.requests == 16
     assert {p: v["version"] for p, v in hubsim.snapshot()["patients"].items()} == {inss(p): 2 for p in patients}
-    unclaimed = clinic.sql(clinic.cloud, "select count(*) from ccsync.sumehr_state where claimed_by is null")
+    unclaimed = clinic.sql(clinic.cloud_owner, "select count(*) from ccsync.sumehr_state where claimed_by is null")
     assert unclaimed == [(8,)]
 
 
@@ -365,7 +361,7 @@ def test_publisher_killed_mid_publication_publishes_exactly_once_after_restart(c
     config = tmp_path / "ccsync.toml"
     config.write_text(f'[hub]\nendpoint = "{clinic.hub_url}{SOAP_PATH}"\nread_timeout = 10\n'
                       "[sumehr]\nclaim_seconds = 5\n")
-    env = {**os.environ, "CCSYNC_LOCAL_DSN": clinic.nodes["pc-1"], "CCSYNC_CLOUD_DSN": clinic.cloud,
+    env = {**os.environ, "CCSYNC_LOCAL_DSN": clinic.nodes["pc-1"], "CCSYNC_CLOUD_DSN": clinic.pc_cloud["pc-1"],
            "CCSYNC_CONFIG": str(config)}
     hubsim.slow(1, patient=inss(1))
     proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "sumehr", "publish"], env=env,
@@ -379,7 +375,7 @@ def test_publisher_killed_mid_publication_publishes_exactly_once_after_restart(c
     wait_for(lambda: hubsim.stored(inss(1)) is not None, 10, "the HUB to finish the request it received")
     hubsim.ok(inss(1))
 
-    settings = Settings(local=clinic.nodes["pc-1"], cloud=clinic.cloud,
+    settings = Settings(local=clinic.nodes["pc-1"], cloud=clinic.pc_cloud["pc-1"],
                         extra=clinic.extra(claim_seconds=5))
     assert sumehr.publish(settings)["busy"] == 1  # not sent twice while the claim holds
     assert hubsim.requests == 1
@@ -393,7 +389,7 @@ def test_publisher_killed_mid_publication_publishes_exactly_once_after_restart(c
 def test_the_service_publishes_by_itself(clinic, hubsim, tmp_path):
     config = tmp_path / "ccsync.toml"
     config.write_text(f'[hub]\nendpoint = "{clinic.hub_url}{SOAP_PATH}"\n[sumehr]\ninterval_seconds = 0.5\n')
-    env = {**os.environ, "CCSYNC_LOCAL_DSN": clinic.nodes["pc-1"], "CCSYNC_CLOUD_DSN": clinic.cloud,
+    env = {**os.environ, "CCSYNC_LOCAL_DSN": clinic.nodes["pc-1"], "CCSYNC_CLOUD_DSN": clinic.pc_cloud["pc-1"],
            "CCSYNC_CONFIG": str(config)}
     proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "run"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -428,7 +424,7 @@ def test_status_hub_failures_counts_the_patients_listed_as_not_up_to_date(clinic
 def test_sumehr_cli_json_keys_and_one_line_errors(clinic, tmp_path):
     clinic.patient(1)
     clinic.sumehr(1, 1)
-    sides = ["--local", clinic.nodes["pc-1"], "--cloud", clinic.cloud]
+    sides = ["--local", clinic.nodes["pc-1"], "--cloud", clinic.pc_cloud["pc-1"]]
     config = tmp_path / "ccsync.toml"
     config.write_text('[hub]\nendpoint = "http://127.0.0.1:1/hubservices/v3"\n')  # nothing listens there
     env = {"CCSYNC_CONFIG": str(config)}
@@ -437,7 +433,7 @@ def test_sumehr_cli_json_keys_and_one_line_errors(clinic, tmp_path):
     assert published.exit_code == 0, published.output
     assert set(json.loads(published.output)) == {"mode", "node", "patients", "published", "failed", "invalid",
                                                  "busy", "waiting", "not_up_to_date", "seconds"}
-    sync.pull(Settings(local=clinic.nodes["pc-1"], cloud=clinic.cloud))
+    sync.pull(Settings(local=clinic.nodes["pc-1"], cloud=clinic.pc_cloud["pc-1"]))
     listed = runner.invoke(cli.main, ["sumehr", "list", "--json", "--failed", *sides], env=env)
     assert listed.exit_code == 0, listed.output
     [row] = json.loads(listed.output)
@@ -465,7 +461,7 @@ def test_bad_configuration_is_one_clear_line(clinic):
             sumehr.publish(clinic.settings(**options))
         assert "\n" not in str(info.value)
     with pytest.raises(CcsyncError, match="is not an http"):
-        sumehr.publish(Settings(local=clinic.nodes["pc-1"], cloud=clinic.cloud, extra={"hub": {"endpoint": "x"}}))
+        sumehr.publish(Settings(local=clinic.nodes["pc-1"], cloud=clinic.pc_cloud["pc-1"], extra={"hub": {"endpoint": "x"}}))
 
 
 def test_hub_sim_command_serves_until_interrupted():

@@ -26,6 +26,8 @@ from reconciler import status, sync
 from reconciler.config import Settings
 from reconciler.devtools.pgserver import PgServer, free_port
 from reconciler import panel_users as users
+from tests.fix_pg import Databases
+from tests.fix_sync import deployment_cloud, deployment_pc
 
 pytestmark = pytest.mark.one_version  # behaviour that does not depend on the PostgreSQL version
 
@@ -109,20 +111,17 @@ class Stack:
         self.hub_url, self.hub, self._stop_hub = start_in_thread(port=0)
         self.hub.down()  # the HUB is out: the first publication fails
         self.server = PgServer(tmp / "cloud", bindir=pg.bindir, settings={"fsync": "off"}).init().start()
-        self.cloud = self.server.create_database("practice")
-        reconciler.install(self.cloud, "cloud")
-        with psycopg.connect(self.cloud, autocommit=True) as c:
-            c.execute(SCHEMA)
-            c.execute("insert into patients (id, name, phone, hub_consent) values "
-                      "(1, 'Anna Peeters', '0470 00 00 00', false), (2, 'Marc Janssens', '0486 12 34 56', true)")
-        reconciler.track(self.cloud, ["patients", "sumehr_documents"])
-        self.local_db = f"t_e2e_pc1_{os.getpid()}"
-        self.local = pg.create_database(self.local_db)
-        reconciler.install(self.local, "pc-1")
+        seed = ("insert into patients (id, name, phone, hub_consent) values "
+                "(1, 'Anna Peeters', '0470 00 00 00', false), (2, 'Marc Janssens', '0486 12 34 56', true);")
+        self.cloud_db = deployment_cloud(Databases(self.server), SCHEMA + seed, ["patients", "sumehr_documents"])
+        self.cloud = self.cloud_db.app  # the practice application, online
+        self.local_dbs = Databases(pg)
+        pc = deployment_pc(self.local_dbs, self.cloud_db, "pc-1", init=False, label="e2e_pc1")
+        self.local = pc.local
         config = tmp / "ccsync.toml"
         config.write_text(f'[hub]\nendpoint = "{self.hub_url}{SOAP_PATH}"\nconnect_timeout = 2\nread_timeout = 5\n'
                           "[sumehr]\ninterval_seconds = 1\n")
-        self.settings = Settings(local=self.local, cloud=self.cloud)
+        self.settings = pc.settings()
         sync.init(self.settings)
         users.add(self.local, USER, PASSWORD)
         # the same record changed on both sides while they could not see each other
@@ -135,7 +134,7 @@ class Stack:
 
                 doc = build_sumehr("85010100002", "Marc", "Janssens", "1985-01-01", "male", 1).decode()
                 c.execute("insert into sumehr_documents (patient_id, version, kmehr) values (2, 1, %s)", (doc,))
-        self.env = {**os.environ, "CCSYNC_LOCAL_DSN": self.local, "CCSYNC_CLOUD_DSN": self.cloud,
+        self.env = {**os.environ, "CCSYNC_LOCAL_DSN": self.local, "CCSYNC_CLOUD_DSN": pc.cloud,
                     "CCSYNC_CONFIG": str(config), "CCSYNC_PANEL_SECRET": "an end-to-end secret of some length"}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -189,10 +188,7 @@ def stack(browser, pg, tmp_path_factory):
         s.stop()
         for name in ("service", "panel"):
             print(f"--- {name} log ---\n" + (s.tmp / f"{name}.log").read_text(errors="replace")[-4000:])
-        try:
-            pg.drop_database(s.local_db)
-        except psycopg.Error:
-            pass
+        s.local_dbs.drop_all()
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +288,7 @@ def test_open_a_conflict_keep_local_and_the_cloud_gets_it(page, stack):
     # the resolution is a change like any other: the running service carries it to the cloud
     wait_for(lambda: one(stack.cloud, "select phone from patients where id = 1") == LOCAL_PHONE, 30,
              "the local version on the cloud")
-    wait_for(lambda: one(stack.cloud, "select status from ccsync.conflicts") == "resolved", 30,
+    wait_for(lambda: one(stack.cloud_db.owner, "select status from ccsync.conflicts") == "resolved", 30,
              "the resolution on the cloud")
     page.locator(".tabs a", has_text="Resolved").click()
     expect(page.locator("#resolved tbody tr")).to_have_count(1)
@@ -333,6 +329,6 @@ def test_a_hub_failure_is_listed_and_retry_now_publishes_once_the_hub_is_back(pa
 def _listed(stack) -> list[dict]:
     from reconciler.sumehr import publisher as sumehr
 
-    return sumehr.list_patients(Settings(local=stack.local, cloud=stack.cloud,
+    return sumehr.list_patients(Settings(local=stack.local, cloud=stack.settings.cloud,
                                          extra={"sumehr": {}, "hub": {"endpoint": stack.hub_url}}),
                                 failed_only=True)

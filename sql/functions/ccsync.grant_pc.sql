@@ -1,0 +1,46 @@
+-- ----------------------------------------------------------------------
+-- Function: ccsync.grant_pc(1)
+--
+--      Every privilege a PC's role has on the cloud (design-0.2 §3), and
+--      none more: it reads the journal and ccsync's replicated tables,
+--      reads and writes the tracked tables (a push applies changes there),
+--      and calls the functions that keep its own bookkeeping, which take
+--      the node from the role. It writes no ccsync table itself.
+--      Run by the cloud's schema owner, through ccsync.pc_add.
+--
+-- Parameters:
+--      p_role    the PC's login role
+--
+-- Tables:
+--      grants on schema ccsync, its tables, sequence and functions, the
+--      database (connect, temporary: the push stages its chunks in a
+--      temporary table) and the tracked tables (ccsync.grant_tables)
+-- ----------------------------------------------------------------------
+create or replace function ccsync.grant_pc(p_role name)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    execute format('grant usage on schema ccsync to %I', p_role);
+    execute format('grant select on ccsync.identity, ccsync.alembic_version, ccsync.tracked, ccsync.journal, '
+                   'ccsync.nodes, ccsync.conflicts, ccsync.prune_horizon, ccsync.changes to %I', p_role);
+    execute format('grant select on sequence ccsync.journal_id_seq to %I', p_role);
+    -- the Sumehr publisher writes its claims and outcomes directly, until functions of its own replace that
+    execute format('grant select, insert, update on ccsync.sumehr_state to %I', p_role);
+    execute format('grant execute on function ccsync.caller_node(), ccsync.node_register(uuid, text, pg_snapshot), '
+                   'ccsync.node_leave(), '
+                   'ccsync.push_position(), ccsync.push_store(pg_snapshot, boolean, bigint), '
+                   'ccsync.report_pulled(pg_snapshot), ccsync.prune(double precision, double precision), '
+                   'ccsync.record_conflict(text, jsonb, text, text[], jsonb, jsonb, jsonb, jsonb, bigint, bigint, text), '
+                   'ccsync.journal_for_node(text, jsonb), ccsync.decide(bigint, jsonb), ccsync.hlc_observe(bigint), '
+                   'ccsync.json_as_text(jsonb, json, text[]) to %I', p_role);
+    begin
+        execute format('grant connect, temporary on database %I to %I', current_database(), p_role);
+    exception when insufficient_privilege then
+        raise notice 'not allowed to grant connect and temporary on database % to %: they come from PUBLIC unless revoked',
+            current_database(), p_role;
+    end;
+    perform ccsync.grant_tables(p_role, true);
+end;
+$$;

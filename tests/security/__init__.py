@@ -1,0 +1,1 @@
+"""Tests of least privilege: the roles of a deployment, and what one PC or the application cannot do."""
