@@ -4,7 +4,6 @@
 -- the privileges on them last. Function bodies are not checked while loading (as pg_dump does): a
 -- function may read a table that a later revision creates.
 \i functions/ccsync.hlc_next.sql
-\i functions/ccsync.hlc_reserve.sql
 \i functions/ccsync.hlc_observe.sql
 \i functions/ccsync.json_as_text.sql
 \i functions/ccsync.trusted_session.sql

@@ -33,3 +33,6 @@ create table ccsync.app_roles (
     added_at timestamptz not null default now(),
     constraint app_roles_pkey primary key (role)
 );
+
+-- a push's changes are journaled by the cloud's triggers now, with their own clock values
+drop function if exists ccsync.hlc_reserve(bigint);
