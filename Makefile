@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --basetemp=.pytest-tmp $(PYTEST_ARGS)  # own folder: worktrees share /tmp/pytest-of-$$USER, which pytest prunes
 
 demo: $(STAMP)
 	$(BIN)/ccsync demo $(DEMO_ARGS)
@@ -31,4 +31,4 @@ wheel: $(STAMP)
 	$(BIN)/pip wheel --no-deps -w dist .
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .pytest-tmp
