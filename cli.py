@@ -606,6 +606,40 @@ def history(local, limit, as_json):
                    f"{secs:>10} {r['error'] or ''}")
 
 
+@main.command(name="service-units")
+@click.option("--user", default="ccsync", show_default=True, help="The system user the services run as.")
+@click.option("--config", "config_file", default="/etc/ccsync/ccsync.toml", show_default=True,
+              help="The configuration file the services read (CCSYNC_CONFIG).")
+@click.option("--dir", "state_dir", default="/var/lib/ccsync", show_default=True,
+              help="Working directory and home of the service user.")
+@click.option("--exec", "executable", metavar="PATH", help="The ccsync command  [default: this one].")
+@click.option("--panel-port", default=8600, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--output", type=click.Path(file_okay=False), metavar="FOLDER",
+              help="Write the files there instead of printing them.")
+@click.option("--login-output", type=click.Path(file_okay=False), metavar="FOLDER",
+              help="Write the login unit there  [default: --output].")
+@handle_errors
+def service_units(user, config_file, state_dir, executable, panel_port, output, login_output):
+    """systemd unit files for `ccsync run`, `ccsync panel` and `ccsync login` at each user's logon.
+
+    ccsync.service and ccsync-panel.service are system units (/etc/systemd/system); ccsync-login.service
+    is a user unit (/etc/systemd/user, enabled with `systemctl --global enable`). See the README's
+    "Running ccsync as a service".
+
+    Example: ccsync service-units --output /etc/systemd/system --login-output /etc/systemd/user
+    """
+    from reconciler import units
+
+    spec = units.Units(user=user, config=config_file, state_dir=state_dir, executable=executable or "",
+                       panel_port=panel_port)
+    if output is None:
+        for name, text in units.systemd_units(spec).items():
+            click.echo(f"# --- {name} ---\n{text}")
+        return
+    for path in units.write(spec, output, login_output or output):
+        click.echo(f"wrote {path}")
+
+
 # -- the demo ---------------------------------------------------------------------------------------
 @main.command()
 @click.option("--dir", "base", default=".ccsync-demo", show_default=True, type=click.Path(file_okay=False),

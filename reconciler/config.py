@@ -126,15 +126,16 @@ def secrets_in(doc: dict) -> list[str]:
 
 
 def warn_if_readable(path: Path, doc: dict) -> bool:
-    """Warn when a file that holds a password or a secret may be read by other users (POSIX permissions;
-    on Windows the file's ACL decides and is not checked). True when it warned."""
+    """Warn when a file that holds a password or a secret may be read by every user of the machine (POSIX
+    permissions: "others"; its group may read it, as a service's group reads /etc/ccsync/ccsync.toml; on
+    Windows the file's ACL decides and is not checked). True when it warned."""
     if os.name != "posix":
         return False
     held = secrets_in(doc)
-    if not held or not path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if not held or not path.stat().st_mode & stat.S_IRWXO:
         return False
-    log.warning("warning: %s holds %s and other users may read it: chmod 600 %s (or keep the password in "
-                "~/.pgpass)", path, " and ".join(held), path)
+    log.warning("warning: %s holds %s and every user of this machine may read it: chmod o-rwx %s (or keep the "
+                "password in ~/.pgpass)", path, " and ".join(held), path)
     return True
 
 

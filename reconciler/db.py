@@ -9,7 +9,7 @@ from __future__ import annotations
 import psycopg
 from psycopg.types.string import TextLoader
 
-from .errors import CcsyncError, NotAllowed, NotInstalled, SchemaTooOld, Unreachable  # noqa: F401  (db.CcsyncError)
+from .errors import CcsyncError, NotAllowed, NotInstalled, SchemaTooNew, SchemaTooOld, Unreachable  # noqa: F401  (db.CcsyncError)
 from .schema import HEAD
 
 CONNECT_TIMEOUT = 5
@@ -136,12 +136,20 @@ def identity(conn: psycopg.Connection, *, where: str = "this database", check: b
     return row[0]
 
 
-def check_revision(conn: psycopg.Connection, name: str, *, where: str = "this database") -> None:
+def check_revision(conn: psycopg.Connection, name: str, *, where: str = "this database",
+                   older_is_fine: bool = False) -> None:
+    """The upgrade order, enforced: a database older than this ccsync is upgraded with `ccsync install`; one
+    newer than this ccsync (the cloud upgraded first) waits until ccsync is upgraded on this machine."""
     rev = revision(conn)
-    if rev is not None and rev < HEAD:
+    if rev is not None and rev < HEAD and not older_is_fine:
         raise SchemaTooOld(
             f"{where} has ccsync schema {rev}, this ccsync needs {HEAD}: upgrade it with "
             f"`ccsync install --dsn DSN --name {name}` (the cloud first, then each PC, services stopped)"
+        )
+    if rev is not None and rev > HEAD:
+        raise SchemaTooNew(
+            f"{where} has ccsync schema {rev}, newer than this ccsync knows ({HEAD}): upgrade ccsync on this "
+            "machine (`pip install --upgrade ccsync`), then run `ccsync install` on its database"
         )
 
 

@@ -19,3 +19,7 @@ class SchemaTooOld(CcsyncError):
 
 class NotAllowed(CcsyncError):
     """A database refused a privilege: the message names the database, the object and the command that grants it."""
+
+
+class SchemaTooNew(CcsyncError):
+    """A database holds a newer ccsync schema revision than this ccsync knows: upgrade ccsync on this machine."""

@@ -91,21 +91,22 @@ class Service:
 
     # -- the modes -----------------------------------------------------------------------------------
     def _loop(self) -> None:
-        backoff = 1.0
+        backoff, last_reason = 1.0, None
         while True:
             try:
                 self._connect()
             except (CcsyncError, psycopg.Error) as exc:
                 reason = " ".join(str(exc).split())
-                if set_mode(self.home, "offline"):
-                    log.warning("cloud unreachable (%s): working offline, retrying with backoff", reason)
+                if set_mode(self.home, "offline") or reason != last_reason:  # each new reason is said once
+                    log.warning("cannot sync with the cloud (%s): working offline, retrying with backoff", reason)
                 else:
                     log.debug("still offline (%s); next try in %.1f s", reason, backoff)
+                last_reason = reason
                 self._run_tasks()
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
-            backoff = 1.0
+            backoff, last_reason = 1.0, None
             try:
                 if set_mode(self.home, "synchronizing"):
                     log.info("cloud reachable: synchronizing")

@@ -66,6 +66,7 @@ def install(dsn: str, name: str, *, revision: str = "head") -> dict:
                         f"this database is already installed as {existing[0]!r}: a database keeps its name "
                         f"(run `ccsync uninstall` first to start over as {name!r})"
                     )
+                _db.check_revision(raw, name, older_is_fine=True)
             cfg = _config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
