@@ -334,16 +334,18 @@ def init(local, cloud, force, as_json):
     Creates the tracked tables this PC lacks, registers the PC on the cloud, shows a progress bar and,
     interrupted, resumes with the tables not yet copied.
 
-    JSON: {node, tables, copied_tables, created_tables, resumed, rows, seconds}.
+    JSON: {node, tables, copied_tables, copied (their names; ccsync's own tables too), created_tables,
+    resumed, rows, seconds}. Without a terminal (a service, a log file) the progress is a line every 5 s.
 
     Example: ccsync init --local "dbname=practice" --cloud "host=cloud.example dbname=practice"
     """
     result = reconciler.sync.init(settings(local, cloud), force=force, progress=bar())
     if as_json:
         return emit_json(result)
-    how = "resumed" if result["resumed"] else "copied"
-    click.echo(f"{how} {result['copied_tables']} of {result['tables']} table(s), {result['rows']} row(s) "
-               f"in {result['seconds']:.1f} s; {result['node']} is ready")
+    own = sum(1 for t in result["copied"] if t.startswith("ccsync."))
+    how = "resumed: copied" if result["resumed"] else "copied"
+    click.echo(f"{how} {result['copied_tables'] - own} tracked table(s) and {own} of ccsync's own, "
+               f"{result['rows']} row(s) in {result['seconds']:.1f} s; {result['node']} is ready")
 
 
 @main.command()

@@ -187,7 +187,9 @@ def _prepare(demo: Demo, patients: int) -> None:
     reconciler.install(demo.pc_dsn, NODE)
     say("initial sync of the PC (COPY from one consistent cloud snapshot):")
     result = sync.init(Settings(local=demo.pc_dsn, cloud=demo.cloud_dsn), progress=Bar(enabled=True))
-    say(f"copied {result['rows']} rows of {result['tables']} tables in {result['seconds']:.1f} s")
+    own = sum(1 for t in result["copied"] if t.startswith("ccsync."))
+    say(f"copied {result['rows']} rows of {result['copied_tables'] - own} tables (and {own} of ccsync's own) "
+        f"in {result['seconds']:.1f} s")
 
 
 def _config_file(demo: Demo, hub_port: int) -> Path:

@@ -56,7 +56,8 @@ def run(sides: Sides, *, force: bool = False, progress: Progress | None = None) 
         snap = cloud.execute("select pg_current_snapshot()::text").fetchone()[0]
         counts = {t: cloud.execute(sql.SQL("select count(*) from {}").format(_ident(t, cloud))).fetchone()[0]
                   for t in todo}
-        progress.start(f"init: {len(todo)} table(s)", sum(counts.values()), unit="rows")
+        own = sum(1 for t in todo if t.startswith("ccsync."))
+        progress.start(f"init: {len(todo) - own} table(s) and {own} of ccsync's", sum(counts.values()), unit="rows")
         for i, table_name in enumerate(todo, 1):
             t = Table.load(node, table_name)
             copied_rows += _copy_table(cloud, node, t, snap, counts[table_name], progress)
@@ -72,7 +73,7 @@ def run(sides: Sides, *, force: bool = False, progress: Progress | None = None) 
         (first[0] if first else snap,),
     )
     return {
-        "node": name, "tables": len(order), "copied_tables": len(todo), "resumed": resuming,
+        "node": name, "tables": len(order), "copied_tables": len(todo), "copied": todo, "resumed": resuming,
         "created_tables": created, "rows": copied_rows, "seconds": round(time.monotonic() - started, 3),
     }
 
