@@ -97,7 +97,7 @@ def test_install_with_an_older_ccsync_than_the_database_refuses_and_changes_noth
 def test_the_service_says_why_it_cannot_sync_and_keeps_the_pc_working_offline(cloud_at):
     practice = cloud_at(NEWER)
     env = {**os.environ, "CCSYNC_LOCAL_DSN": practice.nodes["pc-1"], "CCSYNC_CLOUD_DSN": practice.cloud}
-    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "run", "--max-backoff", "1"],
+    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "run", "-v", "--max-backoff", "1"],
                             env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
