@@ -203,6 +203,7 @@ class PgServer:
         self.user = SERVICE_USER
 
     def _run(self, exe: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        self._as_service_user()  # also for a server this process did not start (stop, destroy)
         return subprocess.run(
             [str(self._server_bindir / exe), *args], user=self.user, check=True, timeout=timeout,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/",

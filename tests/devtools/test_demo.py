@@ -79,7 +79,10 @@ def test_the_demo_plays_again_on_its_own_data_and_starts_over_with_reset(tmp_pat
         assert result["converged"] is True and result["hub_version"] >= 2
     assert len({second["patient"], third["patient"]}) == 2
 
-    # --reset starts over: a new sample practice, the story's first run again
+    # --reset starts over: a new sample practice, the story's first run again; even when a demo killed hard
+    # left its servers running (stopped by another process, as root: through the server user)
+    for name in ("cloud", "pc-reception"):
+        PgServer(base / name).start()
     fresh = make_demo(tmp_path, "--reset " + args)
     assert fresh["run"] == 1 and fresh["conflicts"] == 1 and fresh["converged"] is True
     cloud = PgServer(base / "cloud").start()
