@@ -41,7 +41,8 @@ def test_init_logs_progress_lines_and_counts_the_tables_a_person_tracked(practic
     p.sql(p.cloud, "insert into patients (id, name) select g, 'p' || g from generate_series(1, 500) g")
     dsn = p.add_node("pc-2", init=False)
     monkeypatch.setattr(progress, "LINE_INTERVAL", 0.0)  # a line at every step of the copy
-    result = CliRunner().invoke(cli.main, ["init", "--local", dsn, "--cloud", p.cloud], catch_exceptions=False)
+    result = CliRunner().invoke(cli.main, ["init", "--local", dsn, "--cloud", p.pcs["pc-2"].cloud],
+                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
     assert lines[0].startswith("init: 2 table(s) and 2 of ccsync's: 0/500 rows (0%)"), lines

@@ -23,6 +23,9 @@ MACHINE = "not run by a test: it changes the machine's users or services"
 WINDOWS = ("not run by a test: Windows only; tests/test_units.py::test_the_service_and_the_panel_use_no_posix_only_call "
            "keeps the service's code free of POSIX-only calls")
 
+ROLES = "tests/security/test_readme.py::test_the_readme_roles_give_a_working_cloud_pc_and_application"
+SQL_GRANTS = "tests/security/test_readme.py::test_the_readme_sql_grants_do_what_pc_add_and_grant_do"
+
 # example (comments stripped, spaces collapsed) -> the test that runs it, or "not run by a test: why"
 EXAMPLES = {
     # quick start
@@ -44,12 +47,8 @@ EXAMPLES = {
     # installing on real servers
     'ccsync install --dsn "host=cloud.example dbname=practice user=practice_owner" --name cloud':
         "tests/test_upgrade.py::test_the_readme_upgrade_steps_in_order_bring_every_write_across",
-    'ccsync track --dsn "host=cloud.example dbname=practice user=practice_owner" patients encounters sumehr_documents':
-        "tests/test_cli.py::test_install_track_tables_json_uninstall",
     'ccsync install --dsn "dbname=practice" --name pc-reception':
         "tests/test_upgrade.py::test_the_readme_upgrade_steps_in_order_bring_every_write_across",
-    'ccsync init --local "dbname=practice" --cloud "host=cloud.example dbname=practice user=ccsync_pc"':
-        "tests/test_progress.py::test_init_logs_progress_lines_and_counts_the_tables_a_person_tracked",
     "ccsync install": "tests/test_upgrade.py::test_the_readme_upgrade_steps_in_order_bring_every_write_across",
     "ccsync init": "tests/test_progress.py::test_init_logs_progress_lines_and_counts_the_tables_a_person_tracked",
     "ccsync init --force": "tests/test_upgrade.py::test_a_pc_newer_than_its_cloud_refuses_with_one_line_naming_the_order",
@@ -84,6 +83,28 @@ EXAMPLES = {
     "pip install --upgrade ccsync": "not run by a test: it needs a newer release; tests/test_packaging.py "
                                     "installs the built wheel",
     "ccsync --version": "tests/test_readme.py::test_ccsync_version_says_what_the_readme_shows",
+    # the roles (core's tests run the README's role statements)
+    'ccsync install --dsn "$CLOUD_OWNER" --name cloud': ROLES,
+    'ccsync track --dsn "$CLOUD_OWNER" patients encounters': ROLES,
+    'ccsync grant --dsn "$CLOUD_OWNER" --app-role practice_app': ROLES,
+    "printf '%s\\n' \"$PC_PASSWORD\" | ccsync pc add pc-reception --role ccsync_pc_reception --create-role "
+    '--dsn "$CLOUD_OWNER"': ROLES,
+    'ccsync install --dsn "$PC_OWNER" --name pc-reception': ROLES,
+    'ccsync grant --dsn "$PC_OWNER" --app-role practice_app': ROLES,
+    'ccsync init --local "$PC_OWNER" --cloud "$PC_CLOUD"': ROLES,
+    'ccsync run --local "$PC_OWNER" --cloud "$PC_CLOUD"': ROLES,
+    'psql "$CLOUD_OWNER" -c "create role ccsync_pc_reception login"': SQL_GRANTS,
+    'psql "$CLOUD_OWNER" -v node=pc-reception -v pc_role=ccsync_pc_reception -v app_role=practice_app '
+    '-f sql/grants.sql': SQL_GRANTS,
+    'psql "$PC_OWNER" -v app_role=practice_app -f sql/grants.sql': SQL_GRANTS,
+    "ccsync pc add": "tests/security/test_roles.py::test_pc_add_creates_the_login_role_with_its_password_hashed_and_"
+                     "moves_a_node_to_a_new_role",
+    "ccsync pc add NODE --role ROLE": "tests/security/test_roles.py::test_pc_add_creates_the_login_role_with_its_"
+                                      "password_hashed_and_moves_a_node_to_a_new_role",
+    "ccsync pc add NODE --role ROLE --new-install":
+        "tests/security/test_roles.py::test_a_second_installation_with_the_same_name_is_refused",
+    "ccsync grant --app-role": ROLES,
+    "ccsync grant --app-role ROLE": ROLES,
 }
 
 
@@ -149,8 +170,11 @@ def test_each_ccsync_example_parses_as_written(example, monkeypatch):
         name, rest = rest[0], rest[1:]
         command = command.commands.get(name)
         assert command is not None, f"no command {name!r} in {example!r}"
-    if rest or example in _CODE_BLOCK_LINES:  # quoted in the prose without arguments, it only names a command
-        command.make_context(name, rest, resilient_parsing=False)  # raises on an unknown option or a bad value
+    if example in _CODE_BLOCK_LINES:  # raises on an unknown option, a bad value or a missing argument
+        command.make_context(name, rest, resilient_parsing=False, **cli.main.context_settings)
+    else:  # quoted in the prose (`ccsync grant --app-role`): the command and the options it names exist
+        options = {o for param in command.params for o in getattr(param, "opts", [])}
+        assert {w for w in rest if w.startswith("--")} <= options, example
 
 
 def test_ccsync_version_says_what_the_readme_shows():

@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -18,21 +20,22 @@ from tests.fix_sync import Practice
 
 pytestmark = pytest.mark.one_version
 
+ROOT = Path(__file__).resolve().parent.parent
 OLDER = f"{int(HEAD) - 1:04d}"
 NEWER = f"{int(HEAD) + 1:04d}"
 CLOUD_COMMANDS = [["push"], ["pull"], ["sync"], ["login"], ["init", "--force"], ["sumehr", "publish"]]
 
 
 def ccsync(practice, *args, node="pc-1"):
-    env = {**os.environ, "CCSYNC_LOCAL_DSN": practice.nodes[node], "CCSYNC_CLOUD_DSN": practice.cloud}
+    env = {**os.environ, "CCSYNC_LOCAL_DSN": practice.nodes[node], "CCSYNC_CLOUD_DSN": practice.pcs[node].cloud}
     env.pop("CCSYNC_CONFIG", None)
     return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], env=env, capture_output=True,
                           text=True, timeout=120)
 
 
 def stamp(practice, dsn, revision):
-    """The revision a database says it is at (what an older or a newer ccsync would have left)."""
-    practice.sql(dsn, "update ccsync.alembic_version set version_num = %s", (revision,))
+    """The revision a database says it is at (what an older or a newer ccsync would have left), set by its owner."""
+    practice.sql(practice.owner(dsn), "update ccsync.alembic_version set version_num = %s", (revision,))
 
 
 def one_line(proc) -> str:
@@ -63,7 +66,8 @@ def cloud_at(shared):
 def in_process(practice, *args) -> str:
     """A command run in this process (fast); its error, which must be one line."""
     result = CliRunner().invoke(cli.main, list(args), env={"CCSYNC_LOCAL_DSN": practice.nodes["pc-1"],
-                                                         "CCSYNC_CLOUD_DSN": practice.cloud, "CCSYNC_CONFIG": None})
+                                                         "CCSYNC_CLOUD_DSN": practice.pcs["pc-1"].cloud,
+                                                         "CCSYNC_CONFIG": None})
     assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit), result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
@@ -89,14 +93,14 @@ def test_a_pc_older_than_its_cloud_refuses_until_ccsync_is_upgraded_on_it(cloud_
 
 def test_install_with_an_older_ccsync_than_the_database_refuses_and_changes_nothing(cloud_at):
     practice = cloud_at(NEWER)
-    line = in_process(practice, "install", "--dsn", practice.cloud, "--name", "cloud")
+    line = in_process(practice, "install", "--dsn", practice.cloud_owner, "--name", "cloud")
     assert f"has ccsync schema {NEWER}, newer than this ccsync knows" in line
-    assert practice.sql(practice.cloud, "select version_num from ccsync.alembic_version") == [(NEWER,)]
+    assert practice.sql(practice.cloud_owner, "select version_num from ccsync.alembic_version") == [(NEWER,)]
 
 
 def test_the_service_says_why_it_cannot_sync_and_keeps_the_pc_working_offline(cloud_at):
     practice = cloud_at(NEWER)
-    env = {**os.environ, "CCSYNC_LOCAL_DSN": practice.nodes["pc-1"], "CCSYNC_CLOUD_DSN": practice.cloud}
+    env = {**os.environ, "CCSYNC_LOCAL_DSN": practice.nodes["pc-1"], "CCSYNC_CLOUD_DSN": practice.pcs["pc-1"].cloud}
     proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "run", "-v", "--max-backoff", "1"],
                             env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -113,33 +117,61 @@ def test_the_service_says_why_it_cannot_sync_and_keeps_the_pc_working_offline(cl
     assert practice.sql(practice.nodes["pc-1"], "select mode from ccsync.state") == [("offline",)]
 
 
-def test_the_readme_upgrade_steps_in_order_bring_every_write_across(make_practice):
-    """Upgrading, as the README says: stop the services; the cloud first; then each PC; start the services."""
-    p = make_practice(nodes=("pc-1", "pc-2"))
+def previous_ccsync(tmp_path) -> Path:
+    """The source of the ccsync before this schema head (the parent of the commit that brought HEAD), from git."""
+    introduced = subprocess.run(["git", "log", "-1", "--format=%H", f"-SHEAD = \"{HEAD}\"", "--",
+                                 "reconciler/schema/__init__.py"], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+    assert introduced, f"no commit brought schema {HEAD} (a shallow clone?)"
+    tree = tmp_path / "previous"
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", f"{introduced}^"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    (tree / "ccsync_sql").symlink_to("sql")  # its SQL files, as its wheel names them
+    return tree
 
-    def run(*args, node="pc-1"):
-        return CliRunner().invoke(cli.main, list(args), env={"CCSYNC_LOCAL_DSN": p.nodes[node],
-                                                           "CCSYNC_CLOUD_DSN": p.cloud, "CCSYNC_CONFIG": None})
 
-    p.sql(p.cloud, "insert into patients (id, name) values (1, 'before the upgrade')")
-    p.sync_all()
-    # what the previous ccsync left: every database at the previous revision, a write waiting on pc-1
-    for dsn in (p.cloud, *p.nodes.values()):
-        stamp(p, dsn, OLDER)
-    p.sql(p.nodes["pc-1"], "update patients set phone = 'written during the upgrade' where id = 1")
-    # 1. the new ccsync on a PC before the cloud: refused, nothing moves
-    assert "the cloud first" in run("sync").stderr
-    # 2. the cloud first
-    cloud = run("install", "--dsn", p.cloud, "--name", "cloud")
-    assert cloud.exit_code == 0 and f"schema {OLDER} -> {HEAD}" in cloud.stdout, cloud.output
-    # 3. each PC: until its own schema is upgraded it refuses, then it syncs what waited
-    refused = run("sync")
-    assert refused.exit_code == 1 and f"the local database has ccsync schema {OLDER}" in refused.stderr
-    for node in ("pc-1", "pc-2"):
-        upgraded = run("install", "--dsn", p.nodes[node], "--name", node, node=node)
-        assert upgraded.exit_code == 0, upgraded.output
-        synced = run("sync", node=node)
-        assert synced.exit_code == 0, synced.output
-    assert run("sync", node="pc-2").exit_code == 0
-    p.assert_converged()
-    assert p.sql(p.nodes["pc-2"], "select phone from patients where id = 1") == [("written during the upgrade",)]
+def test_the_readme_upgrade_steps_in_order_bring_every_write_across(databases, tmp_path):
+    """A practice set up by the previous ccsync (its schema revision, its data, a write waiting on the PC),
+    upgraded as the README says: the services stopped, the cloud first, then the PC."""
+    previous = previous_ccsync(tmp_path)
+    cloud, pc = databases.new("cloud"), databases.new("pc")
+
+    def run(tree: Path, *args):
+        env = {**os.environ, "PYTHONPATH": str(tree), "CCSYNC_LOCAL_DSN": pc, "CCSYNC_CLOUD_DSN": cloud}
+        env.pop("CCSYNC_CONFIG", None)
+        return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], cwd=tree, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    def ok(proc):
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    def sql(dsn, query):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            cur = conn.execute(query)
+            return cur.fetchall() if cur.description else None
+
+    # the previous ccsync: a cloud and a PC in sync, then a write on the PC while the service is stopped
+    assert f"(schema {OLDER})" in ok(run(previous, "--version"))
+    ok(run(previous, "install", "--dsn", cloud, "--name", "cloud"))
+    sql(cloud, "create table patients (id int primary key, name text, phone text)")
+    ok(run(previous, "track", "--dsn", cloud, "patients"))
+    ok(run(previous, "install", "--dsn", pc, "--name", "pc-1"))
+    ok(run(previous, "init"))
+    sql(cloud, "insert into patients values (1, 'before the upgrade', null)")
+    ok(run(previous, "sync"))
+    sql(pc, "update patients set phone = 'written during the upgrade' where id = 1")
+    # this ccsync on the PC before the cloud is upgraded: refused in one line, nothing moves
+    assert "the cloud first" in one_line(run(ROOT, "sync"))
+    # 1. the cloud first: its schema is really migrated
+    assert f"schema {OLDER} -> {HEAD}" in ok(run(ROOT, "install", "--dsn", cloud, "--name", "cloud"))
+    # 2. then the PC: refused until its own schema is upgraded, then what waited goes across
+    assert f"the local database has ccsync schema {OLDER}" in one_line(run(ROOT, "sync"))
+    assert f"schema {OLDER} -> {HEAD}" in ok(run(ROOT, "install", "--dsn", pc, "--name", "pc-1"))
+    ok(run(ROOT, "sync"))
+    assert sql(cloud, "select phone from patients where id = 1") == [("written during the upgrade",)]
+    sql(cloud, "insert into patients values (2, 'after the upgrade', null)")
+    ok(run(ROOT, "sync"))
+    assert sql(pc, "select id, name, phone from patients order by id") == \
+        sql(cloud, "select id, name, phone from patients order by id")
