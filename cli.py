@@ -549,8 +549,9 @@ def status_cmd(local, cloud, as_json, watch):
     """The node's state: mode, changes waiting each way, conflicts, HUB failures, last sync and error.
 
     JSON keys: mode (online, offline, synchronizing), node, pending_push, pending_pull (null while
-    offline), open_conflicts, hub_failures, last_sync_at, last_error, use (cloud or local: the database
-    the application should use now), service, mode_since, progress.
+    offline), open_conflicts, hub_failures (Sumehrs failing or invalid; null when no HUB is configured),
+    hub_waiting, hub_configured, last_sync_at, last_error, use (cloud or local: the database the
+    application should use now), service, mode_since, progress.
 
     Example: ccsync status --json
     """
@@ -578,13 +579,19 @@ def _print_status(doc: dict) -> None:
     click.echo(f"{doc['node']}: {light} (use the {doc['use']} database)")
     pull_text = "unknown (offline)" if doc["pending_pull"] is None else doc["pending_pull"]
     click.echo(f"  waiting to push: {doc['pending_push']}   waiting to pull: {pull_text}")
-    click.echo(f"  open conflicts: {doc['open_conflicts']}   Sumehr HUB failures: {doc['hub_failures']}")
+    click.echo(f"  open conflicts: {doc['open_conflicts']}   {_sumehr_status(doc)}")
     if doc["progress"]:
         p = doc["progress"]
         click.echo(f"  {p['what']}: {p['done']}/{p['total']}")
     click.echo(f"  last sync: {doc['last_sync_at'] or 'never'}")
     if doc["last_error"]:
         click.echo(f"  last error: {doc['last_error']}")
+
+
+def _sumehr_status(doc: dict) -> str:
+    if not doc["hub_configured"]:
+        return "Sumehr publication not configured"
+    return f"Sumehr on the HUB: {doc['hub_failures']} to look at, {doc['hub_waiting']} waiting"
 
 
 @main.command()
@@ -685,8 +692,9 @@ def demo(base, reset, scenario_only, pace, patients, panel_port, hub_port, as_js
 def sumehr():
     """Keep the latest Sumehr of consenting patients on the regional HUB; list those whose HUB copy is behind.
 
-    Configured in ccsync.toml: [sumehr] (where the documents and the privacy flag are) and [hub] (endpoint,
-    timeouts, TLS, auth hook, author). `ccsync run` publishes by itself; these commands are for people and scripts.
+    Configured in ccsync.toml: [hub] (endpoint, timeouts, TLS, auth hook, author) and [sumehr] (where the
+    documents, the privacy flag and the patient's INSS are). Nothing is published until [hub] endpoint is set.
+    `ccsync run` publishes by itself; these commands are for people and scripts.
 
     Example: ccsync sumehr list --failed
     """
@@ -699,7 +707,8 @@ def sumehr():
 def sumehr_publish(local, cloud, as_json):
     """One publication pass now: put the latest Sumehr of every consenting patient on the HUB.
 
-    Offline (the cloud unreachable) nothing is attempted and the exit status is 0.
+    Offline (the cloud unreachable) nothing is attempted and the exit status is 0. Only a document about that
+    very patient is sent (one folder, one patient whose INSS is the one in the patient's record).
 
     JSON: {mode, node, patients, published, failed, invalid, busy, waiting, not_up_to_date, seconds}, and
     reason when mode is offline.
@@ -722,32 +731,51 @@ def sumehr_publish(local, cloud, as_json):
 @sumehr.command(name="list")
 @sides_options
 @click.option("--failed", "failed_only", is_flag=True, help="Only the patients whose HUB version is not the latest.")
+@click.option("--show", type=click.Choice(["attention", "waiting", "not_up_to_date", "up_to_date", "no_consent", "all"]),
+              default="all", show_default=True,
+              help="attention: failing or invalid, someone must look; waiting: offline or not yet tried.")
+@click.option("--search", help="Words of the patient's name or key, or digits of the INSS.")
+@click.option("--sort", type=click.Choice(["patient", "name", "state", "since"]), default="patient",
+              show_default=True, help="state: the patients to look at first.")
+@click.option("--limit", type=click.IntRange(1), help="At most this many patients.")
+@click.option("--offset", type=click.IntRange(0), default=0, help="Skip this many first (the next page).")
 @json_option
 @handle_errors
-def sumehr_list(local, cloud, failed_only, as_json):
-    """The consenting patients and their Sumehr on the HUB, from this PC's database (works offline).
+def sumehr_list(local, cloud, failed_only, show, search, sort, limit, offset, as_json):
+    """The patients with a Sumehr and where it stands on the HUB, from this PC's database (works offline).
 
-    JSON: a list of {patient, latest_version, hub_version, state (up_to_date, pending or failed), reason
-    (`offline` while offline), since, attempts, last_attempt, next_attempt, hub_transaction_id}; times are
-    ISO 8601, next_attempt null means as soon as a publisher runs (or, for an invalid document, when a new
-    version is written or on `ccsync sumehr retry`).
+    States: up_to_date, waiting (offline, or not yet tried), failing (the HUB's reason in words), invalid (the
+    document is not a publishable Sumehr of this patient: never sent), no_consent (the flag is off).
 
-    Example: ccsync sumehr list --failed --json
+    JSON: a list of {patient, name, latest_version, hub_version, state, reason, since, attempts (failed tries
+    in a row), last_attempt, next_attempt, hub_transaction_id}; times are ISO 8601, next_attempt null means as
+    soon as a publisher runs (or, for an invalid document, when a new version is written or on
+    `ccsync sumehr retry`).
+
+    Example: ccsync sumehr list --show attention --sort state --json
     """
     from reconciler.sumehr import publisher as sumehr_mod
 
-    rows = sumehr_mod.list_patients(settings(local, cloud), failed_only=failed_only)
+    if failed_only:
+        show = "not_up_to_date"
+    page = sumehr_mod.listing(settings(local, cloud), show=show, search=search, sort=sort, limit=limit,
+                              offset=offset)
     if as_json:
-        return emit_json(rows)
-    if not rows:
-        click.echo("every Sumehr is up to date on the HUB" if failed_only else "no patient keeps a Sumehr on the HUB")
+        return emit_json(page.rows)
+    if not page.rows:
+        click.echo("no patient matches" if search or offset else
+                   "every Sumehr is up to date on the HUB" if show in ("not_up_to_date", "attention", "waiting")
+                   else "no patient keeps a Sumehr on the HUB")
         return
-    click.echo(f"{'patient':14} {'latest':>6} {'HUB':>6} {'state':10} {'since':19} {'tries':>5} {'next attempt':19} reason")
-    for r in rows:
+    click.echo(f"{'patient':10} {'name':24} {'latest':>6} {'HUB':>6} {'state':11} {'since':19} {'tries':>5} reason")
+    for r in page.rows:
         hub_version = "-" if r["hub_version"] is None else r["hub_version"]
-        click.echo(f"{r['patient']:14} {r['latest_version']:>6} {hub_version:>6} {r['state']:10} "
-                   f"{(r['since'] or '-')[:19]:19} {r['attempts']:>5} {(r['next_attempt'] or '-')[:19]:19} "
-                   f"{r['reason'] or ''}")
+        tries = r["attempts"] if r["state"] in ("failing", "invalid") else "-"
+        click.echo(f"{r['patient']:10} {(r['name'] or '-')[:24]:24} {r['latest_version']:>6} {hub_version:>6} "
+                   f"{r['state']:11} {(r['since'] or '-')[:19]:19} {tries:>5} {r['reason'] or ''}")
+    if page.total > len(page.rows):
+        click.echo(f"{offset + 1}-{offset + len(page.rows)} of {page.total}: --offset {offset + len(page.rows)} "
+                   "for the next ones")
 
 
 @sumehr.command(name="retry")

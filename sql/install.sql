@@ -34,4 +34,10 @@
 \i functions/ccsync.track.sql
 \i functions/ccsync.untrack.sql
 \i views/ccsync.changes.sql
+\i functions/ccsync.sumehr_claim_alive.sql
+\i functions/ccsync.sumehr_claim.sql
+\i functions/ccsync.sumehr_release.sql
+\i functions/ccsync.sumehr_record.sql
+\i functions/ccsync.sumehr_refresh.sql
+\i functions/ccsync.sumehr_retry.sql
 \i privileges.sql

@@ -51,11 +51,22 @@ def resolve(conflict_id: int):
 
 @bp.get("/sumehr")
 def list_sumehr():
-    """The patients whose HUB version is not the latest; ?all=1 lists every patient with the flag on."""
+    """The patients whose HUB version is not the latest; ?all=1 every patient with a Sumehr; ?show=, ?q=, ?sort=,
+    ?limit= and ?offset= as `ccsync sumehr list`."""
     show_all = request.args.get("all", "0")
     if show_all not in ("0", "1"):
         abort(400, "all must be 0 or 1")
-    return jsonify(sumehr.patients(failed_only=show_all == "0"))
+    show = "all" if show_all == "1" else request.args.get("show", "not_up_to_date")
+    sort = request.args.get("sort", "patient")
+    limit, offset = request.args.get("limit", ""), request.args.get("offset", "0")
+    if show not in ("attention", "waiting", "not_up_to_date", "up_to_date", "no_consent", "all") \
+            or sort not in ("patient", "name", "state", "since") \
+            or not (limit == "" or limit.isdigit() and int(limit) >= 1) or not offset.isdigit():
+        abort(400, "show, sort, limit or offset is not one `ccsync sumehr list` accepts")
+    if sumehr.publisher() is None:
+        return jsonify([])
+    return jsonify(sumehr.listing(show=show, search=request.args.get("q") or None, sort=sort,
+                                  limit=int(limit) if limit else None, offset=int(offset)).rows)
 
 
 @bp.post("/sumehr/<patient>/retry")

@@ -1,4 +1,4 @@
-"""The Sumehr HUB page: patients whose Sumehr on the HUB is not the latest, and Retry now."""
+"""The Sumehr HUB page: the patients whose Sumehr is not on the HUB, found by name or INSS, and Retry now."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from .db import settings
 bp = Blueprint("sumehr", __name__, url_prefix="/sumehr")
 
 NOT_AVAILABLE = "Sumehr publication is not part of this version of ccsync"
+PAGE_SIZE = 50
+SHOW = ("attention", "waiting", "not_up_to_date", "all")
+SORTS = ("state", "patient", "name", "since")
 
 
 def publisher() -> ModuleType | None:
@@ -33,19 +36,32 @@ def _not_set_up(exc: CcsyncError) -> bool:
     return not isinstance(exc.__cause__, psycopg.Error)
 
 
-def patients(failed_only: bool = True) -> list[dict]:
-    """The patients not current on the HUB (every patient with the flag on, with failed_only=False).
+def configured() -> bool:
+    module = publisher()
+    return module is not None and module.configured(settings())
 
-    503 with the publisher's own words when Sumehr publication is not set up on this PC."""
+
+def listing(*, show: str = "all", search: str | None = None, sort: str = "patient", limit: int | None = None,
+            offset: int = 0):
+    """One page of the publisher's list; 503 with its own words when Sumehr publication is not set up here."""
     module = publisher()
     if module is None:
-        return []
+        abort(503, NOT_AVAILABLE)
     try:
-        return module.list_patients(settings(), failed_only=failed_only)
+        return module.listing(settings(), show=show, search=search, sort=sort, limit=limit, offset=offset)
     except CcsyncError as exc:
+        if not module.configured(settings()):
+            abort(503, str(exc))
         if _not_set_up(exc):
             abort(503, f"Sumehr publication is not set up on this PC: {exc}")
         raise
+
+
+def patients(failed_only: bool = True) -> list[dict]:
+    """The patients not current on the HUB (every patient with a Sumehr, with failed_only=False)."""
+    if publisher() is None:
+        return []
+    return listing(show="not_up_to_date" if failed_only else "all").rows
 
 
 def retry(patient: str) -> int:
@@ -55,7 +71,7 @@ def retry(patient: str) -> int:
         abort(503, NOT_AVAILABLE)
     if not 1 <= len(patient) <= 64 or not patient.isprintable():
         abort(400, "a patient is named by 1 to 64 printable characters")
-    if patient not in {p["patient"] for p in patients(failed_only=False)}:
+    if patient not in {p["patient"] for p in patients(failed_only=False) if p["state"] != "no_consent"}:
         abort(404, f"no patient {patient} keeps a Sumehr on the HUB")
     try:
         return module.retry(settings(), patient)
@@ -65,16 +81,41 @@ def retry(patient: str) -> int:
         raise
 
 
+def _arg(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = request.args.get(name, default)
+    if value not in allowed:
+        abort(400, f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _page_number() -> int:
+    value = request.args.get("page", "1")
+    if not value.isdigit() or not 1 <= int(value) <= 100_000:
+        abort(400, "page must be a whole number from 1")
+    return int(value)
+
+
 @bp.route("")
 def index():
-    show_all = request.args.get("all") == "1"
-    problem = None
-    try:
-        rows = patients(failed_only=not show_all)
-    except ServiceUnavailable as exc:  # not set up: said on the page, which stays usable
-        rows, problem = [], exc.description
-    return render_template("sumehr/index.html", rows=rows, show_all=show_all, problem=problem,
-                           available=publisher() is not None)
+    show = "all" if request.args.get("all") == "1" else _arg("show", SHOW, "attention")
+    sort = _arg("sort", SORTS, "state")
+    search = request.args.get("q", "").strip()[:100]
+    page = _page_number()
+    problem, result = None, None
+    if publisher() is None:
+        problem = NOT_AVAILABLE
+    elif not configured():
+        problem = None
+    else:
+        try:
+            result = listing(show=show, search=search or None, sort=sort, limit=PAGE_SIZE,
+                             offset=(page - 1) * PAGE_SIZE)
+        except ServiceUnavailable as exc:  # not set up: said on the page, which stays usable
+            problem = exc.description
+    pages = max(1, -(-result.total // PAGE_SIZE)) if result else 1
+    return render_template("sumehr/index.html", result=result, show=show, sort=sort, search=search, page=page,
+                           pages=pages, problem=problem, available=publisher() is not None,
+                           is_configured=publisher() is not None and configured())
 
 
 @bp.route("/<patient>/retry", methods=["POST"])
@@ -86,4 +127,5 @@ def retry_form(patient: str):
     else:
         flash(f"Patient {patient}: nothing failed to retry; the publisher sends the latest Sumehr at its next pass.",
               "info")
-    return redirect(url_for("sumehr.index", all=request.args.get("all")))
+    back = {k: v for k, v in request.args.items() if k in ("show", "sort", "q", "page")}
+    return redirect(url_for("sumehr.index", **back))

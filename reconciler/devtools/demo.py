@@ -199,7 +199,9 @@ def _config_file(demo: Demo, hub_port: int) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write("# written by `ccsync demo` at each start\n"
-                f'[hub]\nendpoint = "http://127.0.0.1:{hub_port}/hubservices/v3"   # the HUB simulator\n')
+                "# the HUB simulator on this machine: plain http:// is accepted for loopback only\n"
+                f'[hub]\nendpoint = "http://127.0.0.1:{hub_port}/hubservices/v3"\n'
+                '[sumehr]\ninss_column = "inss"   # each Sumehr must be about the INSS of its patient\n')
     path.chmod(0o600)
     return path
 

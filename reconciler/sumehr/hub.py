@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import logging
 import re
+import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from lxml import etree
 
 from . import xmlsafe as _xml
@@ -22,6 +26,9 @@ PROTOCOL_NS = "http://www.ehealth.fgov.be/hubservices/protocol/v3"
 CORE_NS = "http://www.ehealth.fgov.be/hubservices/core/v3"
 SOAP_ACTION = '"urn:be:fgov:ehealth:hubservices:protocol:v3:PutTransaction"'
 CONTENT_TYPE = "text/xml; charset=utf-8"
+MAX_REASON = 300  # characters of a stored reason; the whole text goes to the log at DEBUG
+MAX_DEADLINE = 300.0  # seconds: the longest a HUB call may take (a claim outlives it, see publisher)
+_CHUNK = 64 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +52,14 @@ AuthHook = Callable[[OutgoingRequest], None]
 
 @dataclass(frozen=True)
 class HubConfig:
-    """Where the HUB is and how to reach it.
+    """Where the HUB is and how to reach it, checked to be safe for patient data.
 
-    verify: True (system CAs), False (no check: tests only) or the path of a CA bundle.
+    endpoint: https://, or http:// to this machine only (the HUB simulator).
+    verify: True (system CAs), False (no check: needs insecure=True, for tests only) or a CA bundle's path.
     cert: a client certificate, as one PEM path or a (cert, key) pair of paths.
     auth: called with every OutgoingRequest before it is sent (see load_auth_hook).
+    deadline: seconds for the whole call (connect, send, the whole answer); default connect + read timeouts.
+    max_answer_bytes: a longer answer is not read (a PutTransactionResponse is a few kB).
     """
 
     endpoint: str
@@ -58,13 +68,39 @@ class HubConfig:
     verify: bool | str = True
     cert: str | tuple[str, str] | None = None
     auth: AuthHook | None = None
+    insecure: bool = False
+    deadline: float | None = None
+    max_answer_bytes: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         url = urlsplit(self.endpoint)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise CcsyncError(f"HUB endpoint {self.endpoint!r} is not an http(s) URL: give the full URL")
+        if url.scheme == "http" and not is_loopback(url.hostname):
+            raise CcsyncError(f"HUB endpoint {self.endpoint!r}: plain http:// would send patients' Sumehrs "
+                              "unencrypted; it is only accepted on this machine (the HUB simulator): use https://")
+        if self.verify is False and not self.insecure:
+            raise CcsyncError("[hub] verify = false would accept any server as the HUB: set insecure = true as well "
+                              "if that is really meant (a test setup), or give the HUB's CA bundle as verify")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise CcsyncError("HUB timeouts must be positive numbers of seconds")
+        if self.deadline is None:
+            object.__setattr__(self, "deadline", min(self.connect_timeout + self.read_timeout, MAX_DEADLINE))
+        if not 0 < self.deadline <= MAX_DEADLINE:
+            raise CcsyncError(f"[hub] deadline must be between 0 and {MAX_DEADLINE:g} seconds")
+        if isinstance(self.max_answer_bytes, bool) or not isinstance(self.max_answer_bytes, int) \
+                or self.max_answer_bytes < 1024:
+            raise CcsyncError("[hub] max_answer_bytes must be a whole number of bytes, at least 1024")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a URL's host is this machine: localhost, 127.0.0.0/8 or ::1 (never a name DNS could move)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -142,18 +178,122 @@ def _send(config: HubConfig, outgoing: OutgoingRequest) -> PutResult:
     body = etree.tostring(outgoing.envelope, xml_declaration=True, encoding="UTF-8")
     if log.isEnabledFor(logging.DEBUG):  # the document is patient data: never above DEBUG
         log.debug("HUB PutTransaction request to %s: %s", outgoing.url, body.decode("utf-8"))
+    call = _Deadline(config.deadline)
     try:
-        with requests.Session() as session:
+        with requests.Session() as session, call:
+            session.mount("http://", _DeadlineAdapter(call))
+            session.mount("https://", _DeadlineAdapter(call))
             # No redirects: a 302 would turn the POST into a GET and lose the document.
-            response = session.post(outgoing.url, data=body, headers=outgoing.headers, allow_redirects=False,
-                                    timeout=(config.connect_timeout, config.read_timeout),
-                                    verify=config.verify, cert=config.cert)
-            status, answer = response.status_code, response.content
-    except requests.RequestException as exc:
+            with session.post(outgoing.url, data=body, headers=outgoing.headers, allow_redirects=False,
+                              timeout=(config.connect_timeout, config.read_timeout), stream=True,
+                              verify=config.verify, cert=config.cert) as response:
+                status, answer = response.status_code, _bounded_body(response, config.max_answer_bytes)
+    except _TooLong:
+        return _failed(f"HUB answer longer than {config.max_answer_bytes} bytes: not read")
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        if call.expired:
+            return _failed(f"HUB timeout: no complete answer within {config.deadline:g}s")
         return _failed(_network_reason(config, exc))
+    if call.expired:  # the answer was complete, but only just: the deadline still holds
+        return _failed(f"HUB timeout: no complete answer within {config.deadline:g}s")
     if log.isEnabledFor(logging.DEBUG):
         log.debug("HUB PutTransaction answer (HTTP %s): %s", status, answer.decode("utf-8", "replace"))
     return _read_answer(status, answer)
+
+
+class _TooLong(Exception):
+    """The HUB's answer passed max_answer_bytes."""
+
+
+def _bounded_body(response: requests.Response, limit: int) -> bytes:
+    """The answer's body, read in chunks and abandoned as soon as it passes `limit` bytes."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLong
+    chunks, size = [], 0
+    for chunk in response.iter_content(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise _TooLong
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Deadline:
+    """The overall deadline of one call: when it passes, the call's sockets are shut down, which ends any
+    read or write in progress (requests' timeouts are per socket operation, so an answer dripping one byte
+    at a time would never end by itself)."""
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._lock = threading.Lock()
+        self._fds: list[int] = []
+        self._done = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._done = True  # the sockets may be closed and their numbers reused from now on
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._fds.append(sock.fileno())
+            if self.expired:
+                _shut(sock.fileno())
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            for fd in self._fds:
+                _shut(fd)
+
+
+def _shut(fd: int) -> None:
+    # By file descriptor: a TLS socket is a new object around the same descriptor as the TCP one.
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.detach()
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """An adapter whose connections report their socket to the call's deadline as soon as it is connected."""
+
+    def __init__(self, call: _Deadline):
+        self._call = call
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        call = self._call
+
+        def watched(base):
+            class Connection(base):
+                def _new_conn(self):
+                    sock = super()._new_conn()
+                    call.watch(sock)
+                    return sock
+            return Connection
+
+        pools = urllib3.connectionpool
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("Pool", (pools.HTTPConnectionPool,), {"ConnectionCls": watched(pools.HTTPConnection)}),
+            "https": type("Pool", (pools.HTTPSConnectionPool,), {"ConnectionCls": watched(pools.HTTPSConnection)}),
+        }
 
 
 def _network_reason(config: HubConfig, exc: requests.RequestException) -> str:
@@ -218,11 +358,28 @@ def _acknowledged(response: etree._Element, acknowledge: etree._Element) -> PutR
         transaction_id = _xml.text_of(response.find("{*}transaction/{*}id"))
         return PutResult(True, transaction_id, errors, "")
     reason = "; ".join(description or cd for cd, description in errors if description or cd)
-    return PutResult(False, None, errors, reason or "HUB did not accept the Sumehr and gave no error")
+    return PutResult(False, None, errors,
+                     bounded_reason(reason) if reason else "HUB did not accept the Sumehr and gave no error")
 
 
 def _failed(reason: str) -> PutResult:
-    return PutResult(False, None, [], reason)
+    return PutResult(False, None, [], bounded_reason(reason))
+
+
+# An INSS (or any 11-digit number, a NIHII too) in a HUB's error text is not kept: 85010100123, 85.01.01-001.23
+_ELEVEN_DIGITS = re.compile(r"(?<!\d)\d{2}[.\s]?\d{2}[.\s]?\d{2}[-.\s]?\d{3}[.\s]?\d{2}(?!\d)")
+
+
+def bounded_reason(text: str) -> str:
+    """A reason fit to be stored and replicated: one line, no INSS-like number, at most MAX_REASON characters.
+    The whole text goes to the log at DEBUG."""
+    line = _one_line(text)
+    short = _ELEVEN_DIGITS.sub("[number]", line)
+    if len(short) > MAX_REASON:
+        short = short[:MAX_REASON - 1].rstrip() + "…"
+    if short != line:
+        log.debug("HUB reason in full: %s", line)
+    return short
 
 
 def _one_line(text: str) -> str:

@@ -58,32 +58,129 @@ DEFAULT_ITEMS = (
 
 
 # --- checking --------------------------------------------------------------------------------------
+# Every problem is a sentence for the person who must fix the document in the practice's application.
+# None of them quotes the document's content: a reason is stored, replicated and shown, and a name or
+# an INSS in it would be patient data in an error text.
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIME = re.compile(r"\d{2}:\d{2}:\d{2}(\.\d+)?")
+_INSS_SEPARATORS = re.compile(r"[\s./-]")
 
 
-def validate_sumehr(xml: bytes | str) -> list[str]:
-    """The problems that keep this document from being a publishable Sumehr; an empty list means valid."""
+def normalize_inss(value: object) -> str | None:
+    """An INSS as its 11 digits ("85.01.01-001.23" and "85010100123" are the same), or None if it is not one."""
+    if value is None:
+        return None
+    digits = _INSS_SEPARATORS.sub("", str(value))
+    return digits if _INSS.fullmatch(digits) else None
+
+
+def validate_sumehr(xml: bytes | str, patient_inss: str | None = None) -> list[str]:
+    """The problems that keep this document from being published; an empty list means it may be sent.
+
+    A publishable Sumehr is a KMEHR message with exactly one folder, exactly one patient with one INSS,
+    and exactly one transaction, a Sumehr with an author, a date and a time, marked complete and
+    validated. With `patient_inss` (the INSS in the patient's own record), the document's patient must
+    be that patient: a document for anyone else is never sent.
+    """
     try:
         root = _xml.parse(xml)
     except _xml.XmlRejected as exc:
-        return [str(exc)]
+        return [f"the document is not readable XML ({exc.human})"]
     if root.tag != f"{{{KMEHR_NS}}}kmehrmessage":
-        return [f"root element is not kmehrmessage in namespace {KMEHR_NS}"]
-    transaction = _sumehr_transaction(root)
-    problems = _patient_problems(_folder_of(root, transaction))
-    if transaction is None:
-        problems.insert(0, "no sumehr transaction (cd S=CD-TRANSACTION)")
+        return ["the document is not a KMEHR message (its root element is not kmehrmessage)"]
+    problems = _header_problems(root)
+    folders = root.findall("k:folder", NS)
+    if len(folders) != 1:
+        problems.append("the document has no folder" if not folders else
+                        f"the document has {len(folders)} folders: a Sumehr is about one patient, in one folder")
         return problems
-    for flag in ("iscomplete", "isvalidated"):
-        if _xml.text_of(transaction.find(f"k:{flag}", NS)) != "true":
-            problems.append(f"{flag} is not true")
+    folder = folders[0]
+    problems += _patient_problems(root, folder, patient_inss)
+    problems += _transaction_problems(root, folder)
     return problems
+
+
+def _header_problems(root: etree._Element) -> list[str]:
+    header = root.find("k:header", NS)
+    if header is None:
+        return ["the document has no header"]
+    return _moment_problems(header, "the document's header")
+
+
+def _moment_problems(element: etree._Element, what: str) -> list[str]:
+    problems = []
+    for tag, pattern in (("date", _DATE), ("time", _TIME)):
+        value = _xml.text_of(element.find(f"k:{tag}", NS))
+        if value is None:
+            problems.append(f"{what} has no {tag}")
+        elif not pattern.fullmatch(value) or (tag == "date" and not _is_date(value)):
+            problems.append(f"{what} has a {tag} that is not a valid {tag}")
+    return problems
+
+
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _patient_problems(root: etree._Element, folder: etree._Element, expected: str | None) -> list[str]:
+    patients = list(root.iter(f"{{{KMEHR_NS}}}patient"))
+    if len(patients) != 1 or patients[0].getparent() is not folder:
+        return ["the document names no patient" if not patients else
+                f"the document names {len(patients)} patients: a Sumehr is about one patient"]
+    ids = {_xml.text_of(id_) for id_ in patients[0].iterfind("k:id", NS) if id_.get("S") in _PATIENT_ID_SCHEMES}
+    ids.discard(None)
+    if not ids:
+        return ["the document's patient has no INSS"]
+    numbers = {normalize_inss(value) for value in ids}
+    if None in numbers:
+        return ["the document's patient has an INSS that is not 11 digits"]
+    if len(numbers) > 1:
+        return [f"the document's patient has {len(numbers)} different INSS"]
+    if expected is not None:
+        wanted = normalize_inss(expected)
+        if wanted is None:
+            return ["this patient's record has no valid INSS (11 digits): fill it in, so that the document "
+                    "can be checked to be about this patient"]
+        if numbers != {wanted}:
+            return ["the document is for another patient (its INSS is not the one in this patient's record)"]
+    return []
+
+
+def _transaction_problems(root: etree._Element, folder: etree._Element) -> list[str]:
+    sumehrs = [t for t in root.iter(f"{{{KMEHR_NS}}}transaction") if is_sumehr(t)]
+    if not sumehrs:
+        return ["the document has no Sumehr transaction"]
+    if len(sumehrs) > 1:
+        return [f"the document has {len(sumehrs)} Sumehr transactions: one is expected"]
+    transaction = sumehrs[0]
+    others = [t for t in folder.iterfind("k:transaction", NS) if t is not transaction]
+    if transaction.getparent() is not folder or others:
+        return ["the document has other transactions besides the Sumehr: only the Sumehr is sent"]
+    problems = []
+    if transaction.find("k:author/k:hcparty", NS) is None:
+        problems.append("the Sumehr has no author")
+    problems += _moment_problems(transaction, "the Sumehr")
+    for flag, word in (("iscomplete", "complete"), ("isvalidated", "validated")):
+        if _xml.text_of(transaction.find(f"k:{flag}", NS)) != "true":
+            problems.append(f"the Sumehr is not marked {word} ({flag} is not true)")
+    return problems
+
+
+def is_sumehr(transaction: etree._Element) -> bool:
+    """Whether a KMEHR transaction is a Sumehr (cd S=CD-TRANSACTION is sumehr)."""
+    return any(cd.get("S") == "CD-TRANSACTION" and _xml.text_of(cd) == "sumehr"
+               for cd in transaction.iterfind("k:cd", NS))
 
 
 def _sumehr_transaction(root: etree._Element) -> etree._Element | None:
     for transaction in root.iterfind("k:folder/k:transaction", NS):
-        for cd in transaction.iterfind("k:cd", NS):
-            if cd.get("S") == "CD-TRANSACTION" and _xml.text_of(cd) == "sumehr":
-                return transaction
+        if is_sumehr(transaction):
+            return transaction
     return None
 
 
@@ -91,22 +188,13 @@ def _folder_of(root: etree._Element, transaction: etree._Element | None) -> etre
     return transaction.getparent() if transaction is not None else root.find("k:folder", NS)
 
 
-def _patient_problems(folder: etree._Element | None) -> list[str]:
-    patient = folder.find("k:patient", NS) if folder is not None else None
-    if patient is None:
-        return ["no patient"]
-    inss = _patient_inss(patient)
-    if inss is None:
-        return ["patient has no INSS (id S=ID-PATIENT)"]
-    if not _INSS.fullmatch(inss):
-        return ["patient INSS is not 11 digits"]
-    return []
+# ID-PATIENT is the KMEHR scheme; older software still writes the retired "INSS" scheme.
+_PATIENT_ID_SCHEMES = ("ID-PATIENT", "INSS")
 
 
 def _patient_inss(patient: etree._Element) -> str | None:
     for id_ in patient.iterfind("k:id", NS):
-        # ID-PATIENT is the KMEHR scheme; older software still writes the retired "INSS" scheme.
-        if id_.get("S") in ("ID-PATIENT", "INSS"):
+        if id_.get("S") in _PATIENT_ID_SCHEMES:
             return _xml.text_of(id_)
     return None
 

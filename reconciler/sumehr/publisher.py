@@ -1,15 +1,19 @@
 """The Sumehr publisher: keep the latest Sumehr of every consenting patient on the regional HUB, list the rest.
 
+Nothing happens until ccsync.toml names the HUB ([hub] endpoint): there is no default HUB.
+
 Online, one pass (`publish`) reads the Sumehr documents and privacy flags on the cloud (the authoritative copy
 once pushed), brings ccsync.sumehr_state up to date there, and for each patient whose HUB version is behind:
 claims the patient on the cloud (committed before anything is sent, so two PCs never send the same version),
-validates the latest document, sends it with hubservices v3 PutTransaction, records the outcome and releases
-the claim. Failures are retried with capped exponential backoff. Every write is made on the cloud; the nodes
-receive ccsync.sumehr_state by replication like any tracked table.
+checks that the latest document is a publishable Sumehr of that very patient (the INSS of the patient's own
+record), sends it with hubservices v3 PutTransaction, records the outcome and ends the claim. Failures are
+retried with capped exponential backoff. Every write on the cloud goes through the ccsync.sumehr_* functions,
+which take the PC from the connected role; the nodes receive ccsync.sumehr_state by replication like any
+tracked table.
 
-Offline nothing is attempted. `list_patients` reads the node's own database, so it works offline: a patient
-whose latest local Sumehr (perhaps written offline) is newer than the HUB's version is listed with the reason
-`offline`, computed when read rather than written (a node writing the replicated rows would make conflicts).
+Offline nothing is attempted. `listing` reads the node's own database, so it works offline: a patient whose
+latest local Sumehr (perhaps written offline) is newer than the HUB's version is listed as waiting, computed
+when read rather than written (a node writing the replicated rows would make conflicts).
 
 Logging: counts only above DEBUG; patient keys at DEBUG; never a document.
 """
@@ -17,6 +21,7 @@ Logging: counts only above DEBUG; patient keys at DEBUG; never a document.
 from __future__ import annotations
 
 import logging
+import numbers
 import threading
 import time
 import uuid
@@ -25,32 +30,48 @@ from datetime import datetime
 
 import psycopg
 from lxml import etree
+from psycopg.rows import class_row
 
 from .. import db as _db, mode
 from . import xmlsafe as _xml, hub, kmehr
 from ..db import CLOUD_LINK, open_cloud, open_node
-from .tables import AppTables, resolve, state_installed
+from .tables import AppTables, Document, Due, PatientRow, resolve, state_installed
 from ..config import Settings
 from ..errors import CcsyncError, Unreachable
 
 log = logging.getLogger("ccsync.sumehr")
 
-LIST_KEYS = ("patient", "latest_version", "hub_version", "state", "reason", "since", "attempts", "last_attempt",
-             "next_attempt", "hub_transaction_id")
+LIST_KEYS = ("patient", "name", "latest_version", "hub_version", "state", "reason", "since", "attempts",
+             "last_attempt", "next_attempt", "hub_transaction_id")
+# What a person sees, in the order a list sorted by state shows them: the ones someone must look at first.
+STATES = ("invalid", "failing", "waiting", "up_to_date", "no_consent")
+ATTENTION = ("invalid", "failing")  # not up to date for a reason someone must look at
+FILTERS = ("attention", "waiting", "not_up_to_date", "up_to_date", "no_consent", "all")
+SORTS = ("patient", "name", "state", "since")
+NOT_CONFIGURED = "Sumehr publication not configured"
 OFFLINE = "offline"
-INVALID = "invalid Sumehr: "
+OFFLINE_REASON = "offline: the cloud cannot be reached; published once it can"
+_LEGACY_INVALID = "invalid Sumehr: "  # how revisions up to 0005 marked an invalid document (state failed)
 _PROBE_TIMEOUT = 2
 _TRANSPORT = ("HUB unreachable", "HUB timeout")  # hub.py's reasons when the HUB could not be reached at all
 _MAX_TRANSPORT_FAILURES = 3  # in a row, within one pass: the HUB is down, leave the rest for the next pass
+_MAX_CLAIM = 600.0  # seconds: ccsync.sumehr_claim refuses longer claims
+# The cloud notices a publisher that vanished (power cut, cable) within seconds, which ends its claim. The
+# origin names this PC for a trusted session (the schema owner); a PC's role is known by its role alone.
+_SESSION = ("select set_config('tcp_keepalives_idle', '5', false), set_config('tcp_keepalives_interval', '2', false), "
+            "set_config('tcp_keepalives_count', '2', false), set_config('tcp_user_timeout', '8000', false), "
+            "set_config('ccsync.origin', %s, false)")
 
 
 # -- configuration -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SumehrConfig:
-    """ccsync.toml [sumehr]: where the application keeps its Sumehrs and the privacy flag; the publisher's pace.
+    """ccsync.toml [sumehr]: where the application keeps its Sumehrs, the privacy flag and the patient's INSS;
+    the publisher's pace.
 
     Table names are SQL names (`public.sumehr_documents`, `app."Sumehr Docs"`), columns plain names.
-    claim_seconds defaults to the HUB's connect + read timeouts plus 30 s (a claim outlives any request).
+    name_columns: the patient's name, shown in lists and searched (None: first_name + last_name, or name, when
+    the patients table has them). claim_seconds defaults to the HUB call's deadline plus 30 s.
     """
 
     documents_table: str = "public.sumehr_documents"
@@ -61,6 +82,8 @@ class SumehrConfig:
     patients_table: str = "public.patients"
     patients_key: str = "id"
     flag_column: str = "hub_consent"
+    inss_column: str = "inss"
+    name_columns: tuple[str, ...] | None = None
     interval_seconds: float = 5.0
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
@@ -71,8 +94,9 @@ class SumehrConfig:
         return min(self.retry_base_seconds * 2 ** max(attempts - 1, 0), self.retry_max_seconds)
 
 
-HUB_DEFAULTS = {"endpoint": "http://127.0.0.1:8650/hubservices/v3", "connect_timeout": 5.0, "read_timeout": 30.0,
-                "verify": True, "cert": None, "auth": None, "author_nihii": None, "author_name": None}
+HUB_DEFAULTS = {"endpoint": None, "connect_timeout": 5.0, "read_timeout": 30.0, "deadline": None,
+                "max_answer_bytes": 1024 * 1024, "verify": True, "insecure": False, "cert": None, "auth": None,
+                "author_nihii": None, "author_name": None}
 
 
 def sumehr_config(settings: Settings) -> SumehrConfig:
@@ -88,17 +112,23 @@ def sumehr_config(settings: Settings) -> SumehrConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise CcsyncError(f"ccsync.toml [sumehr] {name} must be a positive number of seconds")
             value = float(value)
+        elif name == "name_columns":
+            if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
+                raise CcsyncError('ccsync.toml [sumehr] name_columns must be a list of column names, '
+                                  'e.g. ["first_name", "last_name"] (or [] for none)')
+            value = tuple(value)
         elif not isinstance(value, str) or not value:
             raise CcsyncError(f"ccsync.toml [sumehr] {name} must be a non-empty string")
         values[name] = value
     cfg = SumehrConfig(**values)
     if cfg.claim_seconds is None:
-        hub_doc = {**HUB_DEFAULTS, **_section(settings, "hub")}
         try:
-            claim = float(hub_doc["connect_timeout"]) + float(hub_doc["read_timeout"]) + 30.0
-        except (TypeError, ValueError):
-            claim = 65.0  # hub_config() reports the bad timeout
-        cfg = SumehrConfig(**{**values, "claim_seconds": claim})
+            deadline = _hub_config(settings).hub.deadline if configured(settings) else hub.MAX_DEADLINE
+        except CcsyncError:
+            deadline = hub.MAX_DEADLINE  # hub_config() reports the bad [hub] section
+        cfg = SumehrConfig(**{**values, "claim_seconds": deadline + 30.0})
+    if cfg.claim_seconds > _MAX_CLAIM:
+        raise CcsyncError(f"ccsync.toml [sumehr] claim_seconds must be at most {_MAX_CLAIM:g}")
     return cfg
 
 
@@ -111,18 +141,32 @@ class Publisher:
     author_name: str | None
 
 
+def configured(settings: Settings) -> bool:
+    """Whether ccsync.toml names a HUB ([hub] endpoint): without one, no Sumehr is ever sent anywhere."""
+    return bool(_section(settings, "hub").get("endpoint"))
+
+
 def hub_config(settings: Settings) -> Publisher:
-    """[hub] of ccsync.toml: endpoint, connect_timeout, read_timeout, verify, cert, auth, author_nihii, author_name."""
+    """[hub] of ccsync.toml, checked; raises "not configured" without an endpoint."""
+    if not configured(settings):
+        raise CcsyncError(f"{NOT_CONFIGURED}: set [hub] endpoint in ccsync.toml to publish Sumehrs "
+                          "(see the README's [hub] section)")
+    return _hub_config(settings)
+
+
+def _hub_config(settings: Settings) -> Publisher:
     doc = _section(settings, "hub")
     unknown = sorted(set(doc) - set(HUB_DEFAULTS))
     if unknown:
         raise CcsyncError(f"ccsync.toml [hub]: unknown key {unknown[0]!r}; known keys: {', '.join(HUB_DEFAULTS)}")
     doc = {**HUB_DEFAULTS, **doc}
-    for name in ("connect_timeout", "read_timeout"):
-        if isinstance(doc[name], bool) or not isinstance(doc[name], (int, float)):
+    for name in ("connect_timeout", "read_timeout", "deadline"):
+        if doc[name] is not None and (isinstance(doc[name], bool) or not isinstance(doc[name], (int, float))):
             raise CcsyncError(f"ccsync.toml [hub] {name} must be a number of seconds")
     if not isinstance(doc["verify"], (bool, str)):
         raise CcsyncError("ccsync.toml [hub] verify must be true, false or the path of a CA bundle")
+    if not isinstance(doc["insecure"], bool):
+        raise CcsyncError("ccsync.toml [hub] insecure must be true or false")
     cert = doc["cert"]
     if isinstance(cert, list) and len(cert) == 2 and all(isinstance(c, str) for c in cert):
         cert = (cert[0], cert[1])
@@ -133,8 +177,22 @@ def hub_config(settings: Settings) -> Publisher:
             raise CcsyncError(f"ccsync.toml [hub] {name} must be a string")
     auth = hub.load_auth_hook(doc["auth"]) if doc["auth"] else None
     config = hub.HubConfig(endpoint=doc["endpoint"], connect_timeout=float(doc["connect_timeout"]),
-                           read_timeout=float(doc["read_timeout"]), verify=doc["verify"], cert=cert, auth=auth)
+                           read_timeout=float(doc["read_timeout"]), verify=doc["verify"], cert=cert, auth=auth,
+                           insecure=doc["insecure"],
+                           deadline=None if doc["deadline"] is None else float(doc["deadline"]),
+                           max_answer_bytes=doc["max_answer_bytes"])
     return Publisher(config, doc["author_nihii"], doc["author_name"])
+
+
+_warned: set[str] = set()
+
+
+def warn_if_insecure(publisher: Publisher) -> None:
+    """Once per process and endpoint: a HUB whose certificate is not checked is worth a line in the log."""
+    if publisher.hub.verify is False and publisher.hub.endpoint not in _warned:
+        _warned.add(publisher.hub.endpoint)
+        log.warning("Sumehr publisher: the HUB's certificate is NOT checked ([hub] verify = false, insecure = true): "
+                    "any server could receive the patients' Sumehrs; for tests only")
 
 
 def _section(settings: Settings, name: str) -> dict:
@@ -146,19 +204,21 @@ def _section(settings: Settings, name: str) -> dict:
 
 # -- one publication pass -------------------------------------------------------------------------------
 def publish(settings: Settings, *, node_name: str | None = None, now: datetime | None = None) -> dict:
-    """One pass of the publisher. Offline (the cloud unreachable) nothing is attempted.
+    """One pass of the publisher. Offline (the cloud unreachable) nothing is attempted; without [hub] endpoint
+    it refuses with one line (nothing is published anywhere until a HUB is configured).
 
     `now` replaces the cloud's clock for the retry schedule only (when a failed patient is due, and its next
     attempt), so a test can step past a backoff; claims always use the cloud's clock.
 
-    JSON keys: mode (online or offline), node, patients (flagged patients with a Sumehr), published, failed
-    (the HUB refused or could not be reached), invalid (not sent: not a valid Sumehr), busy (claimed by
-    another publisher), waiting (not yet due: backoff, or an invalid document waiting for a new version),
-    not_up_to_date (after the pass, as `sumehr list --failed` counts them), seconds; offline also reason.
+    JSON keys: mode (online or offline), node, patients (consenting patients with a Sumehr), published, failed
+    (the HUB refused or could not be reached), invalid (not sent: not a publishable Sumehr of that patient),
+    busy (claimed by another publisher), waiting (not yet due: backoff, or an invalid document waiting for a
+    new version), not_up_to_date (after the pass), seconds; offline also reason.
     """
     started = time.monotonic()
-    cfg = sumehr_config(settings)
     publisher = hub_config(settings)
+    cfg = sumehr_config(settings)
+    warn_if_insecure(publisher)
     if node_name is None:
         node, node_name = open_node(settings.need_local())
         node.close()
@@ -173,6 +233,7 @@ def publish(settings: Settings, *, node_name: str | None = None, now: datetime |
                 "busy": 0, "waiting": 0, "not_up_to_date": listed, "reason": str(exc),
                 "seconds": round(time.monotonic() - started, 3)}
     with cloud:
+        cloud.execute(_SESSION, (node_name,))
         result = _publish_online(cloud, cfg, publisher, node_name, now)
     result["seconds"] = round(time.monotonic() - started, 3)
     if result["published"] or result["failed"] or result["invalid"]:
@@ -190,36 +251,37 @@ def _publish_online(cloud: psycopg.Connection, cfg: SumehrConfig, publisher: Pub
     if not state_installed(cloud):
         raise CcsyncError("the cloud's ccsync schema has no Sumehr state: run `ccsync install` to upgrade it")
     app = resolve(cloud, cfg, "cloud database")
-    _upsert(cloud, app)
+    _release_leftovers(cloud)
+    rows = _rows(cloud, app, consenting_only=True)
+    _refresh(cloud, rows)
     counts = {"published": 0, "failed": 0, "transport": 0, "invalid": 0, "busy": 0, "waiting": 0}
     transport_failures = 0
-    for key, patient, _latest, _hub, due, busy in cloud.execute(app.to_publish(), {"clock": clock}).fetchall():
-        if busy:
-            counts["busy"] += 1
-            continue
-        if not due:
+    behind = cloud.cursor(row_factory=class_row(Due)).execute(app.to_publish(), {"clock": clock}).fetchall()
+    for patient in behind:
+        if not patient.due or transport_failures >= _MAX_TRANSPORT_FAILURES:
             counts["waiting"] += 1
             continue
-        if transport_failures >= _MAX_TRANSPORT_FAILURES:
-            counts["waiting"] += 1
-            continue
-        outcome = _publish_one(cloud, app, cfg, publisher, node, key, patient, clock)
-        if outcome is None:
-            counts["busy"] += 1
-            continue
+        outcome = _publish_one(cloud, app, cfg, publisher, patient, clock)
         counts[outcome] += 1
         transport_failures = transport_failures + 1 if outcome == "transport" else 0
     counts["failed"] += counts.pop("transport", 0)
-    rows = cloud.execute(app.flagged()).fetchall()
+    rows = _rows(cloud, app, consenting_only=True)
     behind = sum(1 for r in rows if _row(r, offline=False)["state"] != "up_to_date")
     return {"mode": "online", "node": node, "patients": len(rows), **counts, "not_up_to_date": behind}
 
 
-def _upsert(cloud: psycopg.Connection, app: AppTables) -> None:
+def _rows(conn: psycopg.Connection, app: AppTables, *, consenting_only: bool) -> list[PatientRow]:
+    cursor = conn.cursor(row_factory=class_row(PatientRow))
+    return cursor.execute(app.with_documents(consenting_only=consenting_only)).fetchall()
+
+
+def _refresh(cloud: psycopg.Connection, rows: list[PatientRow]) -> None:
+    arrays = ([r.patient for r in rows], [r.latest for r in rows], [r.first_newer for r in rows])
     for attempt in (1, 2):
         try:
-            changed = cloud.execute(app.upsert_state()).rowcount
-        except psycopg.errors.DeadlockDetected:  # two publishers upserting at once: the loser tries again
+            changed = cloud.execute("select ccsync.sumehr_refresh(%s::text[], %s::bigint[], %s::timestamptz[])",
+                                    arrays).fetchone()[0]
+        except psycopg.errors.DeadlockDetected:  # two publishers refreshing at once: the loser tries again
             if attempt == 2:
                 raise
             continue
@@ -228,45 +290,61 @@ def _upsert(cloud: psycopg.Connection, app: AppTables) -> None:
         return
 
 
-def _publish_one(cloud, app: AppTables, cfg: SumehrConfig, publisher: Publisher, node: str, key, patient: str,
-                 clock: datetime | None) -> str | None:
-    """Claim, validate, send, record. Returns published/failed/transport/invalid, or None when another took it."""
-    claimed = cloud.execute(app.claim(), {"node": node, "seconds": cfg.claim_seconds, "patient": patient,
-                                          "key": key, "clock": clock}).fetchone()
-    if claimed is None:
-        return None
-    hub_version, claimed_until = claimed
+@dataclass(frozen=True)
+class _Claim:
+    claim: uuid.UUID | None
+    hub_version: int | None
+    busy: bool
+
+
+def _publish_one(cloud, app: AppTables, cfg: SumehrConfig, publisher: Publisher, due: Due,
+                 clock: datetime | None) -> str:
+    """Claim, check, send, record. Returns published/failed/transport/invalid, busy (another publisher has it)
+    or waiting (nothing to send after all)."""
+    patient = due.patient
+    claimed = cloud.cursor(row_factory=class_row(_Claim)).execute(
+        "select claim, hub_version, busy from ccsync.sumehr_claim(%s, %s, %s)",
+        (patient, cfg.claim_seconds, clock)).fetchone()
+    if claimed.claim is None:
+        return "busy" if claimed.busy else "waiting"
+    claim = claimed.claim
     log.debug("Sumehr publisher: claimed patient %s", patient)
+
+    def record(outcome: str, version: int | None, reason: str | None = None, transaction_id: str | None = None):
+        recorded = cloud.execute(
+            "select ccsync.sumehr_record(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (patient, claim, version, outcome, reason and hub.bounded_reason(reason), transaction_id,
+             cfg.retry_base_seconds, cfg.retry_max_seconds, clock)).fetchone()[0]
+        log.debug("Sumehr publisher: patient %s %s%s", patient, outcome, "" if recorded else
+                  " (not recorded: the claim ended meanwhile)")
+
     try:
-        row = cloud.execute(app.latest_document(), {"key": key}).fetchone()
-        if row is None or (hub_version is not None and row[0] <= hub_version):
-            # the documents went away or back to an older version: an older one never replaces a newer one
-            _record(cloud, cfg, patient, node, claimed_until, clock, version=row[0] if row else None,
-                    outcome="nothing")
+        doc = cloud.cursor(row_factory=class_row(Document)).execute(app.latest_document(), {"key": due.key}).fetchone()
+        if doc is None:  # the flag went off, or the documents went away, since the list was read
+            _release(cloud, patient, claim)
             return "waiting"
-        version, document = row  # str (text, xml) or bytes (bytea): both parse the same
-        problems = kmehr.validate_sumehr(document)
+        if claimed.hub_version is not None and doc.version <= claimed.hub_version:
+            record("nothing", doc.version)  # an older document never replaces a newer one on the HUB
+            return "waiting"
+        problems = kmehr.validate_sumehr(doc.document, doc.inss or "")
         if problems:
-            _record(cloud, cfg, patient, node, claimed_until, clock, version=version, outcome="invalid",
-                    reason=INVALID + "; ".join(problems))
+            record("invalid", doc.version, "; ".join(problems))
             return "invalid"
-        document, nihii, name = _prepared(document, version)
+        document, nihii, name = _prepared(doc.document, doc.version)
         nihii = publisher.author_nihii or nihii
         if not nihii:
-            _record(cloud, cfg, patient, node, claimed_until, clock, version=version, outcome="failed",
-                    reason="no author NIHII in the Sumehr: set [hub] author_nihii in ccsync.toml")
+            record("failed", doc.version, "no author NIHII in the Sumehr: set [hub] author_nihii in ccsync.toml")
             return "failed"
         result = hub.put_transaction(publisher.hub, document, request_id=f"{nihii}.{uuid.uuid4().hex}",
                                      author_nihii=nihii, author_name=publisher.author_name or name or "ccsync")
+        if result.ok:
+            record("published", doc.version, transaction_id=result.transaction_id)
+            return "published"
+        record("failed", doc.version, result.reason)
+        return "transport" if result.reason.startswith(_TRANSPORT) else "failed"
     except BaseException:
-        _release(cloud, patient, node, claimed_until)  # crash-safe anyway: an unreleased claim expires
+        _release(cloud, patient, claim)
         raise
-    if result.ok:
-        _record(cloud, cfg, patient, node, claimed_until, clock, version=version, outcome="published",
-                transaction_id=result.transaction_id)
-        return "published"
-    _record(cloud, cfg, patient, node, claimed_until, clock, version=version, outcome="failed", reason=result.reason)
-    return "transport" if result.reason.startswith(_TRANSPORT) else "failed"
 
 
 def _prepared(document: bytes | str, version: int) -> tuple[bytes | str, str | None, str | None]:
@@ -274,9 +352,7 @@ def _prepared(document: bytes | str, version: int) -> tuple[bytes | str, str | N
     with the author's NIHII and name. Unchanged bytes when it already carries the right version."""
     root = _xml.parse(document)
     ns = {"k": kmehr.KMEHR_NS}
-    transaction = next(t for t in root.iterfind("k:folder/k:transaction", ns)
-                       if any(cd.get("S") == "CD-TRANSACTION" and _xml.text_of(cd) == "sumehr"
-                              for cd in t.iterfind("k:cd", ns)))
+    transaction = next(t for t in root.iterfind("k:folder/k:transaction", ns) if kmehr.is_sumehr(t))
     nihii = _xml.text_of(transaction.find("k:author/k:hcparty/k:id[@S='ID-HCPARTY']", ns))
     name = _xml.text_of(transaction.find("k:author/k:hcparty/k:name", ns))
     stamp = next((i for i in transaction.iterfind("k:id", ns)
@@ -291,134 +367,177 @@ def _prepared(document: bytes | str, version: int) -> tuple[bytes | str, str | N
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8"), nihii, name
 
 
-def _record(cloud, cfg: SumehrConfig, patient: str, node: str, claimed_until, clock, *, version: int | None,
-            outcome: str, reason: str | None = None, transaction_id: str | None = None) -> None:
-    """Write the outcome of one attempt on the cloud and release our claim (if it is still ours)."""
-    with cloud.transaction():
-        row = cloud.execute(
-            "select latest_version, hub_version, hub_transaction_id, state, attempts, claimed_by, claimed_until, "
-            "now() from ccsync.sumehr_state where patient = %s for update",
-            (patient,),
-        ).fetchone()
-        if row is None:
-            return
-        latest, hub_version, tid, state, attempts, by, until, db_now = row
-        next_attempt = None
-        if outcome == "nothing":  # the newest document is not newer than the HUB's (or there is none left)
-            latest, reason = version, None
-        elif outcome == "published":
-            if hub_version is None or version >= hub_version:
-                hub_version, tid = version, transaction_id
-            latest = max(latest or 0, version)
-            reason, attempts = None, 0
-        else:  # failed or invalid
-            latest = max(latest or 0, version)
-            attempts += 1
-            if outcome == "failed":  # an invalid document waits for a new version or a retry
-                next_attempt = (clock or db_now).timestamp() + cfg.backoff(attempts)
-        if latest is not None and hub_version is not None and hub_version >= latest:
-            state_now, reason, next_attempt = "up_to_date", None, None
-        elif outcome == "nothing":
-            state_now = state
-        elif latest is not None and version < latest:
-            state_now, next_attempt = "pending", None  # a newer version came in meanwhile: try it now
-        elif outcome == "published":
-            state_now = "pending"
-        else:
-            state_now = "failed"
-        mine = by == node and until == claimed_until
-        cloud.execute(
-            "update ccsync.sumehr_state set latest_version = %(latest)s, hub_version = %(hub)s, "
-            "hub_transaction_id = %(tid)s, state = %(state)s, reason = %(reason)s, attempts = %(attempts)s, "
-            "last_attempt = case when %(attempted)s then now() else last_attempt end, "
-            "next_attempt = to_timestamp(%(next)s), "
-            "since = case when (state = 'up_to_date') = (%(state)s = 'up_to_date') then since else now() end, "
-            "claimed_by = case when %(mine)s then null else claimed_by end, "
-            "claimed_until = case when %(mine)s then null else claimed_until end, updated_at = now() "
-            "where patient = %(patient)s",
-            {"latest": latest, "hub": hub_version, "tid": tid, "state": state_now, "reason": reason,
-             "attempts": attempts, "attempted": outcome != "nothing", "next": next_attempt, "mine": mine,
-             "patient": patient},
-        )
-    log.debug("Sumehr publisher: patient %s %s", patient, outcome)
+# Claims this process could not end (the cloud connection broke mid-publication): ended at the next pass, so
+# the patient is not held back until the claim's time runs out.
+_leftovers: dict[str, uuid.UUID] = {}
+_leftovers_lock = threading.Lock()
 
 
-def _release(cloud, patient: str, node: str, claimed_until) -> None:
+def _release(cloud, patient: str, claim: uuid.UUID) -> None:
     try:
         if not cloud.closed and cloud.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            cloud.execute("update ccsync.sumehr_state set claimed_by = null, claimed_until = null, updated_at = now() "
-                          "where patient = %s and claimed_by = %s and claimed_until = %s",
-                          (patient, node, claimed_until))
+            cloud.execute("select ccsync.sumehr_release(%s, %s)", (patient, claim))
+            return
     except psycopg.Error:
         pass
+    with _leftovers_lock:
+        _leftovers[patient] = claim
+
+
+def _release_leftovers(cloud) -> None:
+    with _leftovers_lock:
+        pending = dict(_leftovers)
+        _leftovers.clear()
+    for patient, claim in pending.items():
+        cloud.execute("select ccsync.sumehr_release(%s, %s)", (patient, claim))
 
 
 # -- reading the state (the node's database: works offline) ---------------------------------------------
-def list_patients(settings: Settings, *, failed_only: bool = False) -> list[dict]:
-    """Every patient whose flag is on and who has a Sumehr, from this PC's database (works offline).
+@dataclass(frozen=True)
+class Listing:
+    """One page of the Sumehr list: the rows, how many match in all, and how many patients are in each state."""
 
-    failed_only: the patients whose HUB version is not the latest. Offline (the service says so, or the
-    cloud does not answer) a patient not up to date has the reason `offline`, unless its latest document
-    is invalid (being online would not help it).
+    rows: list[dict]
+    total: int
+    counts: dict[str, int]
 
-    JSON keys of each item: patient, latest_version, hub_version, state (up_to_date, pending, failed),
-    reason, since (when it entered that state; ISO 8601), attempts, last_attempt, next_attempt (null:
-    as soon as a publisher runs, or for an invalid document when a new version comes or on retry),
-    hub_transaction_id.
+
+def listing(settings: Settings, *, show: str = "all", search: str | None = None, sort: str = "patient",
+            limit: int | None = None, offset: int = 0) -> Listing:
+    """The patients with a Sumehr, from this PC's database (works offline), filtered, searched, sorted, paged.
+
+    show: attention (invalid or failing: someone must look), waiting, not_up_to_date (the three), up_to_date,
+    no_consent, or all. search: words that must each appear in the patient's key or name, or digits of the
+    INSS (any notation). sort: patient (by key, numerically when the key is a number), name, state (the ones
+    to look at first), since (the longest waiting first).
     """
+    if not configured(settings):
+        raise CcsyncError(f"{NOT_CONFIGURED}: set [hub] endpoint in ccsync.toml (see the README's [hub] section)")
+    if show not in FILTERS:
+        raise CcsyncError(f"unknown filter {show!r}: use one of {', '.join(FILTERS)}")
+    if sort not in SORTS:
+        raise CcsyncError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
+    if limit is not None and limit < 1 or offset < 0:
+        raise CcsyncError("limit must be at least 1 and offset at least 0")
     cfg = sumehr_config(settings)
     with _db.connect(settings.need_local(), role="local database", autocommit=True) as conn:
         _db.identity(conn)
         offline = _offline(settings, conn)
-        rows = _local_rows(conn, cfg)
-    out = [_row(r, offline=offline) for r in rows]
-    if failed_only:
-        out = [r for r in out if r["state"] != "up_to_date"]
-    for r in out:
+        rows = _rows(conn, resolve(conn, cfg, "local database"), consenting_only=False)
+    items = [(r, _row(r, offline=offline)) for r in rows]
+    counts = {state: 0 for state in STATES}
+    for _, item in items:
+        counts[item["state"]] += 1
+    items = [(r, item) for r, item in items if _shown(item["state"], show) and _matches(r, search)]
+    items.sort(key=_SORT_KEYS[sort])
+    page = items[offset:offset + limit if limit else None]
+    out = []
+    for _, item in page:
         for k in ("since", "last_attempt", "next_attempt"):
-            r[k] = r[k].isoformat() if r[k] else None
-    return out
+            item[k] = item[k].isoformat() if item[k] else None
+        out.append(item)
+    return Listing(out, len(items), counts)
 
 
-def count_not_up_to_date(conn: psycopg.Connection, settings: Settings) -> int:
-    """How many patients `sumehr list --failed` lists, on an open connection to the node (for `ccsync status`).
+def list_patients(settings: Settings, *, failed_only: bool = False, **options) -> list[dict]:
+    """The rows of `listing` (every patient with a Sumehr; failed_only: those whose HUB version is behind).
 
-    Without the configured tables in this database it counts the state rows that are not up to date.
+    JSON keys of each item: patient, name (null when the configured tables have none), latest_version,
+    hub_version, state (up_to_date, waiting, failing, invalid, no_consent), reason (in words; null when up to
+    date), since (when it entered that state; ISO 8601), attempts (failed tries in a row), last_attempt,
+    next_attempt (null: as soon as a publisher runs; for an invalid document, when a new version comes or on
+    retry), hub_transaction_id.
     """
+    if failed_only:
+        options["show"] = "not_up_to_date"
+    return listing(settings, **options).rows
+
+
+def _shown(state: str, show: str) -> bool:
+    if show == "all":
+        return True
+    if show == "attention":
+        return state in ATTENTION
+    if show == "not_up_to_date":
+        return state in ATTENTION or state == "waiting"
+    return state == show
+
+
+def _matches(r: PatientRow, search: str | None) -> bool:
+    if not search or not search.strip():
+        return True
+    digits = kmehr.normalize_inss(search)
+    if digits is not None or search.strip().replace(".", "").replace("-", "").isdigit():
+        wanted = "".join(ch for ch in search if ch.isdigit())
+        record = "".join(ch for ch in (r.inss or "") if ch.isdigit())
+        if wanted and wanted in record:
+            return True
+    haystack = f"{r.patient} {r.name or ''}".casefold()
+    return all(word in haystack for word in search.casefold().split())
+
+
+def _natural(value) -> tuple:
+    """Numbers by value (9 before 10, Decimal keys too), then anything else by its text."""
+    if isinstance(value, numbers.Number) and not isinstance(value, (bool, complex)):
+        return (0, value, "")
+    return (1, 0, str(value))
+
+
+_SORT_KEYS = {
+    "patient": lambda pair: _natural(pair[0].key),
+    "name": lambda pair: ((pair[0].name or "").casefold(), _natural(pair[0].key)),
+    "state": lambda pair: (STATES.index(pair[1]["state"]), _natural(pair[0].key)),
+    "since": lambda pair: (pair[1]["since"] is None, pair[1]["since"].timestamp() if pair[1]["since"] else 0,
+                           _natural(pair[0].key)),
+}
+
+
+def summary(conn: psycopg.Connection, settings: Settings) -> dict:
+    """The Sumehr figures of `ccsync status`, on an open connection to the node.
+
+    Keys: configured (a HUB is named in ccsync.toml), attention (invalid or failing: someone must look; null
+    when not configured), waiting (not yet on the HUB, offline or not yet tried; null when not configured).
+    Without the configured tables in this database it counts the state rows.
+    """
+    if not configured(settings):
+        return {"configured": False, "attention": None, "waiting": None}
     if not state_installed(conn):
-        return 0
+        return {"configured": True, "attention": 0, "waiting": 0}
     try:
         with conn.transaction():  # a savepoint: a failed lookup leaves the caller's transaction usable
-            rows = _local_rows(conn, sumehr_config(settings))
+            rows = _rows(conn, resolve(conn, sumehr_config(settings), "local database"), consenting_only=True)
     except (CcsyncError, psycopg.Error):
-        return conn.execute("select count(*) from ccsync.sumehr_state where state <> 'up_to_date'").fetchone()[0]
-    return sum(1 for r in rows if _row(r, offline=False)["state"] != "up_to_date")
+        attention, waiting = conn.execute(
+            "select count(*) filter (where state in ('failed', 'invalid')), count(*) filter (where state = 'pending') "
+            "from ccsync.sumehr_state").fetchone()
+        return {"configured": True, "attention": attention, "waiting": waiting}
+    states = [_row(r, offline=False)["state"] for r in rows]
+    return {"configured": True, "attention": sum(s in ATTENTION for s in states),
+            "waiting": sum(s == "waiting" for s in states)}
 
 
-def _local_rows(conn, cfg: SumehrConfig) -> list[tuple]:
-    app = resolve(conn, cfg, "local database")
-    return conn.execute(app.flagged() + psycopg.sql.SQL(" order by 2")).fetchall()
-
-
-def _row(r: tuple, *, offline: bool) -> dict:
-    """One patient as listed, from a flagged() row: the state row corrected by what the documents say now."""
-    (_key, patient, latest_local, first_newer, s_latest, hub_version, s_state, s_reason, s_since, attempts,
-     last_attempt, next_attempt, tid) = r
-    latest = max(v for v in (latest_local, s_latest) if v is not None)
-    current = s_state is not None and s_latest == latest  # the state row is about the latest version
-    if hub_version is not None and hub_version >= latest:
-        state, reason, since = "up_to_date", None, s_since if s_state == "up_to_date" else None
-    elif current and s_state in ("pending", "failed"):
-        state, reason, since = s_state, s_reason, s_since
-    else:  # a version the publisher has not seen yet (written offline, or just now)
-        state, reason, since = "pending", None, first_newer or s_since
-    if offline and state != "up_to_date" and not (current and (reason or "").startswith(INVALID)):
-        reason = OFFLINE
-    if not current:
-        attempts, next_attempt = 0, None
-    return {"patient": patient, "latest_version": latest, "hub_version": hub_version, "state": state,
-            "reason": reason, "since": since, "attempts": attempts or 0, "last_attempt": last_attempt,
-            "next_attempt": next_attempt, "hub_transaction_id": tid}
+def _row(r: PatientRow, *, offline: bool) -> dict:
+    """One patient as listed: the state row corrected by what the documents say now."""
+    latest = max(v for v in (r.latest, r.s_latest) if v is not None)
+    current = r.s_state is not None and r.s_latest == latest  # the state row is about the latest version
+    attempts, last_attempt, next_attempt = r.attempts or 0, r.last_attempt, r.next_attempt
+    invalid = r.s_state == "invalid" or (r.s_state == "failed" and (r.s_reason or "").startswith(_LEGACY_INVALID))
+    if not r.consent:
+        state, reason, since = "no_consent", None, None
+        attempts, last_attempt, next_attempt = 0, None, None
+    elif r.hub_version is not None and r.hub_version >= latest:
+        state, reason, since = "up_to_date", None, r.s_since if r.s_state == "up_to_date" else None
+    elif current and invalid:
+        state, reason, since = "invalid", (r.s_reason or "").removeprefix(_LEGACY_INVALID), r.s_since
+    elif current and r.s_state == "failed":
+        state, reason, since = "failing", r.s_reason, r.s_since
+    else:  # never tried yet: a version the publisher has not seen (written offline, or just now), or pending
+        state, reason, since = "waiting", OFFLINE_REASON if offline else None, r.first_newer or r.s_since
+        if not current:
+            attempts, last_attempt, next_attempt = 0, None, None
+    return {"patient": r.patient, "name": r.name, "latest_version": latest, "hub_version": r.hub_version,
+            "state": state, "reason": reason, "since": since, "attempts": attempts, "last_attempt": last_attempt,
+            "next_attempt": next_attempt, "hub_transaction_id": r.hub_transaction_id}
 
 
 def _offline(settings: Settings, node: psycopg.Connection) -> bool:
@@ -429,9 +548,10 @@ def _offline(settings: Settings, node: psycopg.Connection) -> bool:
 def _count_offline(settings: Settings) -> int | None:
     try:
         with _db.connect(settings.need_local(), role="local database", autocommit=True) as conn:
-            return count_not_up_to_date(conn, settings)
+            counts = summary(conn, settings)
     except (CcsyncError, psycopg.Error):
         return None
+    return None if counts["attention"] is None else counts["attention"] + counts["waiting"]
 
 
 # -- retry ---------------------------------------------------------------------------------------------
@@ -441,6 +561,7 @@ def retry(settings: Settings, patient: str | None = None) -> int:
     Written on the cloud, the only place the publisher reads it; offline there is nothing to retry yet
     (the publisher starts again by itself once the cloud answers).
     """
+    hub_config(settings)  # not configured: one line saying so
     try:
         cloud = _cloud(settings)
     except Unreachable:
@@ -449,6 +570,9 @@ def retry(settings: Settings, patient: str | None = None) -> int:
     with cloud:
         if not state_installed(cloud):
             raise CcsyncError("the cloud's ccsync schema has no Sumehr state: run `ccsync install` to upgrade it")
+        node, name = open_node(settings.need_local())
+        node.close()
+        cloud.execute(_SESSION, (name,))
         if patient is not None:
             known = cloud.execute("select exists (select 1 from ccsync.sumehr_state where patient = %s)",
                                   (patient,)).fetchone()[0]
@@ -457,12 +581,7 @@ def retry(settings: Settings, patient: str | None = None) -> int:
                 if not cloud.execute(app.is_patient(), (patient,)).fetchone()[0]:
                     raise CcsyncError(f"unknown patient {patient!r}: no patient with that key keeps a Sumehr on "
                                       "the HUB (see `ccsync sumehr list`)")
-        query = "update ccsync.sumehr_state set next_attempt = now(), updated_at = now() where state <> 'up_to_date'"
-        params: tuple = ()
-        if patient is not None:
-            query += " and patient = %s"
-            params = (patient,)
-        count = cloud.execute(query, params).rowcount
+        count = cloud.execute("select ccsync.sumehr_retry(%s)", (patient,)).fetchone()[0]
     log.info("Sumehr publisher: %s patient(s) to retry now", count)
     return count
 
@@ -470,7 +589,8 @@ def retry(settings: Settings, patient: str | None = None) -> int:
 # -- the service task ----------------------------------------------------------------------------------
 class PublisherTask:
     """A `ccsync run` task: a publication pass at most every interval_seconds while online, and at once when
-    the service comes online. The pass runs in a thread of its own, so a slow HUB never holds up the sync."""
+    the service comes online. The pass runs in a thread of its own, so a slow HUB never holds up the sync.
+    Without [hub] endpoint it says so once and never runs."""
 
     __name__ = "Sumehr publisher"
 
@@ -480,6 +600,8 @@ class PublisherTask:
         self._last = float("-inf")
         self._was_online = False
         self._last_error: str | None = None
+        self._checked = False
+        self._off = False
 
     def __call__(self, service) -> None:
         try:
@@ -487,18 +609,33 @@ class PublisherTask:
         except Exception as exc:  # noqa: BLE001 — a task must never stop the sync service
             log.warning("Sumehr publisher not started: %s", _one_line(exc))
 
+    def _start(self, settings: Settings) -> None:
+        """Once per service: off without a HUB; the insecure warning; the pace."""
+        self._checked = True
+        if not configured(settings):
+            self._off = True
+            log.info("%s ([hub] endpoint in ccsync.toml): no Sumehr is sent to any HUB", NOT_CONFIGURED)
+            return
+        try:
+            warn_if_insecure(hub_config(settings))
+            if self.interval is None:
+                self.interval = sumehr_config(settings).interval_seconds
+        except CcsyncError:
+            pass  # each pass reports the configuration error
+        if self.interval is None:
+            self.interval = SumehrConfig.interval_seconds
+
     def _tick(self, service) -> None:
+        if not self._checked:
+            self._start(service.settings)
+        if self._off:
+            return
         sides = service.sides
         if sides is None or sides.cloud is None or sides.cloud.closed:
             self._was_online = False  # offline: nothing is attempted
             return
         if self._thread is not None and self._thread.is_alive():
             return
-        if self.interval is None:
-            try:
-                self.interval = sumehr_config(service.settings).interval_seconds
-            except CcsyncError:
-                self.interval = SumehrConfig.interval_seconds  # each pass reports the configuration error
         now = time.monotonic()
         if self._was_online and now - self._last < self.interval:
             return

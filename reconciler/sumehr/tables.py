@@ -1,20 +1,63 @@
 """The SQL of the Sumehr publisher: the application's tables as configured, checked, and the queries over them.
 
-ccsync does not own the application's schema: the table of Sumehr documents and the patient's privacy flag
-come from ccsync.toml. Their names are looked up in the catalog (so quoting follows SQL) and composed with
-psycopg.sql.Identifier, never formatted into a query.
+ccsync does not own the application's schema: the table of Sumehr documents, the patient's privacy flag, INSS
+and name come from ccsync.toml. Their names are looked up in the catalog (so quoting follows SQL) and composed
+with psycopg.sql.Identifier, never formatted into a query.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from ..errors import CcsyncError
 
-STATE = sql.SQL("ccsync.sumehr_state")
+# Names the patient's name columns often have, tried in this order when [sumehr] name_columns is not set.
+_NAME_GUESSES = (("first_name", "last_name"), ("firstname", "lastname"), ("name",), ("full_name",))
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    """A patient with at least one Sumehr, as the documents and the replicated publication state say."""
+
+    key: Any  # the patient's key in its own type (so 10 sorts after 9)
+    patient: str  # the key as text: how ccsync.sumehr_state names the patient
+    consent: bool
+    name: str | None
+    inss: str | None
+    latest: int  # the latest version among the documents
+    first_newer: datetime | None  # when the first version newer than the HUB's was written
+    s_latest: int | None  # the state row (all None when there is none yet)
+    hub_version: int | None
+    s_state: str | None
+    s_reason: str | None
+    s_since: datetime | None
+    attempts: int | None
+    last_attempt: datetime | None
+    next_attempt: datetime | None
+    hub_transaction_id: str | None
+
+
+@dataclass(frozen=True)
+class Due:
+    """A consenting patient whose HUB version is behind."""
+
+    key: Any
+    patient: str
+    due: bool  # false: waiting for its backoff, or an invalid document waiting for a new version
+
+
+@dataclass(frozen=True)
+class Document:
+    """A patient's newest Sumehr, with the INSS of the patient's own record to check it against."""
+
+    version: int
+    document: str | bytes  # text, xml or bytea columns: both parse the same
+    inss: str | None
 
 
 @dataclass(frozen=True)
@@ -29,16 +72,21 @@ class AppTables:
     patients: sql.Composed
     key: sql.Identifier
     flag: sql.Identifier
+    inss: sql.Identifier
+    names: tuple[sql.Identifier, ...]
 
     # -- the queries -------------------------------------------------------------------------------
-    def flagged(self) -> sql.Composed:
-        """Every patient whose flag is on and who has a Sumehr: native key, key as text, latest version,
-        creation time of the first version newer than the HUB's, and the publication state (null columns
-        without a state row)."""
+    def with_documents(self, *, consenting_only: bool) -> sql.Composed:
+        """Every patient with at least one Sumehr (only those whose flag is on, with consenting_only), as
+        PatientRow: the documents' latest version and the publication state (None without a state row)."""
+        name = (sql.SQL("nullif(concat_ws(' ', {}), '')").format(
+            sql.SQL(", ").join(sql.SQL("p.{}::text").format(column) for column in self.names))
+            if self.names else sql.SQL("null::text"))
         return sql.SQL(
-            "select p.{key} as key, p.{key}::text as patient, l.latest, l.first_newer, s.latest_version, "
-            "s.hub_version, s.state, s.reason, s.since, s.attempts, s.last_attempt, s.next_attempt, "
-            "s.hub_transaction_id "
+            "select p.{key} as key, p.{key}::text as patient, coalesce(p.{flag}, false) as consent, "
+            "{name} as name, p.{inss}::text as inss, l.latest, l.first_newer, "
+            "s.latest_version as s_latest, s.hub_version, s.state as s_state, s.reason as s_reason, "
+            "s.since as s_since, s.attempts, s.last_attempt, s.next_attempt, s.hub_transaction_id "
             "from {patients} p "
             "left join ccsync.sumehr_state s on s.patient = p.{key}::text "
             "cross join lateral ("
@@ -46,65 +94,27 @@ class AppTables:
             "         (min(d.{created}) filter (where d.{version} > coalesce(s.hub_version, -1)))::timestamptz "
             "         as first_newer "
             "  from {documents} d where d.{patient} = p.{key}) l "
-            "where p.{flag} is true and l.latest is not null"
-        ).format(**self._names())
-
-    def upsert_state(self) -> sql.Composed:
-        """Bring latest_version up to date for every flagged patient (cloud only); a new version starts a
-        fresh publication (pending, no backoff); rows that did not change are not written (no journal churn)."""
-        up = sql.SQL("coalesce(s.hub_version, -1) >= excluded.latest_version")
-        newer = sql.SQL("(excluded.latest_version > coalesce(s.latest_version, -1))")
-        fresh = sql.SQL("({up} or {newer})").format(up=up, newer=newer)
-        state = sql.SQL(
-            "(case when {up} then 'up_to_date' when {newer} then 'pending' else s.state end)"
-        ).format(up=up, newer=newer)
-        return sql.SQL(
-            "insert into ccsync.sumehr_state as s (patient, latest_version, state, since) "
-            "select c.patient, c.latest, case when coalesce(c.hub_version, -1) >= c.latest then 'up_to_date' "
-            "else 'pending' end, least(coalesce(c.first_newer, now()), now()) "
-            "from ({flagged}) c order by c.patient "
-            "on conflict (patient) do update set "
-            "latest_version = excluded.latest_version, "
-            "state = {state}, "
-            "reason = case when {fresh} then null else s.reason end, "
-            "attempts = case when {fresh} then 0 else s.attempts end, "
-            "next_attempt = case when {fresh} then null else s.next_attempt end, "
-            "since = case when (s.state = 'up_to_date') = ({state} = 'up_to_date') then s.since "
-            "when {up} then now() else excluded.since end, "
-            "updated_at = now() "
-            "where s.latest_version is distinct from excluded.latest_version"
-        ).format(flagged=self.flagged(), state=state, fresh=fresh, up=up)
+            "where l.latest is not null {consenting}"
+        ).format(name=name, consenting=sql.SQL("and p.{flag} is true").format(flag=self.flag)
+                 if consenting_only else sql.SQL(""), **self._names())
 
     def to_publish(self) -> sql.Composed:
-        """The flagged patients whose HUB version is behind, with whether they are due and whether another
-        publisher holds them. Parameter: clock (null: the database's now())."""
+        """The consenting patients whose HUB version is behind, oldest first, as Due.
+        Parameter: clock (null: the database's now())."""
         return sql.SQL(
-            "select p.{key}, s.patient, s.latest_version, s.hub_version, {due} as due, "
-            "coalesce(s.claimed_until >= now(), false) as busy "
+            "select p.{key} as key, s.patient, {due} as due "
             "from ccsync.sumehr_state s join {patients} p on p.{key}::text = s.patient and p.{flag} is true "
             "where s.state <> 'up_to_date' and s.latest_version > coalesce(s.hub_version, -1) "
             "order by s.since, s.patient"
         ).format(due=DUE, **self._names())
 
-    def claim(self) -> sql.Composed:
-        """Take one patient for this publisher, committed before anything is sent; re-checked under the row
-        lock, so of two publishers one gets the row and the other gets nothing.
-        Parameters: node, seconds, patient, key, clock."""
-        return sql.SQL(
-            "update ccsync.sumehr_state s set claimed_by = %(node)s, "
-            "claimed_until = now() + make_interval(secs => %(seconds)s), updated_at = now() "
-            "where s.patient = %(patient)s and s.state <> 'up_to_date' "
-            "and s.latest_version > coalesce(s.hub_version, -1) and {due} "
-            "and (s.claimed_until is null or s.claimed_until < now()) "
-            "and exists (select 1 from {patients} p where p.{key} = %(key)s and p.{flag} is true) "
-            "returning s.hub_version, s.claimed_until"
-        ).format(due=DUE, **self._names())
-
     def latest_document(self) -> sql.Composed:
-        """The newest Sumehr of one patient (parameter: key, the patient's native key)."""
+        """The newest Sumehr of one consenting patient, as Document (parameter: key, the patient's native key);
+        no row once the patient's flag is off."""
         return sql.SQL(
-            "select d.{version}::bigint, d.{kmehr} from {documents} d where d.{patient} = %(key)s "
-            "order by d.{version} desc limit 1"
+            "select d.{version}::bigint as version, d.{kmehr} as document, p.{inss}::text as inss "
+            "from {documents} d join {patients} p on p.{key} = d.{patient} and p.{flag} is true "
+            "where d.{patient} = %(key)s order by d.{version} desc limit 1"
         ).format(**self._names())
 
     def is_patient(self) -> sql.Composed:
@@ -115,10 +125,11 @@ class AppTables:
     def _names(self) -> dict:
         return {"documents": self.documents, "patient": self.patient, "version": self.version,
                 "kmehr": self.kmehr, "created": self.created, "patients": self.patients, "key": self.key,
-                "flag": self.flag}
+                "flag": self.flag, "inss": self.inss}
 
 
-# A failed row with no next attempt waits for a new version or `ccsync sumehr retry` (an invalid document).
+# A failed row is due after its backoff; an invalid one only after `ccsync sumehr retry` (or a new version,
+# which makes the row pending again). ccsync.sumehr_claim checks the same rule under the row lock.
 DUE = sql.SQL("(s.next_attempt <= coalesce(%(clock)s::timestamptz, now()) "
               "or (s.next_attempt is null and s.state = 'pending'))")
 
@@ -130,16 +141,25 @@ def resolve(conn: psycopg.Connection, cfg, where: str) -> AppTables:
     for option in ("patient_column", "version_column", "kmehr_column", "created_column"):
         _column(docs_columns, getattr(cfg, option), option, cfg.documents_table, where)
     _column(patients_columns, cfg.patients_key, "patients_key", cfg.patients_table, where)
+    _column(patients_columns, cfg.inss_column, "inss_column", cfg.patients_table, where,
+            why=" (the patient's INSS, to check that each Sumehr is about that very patient)")
     flag_type = _column(patients_columns, cfg.flag_column, "flag_column", cfg.patients_table, where)
     if flag_type != "boolean":
         raise CcsyncError(
             f"Sumehr configuration: {cfg.patients_table}.{cfg.flag_column} is {flag_type}, not boolean: "
             "set [sumehr] flag_column in ccsync.toml to the patient's boolean privacy flag"
         )
+    if cfg.name_columns is None:
+        names = next((guess for guess in _NAME_GUESSES if all(c in patients_columns for c in guess)), ())
+    else:
+        names = tuple(cfg.name_columns)
+        for column in names:
+            _column(patients_columns, column, "name_columns", cfg.patients_table, where)
     return AppTables(
         documents=docs_table, patient=sql.Identifier(cfg.patient_column), version=sql.Identifier(cfg.version_column),
         kmehr=sql.Identifier(cfg.kmehr_column), created=sql.Identifier(cfg.created_column),
         patients=patients_table, key=sql.Identifier(cfg.patients_key), flag=sql.Identifier(cfg.flag_column),
+        inss=sql.Identifier(cfg.inss_column), names=tuple(sql.Identifier(c) for c in names),
     )
 
 
@@ -168,8 +188,8 @@ def _table(conn, name: str, option: str, where: str) -> tuple[sql.Composed, dict
     return sql.SQL(".").join([sql.Identifier(row[0]), sql.Identifier(row[1])]), columns
 
 
-def _column(columns: dict[str, str], name: str, option: str, table: str, where: str) -> str:
+def _column(columns: dict[str, str], name: str, option: str, table: str, where: str, why: str = "") -> str:
     if name not in columns:
-        raise CcsyncError(f"Sumehr configuration: column {name!r} does not exist in {table} in the {where}: "
+        raise CcsyncError(f"Sumehr configuration: column {name!r} does not exist in {table} in the {where}{why}: "
                           f"set [sumehr] {option} in ccsync.toml")
     return columns[name]

@@ -6,7 +6,14 @@ from lxml import etree
 
 
 class XmlRejected(ValueError):
-    """Bytes that we refuse to treat as XML: not well-formed, or carrying a DOCTYPE."""
+    """Bytes that we refuse to treat as XML: not well-formed, or carrying a DOCTYPE.
+
+    str() is the parser's own words (for the log); `human` says it for a person, without quoting the content.
+    """
+
+    def __init__(self, message: str, human: str):
+        super().__init__(message)
+        self.human = human
 
 
 def _parser(force_utf8: bool) -> etree.XMLParser:
@@ -33,10 +40,13 @@ def parse(data: bytes | str) -> etree._Element:
     try:
         root = etree.fromstring(data, _parser(force_utf8))
     except (etree.XMLSyntaxError, ValueError) as exc:
-        raise XmlRejected(f"not well-formed XML: {_one_line(str(exc)) or 'empty document'}") from None
+        line = getattr(exc, "lineno", None)
+        human = ("it is empty" if not data.strip() else
+                 f"damaged or cut off{f' at line {line}' if line else ''}")
+        raise XmlRejected(f"not well-formed XML: {_one_line(str(exc)) or 'empty document'}", human) from None
     if root.getroottree().docinfo.doctype:
         # No KMEHR or SOAP message has a DTD; one that does is trying to smuggle in entities.
-        raise XmlRejected("DOCTYPE declarations are not allowed")
+        raise XmlRejected("DOCTYPE declarations are not allowed", "it declares a DOCTYPE, which KMEHR never has")
     return root
 
 

@@ -34,7 +34,11 @@ begin
                    'ccsync.report_pulled(pg_snapshot), ccsync.prune(double precision, double precision), '
                    'ccsync.record_conflict(text, jsonb, text, text[], jsonb, jsonb, jsonb, jsonb, bigint, bigint, text), '
                    'ccsync.journal_for_node(text, jsonb), ccsync.decide(bigint, jsonb), ccsync.hlc_observe(bigint), '
-                   'ccsync.json_as_text(jsonb, json, text[]) to %I', p_role);
+                   'ccsync.json_as_text(jsonb, json, text[]), '
+                   'ccsync.sumehr_refresh(text[], bigint[], timestamptz[]), '
+                   'ccsync.sumehr_claim(text, double precision, timestamptz), ccsync.sumehr_release(text, uuid), '
+                   'ccsync.sumehr_record(text, uuid, bigint, text, text, text, double precision, double precision, '
+                   'timestamptz), ccsync.sumehr_retry(text) to %I', p_role);
     begin
         execute format('grant connect, temporary on database %I to %I', current_database(), p_role);
     exception when insufficient_privilege then

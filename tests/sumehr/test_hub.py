@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import threading
+import time
 
 import pytest
 import requests
@@ -124,7 +126,7 @@ def test_invalid_sumehr_is_refused_by_the_hub_with_the_problem(config, state):
     document = sumehr().replace(b"<isvalidated>true</isvalidated>", b"<isvalidated>false</isvalidated>")
     result = put(config, document)
     assert not result.ok
-    assert result.reason == "isvalidated is not true"
+    assert result.reason == "the Sumehr is not marked validated (isvalidated is not true)"
     assert state.stored(ANNE) is None
 
 
@@ -302,7 +304,7 @@ def transport(monkeypatch):
             self.calls.append(options)
             response = requests.Response()
             response.status_code, body = self.answer
-            response._content = body.encode("utf-8")
+            response.raw = io.BytesIO(body.encode("utf-8"))
             response.request, response.url = request, request.url
             return response
 
@@ -316,7 +318,6 @@ def transport(monkeypatch):
 
 @pytest.mark.parametrize(("verify", "cert"), [
     (True, None),
-    (False, None),
     ("/etc/ccsync/hub-ca.pem", "/etc/ccsync/client.pem"),
     (True, ("/etc/ccsync/client.crt", "/etc/ccsync/client.key")),
 ])
@@ -352,6 +353,137 @@ def test_hub_errors_are_kept_as_cd_and_description(transport):
 def test_config_refuses_an_endpoint_that_is_not_an_http_url():
     with pytest.raises(CcsyncError, match="is not an http"):
         HubConfig("hub.example.be:443")
+
+
+@pytest.mark.parametrize("endpoint", ["http://hub.example.be/hubservices/v3", "http://10.0.0.5:8650/hubservices/v3",
+                                      "http://[2001:db8::1]/hubservices/v3", "http://127.0.0.1.nip.io/x"])
+def test_plain_http_is_refused_for_anything_but_this_machine(endpoint):
+    with pytest.raises(CcsyncError, match=r"plain http:// would send patients' Sumehrs unencrypted.*use https://"):
+        HubConfig(endpoint)
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:8650/hubservices/v3", "http://127.3.2.1/x",
+                                      "http://localhost:8650/x", "http://[::1]:8650/x", "https://hub.example.be/x"])
+def test_plain_http_to_this_machine_and_https_anywhere_are_accepted(endpoint):
+    assert HubConfig(endpoint).endpoint == endpoint
+
+
+def test_verify_false_needs_insecure_true(transport):
+    with pytest.raises(CcsyncError, match="verify = false would accept any server as the HUB: set insecure = true"):
+        HubConfig("https://hub.example.be/hubservices/v3", verify=False)
+    config = HubConfig("https://hub.example.be/hubservices/v3", verify=False, insecure=True)
+    assert put(config, sumehr()).ok
+    assert transport.calls[0]["verify"] is False
+
+
+# --- hostile answers: bounded in size and in time ---------------------------------------------------------
+
+
+@pytest.fixture
+def hostile():
+    """A server that answers every request with `hostile.answer(connection)` (status line, headers and body
+    written as that function pleases), on a port of its own."""
+
+    class Hostile:
+        answer = None
+        port = 0
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    Hostile.port = server.getsockname()[1]
+    stopping = threading.Event()
+
+    def serve():
+        while not stopping.is_set():
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+    def handle(connection):
+        with connection:
+            connection.settimeout(5)
+            request = b""
+            try:
+                while b"</soapenv:Envelope>" not in request:
+                    request += connection.recv(65536)
+                Hostile.answer(connection, stopping)
+            except OSError:
+                pass  # the client hung up: that is what these tests expect
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield Hostile
+    stopping.set()
+    thread.join(5)
+    server.close()
+
+
+def huge(connection, stopping):
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n\r\n")  # no length: read until closed
+    block = b"<x>" + b"a" * 65536 + b"</x>"
+    for _ in range(5000):  # 300 MB if nobody stops reading
+        if stopping.is_set():
+            return
+        connection.sendall(block)
+
+
+def dripping_body(connection, stopping):
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 100000\r\n\r\n")
+    while not stopping.is_set():
+        connection.sendall(b" ")
+        time.sleep(0.05)  # well within any read timeout: each read gets its byte
+
+
+def dripping_headers(connection, stopping):
+    connection.sendall(b"HTTP/1.1 200 OK\r\n")
+    while not stopping.is_set():
+        connection.sendall(b"X-Drip: 1\r\n")
+        time.sleep(0.05)
+
+
+def test_a_huge_answer_is_not_read_beyond_the_limit(hostile):
+    hostile.answer = huge
+    config = HubConfig(f"http://127.0.0.1:{hostile.port}{SOAP_PATH}", read_timeout=5, max_answer_bytes=100_000)
+    started = time.monotonic()
+    result = put(config, sumehr())
+    assert (result.ok, result.reason) == (False, "HUB answer longer than 100000 bytes: not read")
+    assert time.monotonic() - started < 5
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading(transport):
+    transport.answer = (200, "x" * 5000)
+    result = put(HubConfig("https://hub.example.be/hubservices/v3", max_answer_bytes=4096), sumehr())
+    assert result.reason == "HUB answer longer than 4096 bytes: not read"
+
+
+@pytest.mark.parametrize("answer", [dripping_body, dripping_headers])
+def test_a_dripping_answer_ends_at_the_deadline(hostile, answer):
+    hostile.answer = answer
+    config = HubConfig(f"http://127.0.0.1:{hostile.port}{SOAP_PATH}", connect_timeout=2, read_timeout=3,
+                       deadline=1.5)
+    started = time.monotonic()
+    result = put(config, sumehr())
+    elapsed = time.monotonic() - started
+    assert (result.ok, result.reason) == (False, "HUB timeout: no complete answer within 1.5s")
+    assert 1.4 < elapsed < 3
+
+
+def test_the_deadline_defaults_to_connect_plus_read_timeouts_and_is_bounded():
+    assert HubConfig("https://hub.example.be/x", connect_timeout=5, read_timeout=30).deadline == 35
+    with pytest.raises(CcsyncError, match="deadline must be between 0 and 300 seconds"):
+        HubConfig("https://hub.example.be/x", deadline=3600)
+
+
+def test_a_long_hub_reason_is_stored_short_without_inss_and_logged_whole_at_debug(transport, caplog):
+    long_text = "no therapeutic link for patient 85.01.01-001.23 " + "blah " * 20_000
+    transport.answer = (200, REFUSED_ANSWER.replace("pas de\n  consentement", long_text))
+    with caplog.at_level(logging.DEBUG, logger="reconciler.sumehr.hub"):
+        result = put(HubConfig("https://hub.example.be/hubservices/v3"), sumehr())
+    assert len(result.reason) <= hub.MAX_REASON and result.reason.endswith("…")
+    assert result.reason.startswith("no therapeutic link for patient [number] blah")
+    assert "85.01.01-001.23" in caplog.text  # DEBUG only: the service logs at INFO
 
 
 def test_document_is_logged_at_debug_only(config, caplog):

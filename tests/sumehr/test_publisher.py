@@ -4,6 +4,7 @@ documents, the privacy flag, racing publishers, older versions, a publisher kill
 from __future__ import annotations
 
 import json
+import re
 import logging
 import os
 import signal
@@ -36,6 +37,7 @@ SCHEMA = """
 create table patients (
     id          int primary key,
     name        text not null,
+    inss        text,
     hub_consent boolean not null default false
 );
 create table sumehr_documents (
@@ -95,8 +97,8 @@ class Clinic:
             return cur.fetchall() if cur.description else None
 
     def patient(self, pid: int, consent=True, dsn=None):
-        self.sql(dsn or self.cloud, "insert into patients (id, name, hub_consent) values (%s, %s, %s)",
-                 (pid, f"Patient{pid}", consent))
+        self.sql(dsn or self.cloud, "insert into patients (id, name, inss, hub_consent) values (%s, %s, %s, %s)",
+                 (pid, f"Patient{pid}", inss(pid), consent))
 
     def consent(self, pid: int, on: bool):
         self.sql(self.cloud, "update patients set hub_consent = %s where id = %s", (on, pid))
@@ -112,9 +114,9 @@ class Clinic:
             row = cur.fetchone()
             return dict(zip([c.name for c in cur.description], row)) if row else None
 
-    def listed(self, node="pc-1", failed_only=False, **kw) -> list[dict]:
+    def listed(self, node="pc-1", failed_only=False, offline=False, **options) -> list[dict]:
         sync.pull(self.settings(node))  # the state reaches the PC by replication
-        return sumehr.list_patients(self.settings(node, **kw), failed_only=failed_only)
+        return sumehr.list_patients(self.settings(node, offline=offline), failed_only=failed_only, **options)
 
 
 def _clone(databases, template: str, label: str) -> str:
@@ -169,9 +171,10 @@ def test_sumehrs_written_offline_are_listed_offline_then_only_the_latest_is_publ
     assert hubsim.requests == 0
     [row] = sumehr.list_patients(offline, failed_only=True)
     assert (row["patient"], row["latest_version"], row["hub_version"], row["state"], row["reason"]) == \
-        ("1", 3, None, "pending", "offline")
-    assert row["since"] is not None
-    assert status.current(offline)["hub_failures"] == 1
+        ("1", 3, None, "waiting", sumehr.OFFLINE_REASON)
+    assert (row["since"] is not None, row["attempts"], row["last_attempt"]) == (True, 0, None)
+    doc = status.current(offline)
+    assert (doc["hub_failures"], doc["hub_waiting"]) == (0, 1)  # waiting is not a failure someone must look at
     with pytest.raises(CcsyncError, match="the cloud is unreachable: nothing can be retried offline"):
         sumehr.retry(offline)
 
@@ -197,7 +200,7 @@ def test_hub_error_is_listed_with_its_text_retried_after_backoff_and_published_a
     hubsim.failing("service closed for maintenance", patient=inss(1))
     assert sumehr.publish(clinic.settings())["failed"] == 1
     [row] = clinic.listed(failed_only=True)
-    assert (row["state"], row["reason"], row["attempts"]) == ("failed", "service closed for maintenance", 1)
+    assert (row["state"], row["reason"], row["attempts"]) == ("failing", "service closed for maintenance", 1)
     next_attempt = datetime.fromisoformat(row["next_attempt"])
     assert timedelta(seconds=25) < next_attempt - datetime.fromisoformat(row["last_attempt"]) <= timedelta(seconds=31)
 
@@ -243,9 +246,9 @@ def test_invalid_sumehr_is_listed_with_what_is_wrong_and_never_sent(clinic, hubs
     assert hubsim.requests == 0
     [row] = clinic.listed(failed_only=True)
     assert (row["state"], row["reason"], row["next_attempt"]) == \
-        ("failed", "invalid Sumehr: isvalidated is not true", None)
+        ("invalid", "the Sumehr is not marked validated (isvalidated is not true)", None)
     [row] = clinic.listed(failed_only=True, offline=True)  # offline would not help it: the reason stays
-    assert row["reason"] == "invalid Sumehr: isvalidated is not true"
+    assert (row["state"], row["reason"]) == ("invalid", "the Sumehr is not marked validated (isvalidated is not true)")
 
     later = datetime.now(timezone.utc) + timedelta(hours=2)
     assert sumehr.publish(clinic.settings(), now=later)["waiting"] == 1  # not validated again and again
@@ -253,7 +256,7 @@ def test_invalid_sumehr_is_listed_with_what_is_wrong_and_never_sent(clinic, hubs
 
     clinic.sumehr(1, 2, "<kmehrmessage>not closed")
     assert sumehr.publish(clinic.settings())["invalid"] == 1
-    assert clinic.state(1)["reason"].startswith("invalid Sumehr: not well-formed XML")
+    assert clinic.state(1)["reason"] == "the document is not readable XML (damaged or cut off at line 1)"
     clinic.sumehr(1, 3)
     assert sumehr.publish(clinic.settings())["published"] == 1
     assert (hubsim.requests, hubsim.stored(inss(1)).version) == (1, 3)
@@ -265,7 +268,8 @@ def test_flag_off_sends_nothing_and_leaves_the_list_flag_on_publishes_the_latest
     clinic.sumehr(1, 1)
     clinic.sumehr(1, 2)
     assert sumehr.publish(clinic.settings())["patients"] == 0
-    assert hubsim.requests == 0 and clinic.listed() == []
+    assert hubsim.requests == 0 and clinic.listed(failed_only=True) == []
+    assert [(r["patient"], r["state"]) for r in clinic.listed()] == [("1", "no_consent")]
 
     clinic.consent(1, True)
     assert sumehr.publish(clinic.settings())["published"] == 1
@@ -275,7 +279,7 @@ def test_flag_off_sends_nothing_and_leaves_the_list_flag_on_publishes_the_latest
     clinic.sumehr(1, 3)
     assert sumehr.publish(clinic.settings())["published"] == 0
     assert hubsim.requests == 1
-    assert clinic.listed() == []
+    assert [r["state"] for r in clinic.listed()] == ["no_consent"]
     assert status.current(clinic.settings())["hub_failures"] == 0
 
     clinic.consent(1, True)
@@ -320,8 +324,7 @@ def test_two_publishers_racing_publish_each_version_exactly_once(databases, temp
     assert sum(r["published"] for r in second) == 8
     assert hubsim.requests == 16
     assert {p: v["version"] for p, v in hubsim.snapshot()["patients"].items()} == {inss(p): 2 for p in patients}
-    unclaimed = clinic.sql(clinic.cloud_owner, "select count(*) from ccsync.sumehr_state where claimed_by is null")
-    assert unclaimed == [(8,)]
+    assert clinic.sql(clinic.cloud_owner, "select count(*) from ccsync.sumehr_claims") == [(0,)]
 
 
 def test_an_older_version_never_replaces_a_newer_one_on_the_hub(clinic, hubsim):
@@ -355,12 +358,11 @@ def test_the_version_is_stamped_into_a_document_that_lacks_it(clinic, hubsim):
 
 
 # -- a publisher killed mid-publication ----------------------------------------------------------------------
-def test_publisher_killed_mid_publication_publishes_exactly_once_after_restart(clinic, hubsim, tmp_path):
+def test_a_killed_publishers_patient_is_published_again_at_once_and_only_once(clinic, hubsim, tmp_path):
     clinic.patient(1)
     clinic.sumehr(1, 1)
     config = tmp_path / "ccsync.toml"
-    config.write_text(f'[hub]\nendpoint = "{clinic.hub_url}{SOAP_PATH}"\nread_timeout = 10\n'
-                      "[sumehr]\nclaim_seconds = 5\n")
+    config.write_text(f'[hub]\nendpoint = "{clinic.hub_url}{SOAP_PATH}"\nread_timeout = 10\n')
     env = {**os.environ, "CCSYNC_LOCAL_DSN": clinic.nodes["pc-1"], "CCSYNC_CLOUD_DSN": clinic.pc_cloud["pc-1"],
            "CCSYNC_CONFIG": str(config)}
     hubsim.slow(1, patient=inss(1))
@@ -368,22 +370,34 @@ def test_publisher_killed_mid_publication_publishes_exactly_once_after_restart(c
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: hubsim.requests == 1, 30, "the request on the HUB")
+        assert clinic.sql(clinic.cloud_owner, "select node from ccsync.sumehr_claims") == [("pc-1",)]
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-    assert clinic.state(1)["claimed_by"] == "pc-1"  # the dead publisher's claim is still there
     wait_for(lambda: hubsim.stored(inss(1)) is not None, 10, "the HUB to finish the request it received")
     hubsim.ok(inss(1))
 
-    settings = Settings(local=clinic.nodes["pc-1"], cloud=clinic.pc_cloud["pc-1"],
-                        extra=clinic.extra(claim_seconds=5))
-    assert sumehr.publish(settings)["busy"] == 1  # not sent twice while the claim holds
-    assert hubsim.requests == 1
-    wait_for(lambda: sumehr.publish(settings)["published"] == 1, 10, "the claim to expire")
+    # The claim (good for 40 s) died with the publisher's connection: the next pass, a PC's or this one's
+    # after a restart, publishes at once, and the HUB keeps one copy.
+    started = time.monotonic()
+    wait_for(lambda: sumehr.publish(clinic.settings())["published"] == 1, 5, "the patient to be published again")
+    assert time.monotonic() - started < 5
     assert hubsim.snapshot()["patients"] == {inss(1): {"version": 1, "transaction_id": "HUBSIM.000001"}}
     state = clinic.state(1)
     assert (state["state"], state["hub_version"], state["hub_transaction_id"]) == ("up_to_date", 1, "HUBSIM.000001")
-    assert (state["claimed_by"], state["claimed_until"]) == (None, None)
+    assert clinic.sql(clinic.cloud_owner, "select count(*) from ccsync.sumehr_claims") == [(0,)]
+
+
+def test_a_live_claim_is_not_taken_over(clinic, hubsim):
+    clinic.patient(1)
+    clinic.sumehr(1, 1)
+    with psycopg.connect(clinic.pc_cloud["pc-2"], autocommit=True) as holder:  # pc-2's publisher, mid-call
+        holder.execute("select ccsync.sumehr_refresh(array['1'], array[1::bigint], array[now()])")
+        [(claim,)] = holder.execute("select claim from ccsync.sumehr_claim('1', 60)").fetchall()
+        assert claim is not None
+        result = sumehr.publish(clinic.settings())
+        assert (result["busy"], result["published"], hubsim.requests) == (1, 0, 0)
+    assert sumehr.publish(clinic.settings())["published"] == 1  # its session ended: the claim with it
 
 
 def test_the_service_publishes_by_itself(clinic, hubsim, tmp_path):
@@ -416,9 +430,10 @@ def test_status_hub_failures_counts_the_patients_listed_as_not_up_to_date(clinic
     sync.pull(clinic.settings())
     clinic.sumehr(3, 2, dsn=clinic.nodes["pc-1"])  # written on the PC, not yet pushed
     failed = sumehr.list_patients(clinic.settings(), failed_only=True)
-    assert [(r["patient"], r["state"]) for r in failed] == [("2", "failed"), ("3", "pending")]
+    assert [(r["patient"], r["state"]) for r in failed] == [("2", "failing"), ("3", "waiting")]
     assert len(sumehr.list_patients(clinic.settings())) == 3
-    assert status.current(clinic.settings())["hub_failures"] == 2
+    doc = status.current(clinic.settings())
+    assert (doc["hub_failures"], doc["hub_waiting"], doc["hub_configured"]) == (1, 1, True)
 
 
 def test_sumehr_cli_json_keys_and_one_line_errors(clinic, tmp_path):
@@ -438,7 +453,7 @@ def test_sumehr_cli_json_keys_and_one_line_errors(clinic, tmp_path):
     assert listed.exit_code == 0, listed.output
     [row] = json.loads(listed.output)
     assert set(row) == set(sumehr.LIST_KEYS)
-    assert row["state"] == "failed" and row["reason"].startswith("HUB unreachable")
+    assert row["state"] == "failing" and row["reason"].startswith("HUB unreachable")
     text = runner.invoke(cli.main, ["sumehr", "list", *sides], env=env)
     assert text.exit_code == 0 and "HUB unreachable" in text.output
     retried = runner.invoke(cli.main, ["sumehr", "retry", *sides], env=env)
@@ -479,3 +494,191 @@ def test_hub_sim_command_serves_until_interrupted():
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "stopped" in out and "Traceback" not in err
+
+
+# -- only the patient's own document reaches the HUB ----------------------------------------------------------
+def with_second_folder(pid: int, other: int) -> str:
+    """The patient's Sumehr with a second folder about another patient appended."""
+    own, theirs = document(pid, 1), document(other, 1)
+    second = theirs[theirs.index("<folder>"):theirs.index("</folder>") + len("</folder>")]
+    return own.replace("</folder>", "</folder>" + second, 1)
+
+
+@pytest.mark.parametrize(("kmehr", "reason"), [
+    (lambda: document(21, 1), "the document is for another patient (its INSS is not the one in this patient's record)"),
+    (lambda: with_second_folder(20, 21), "the document has 2 folders: a Sumehr is about one patient, in one folder"),
+    (lambda: with_second_folder(21, 20), "the document has 2 folders: a Sumehr is about one patient, in one folder"),
+])
+def test_a_document_about_anyone_else_is_recorded_invalid_and_never_sent(clinic, hubsim, kmehr, reason):
+    clinic.patient(20)
+    clinic.patient(21, consent=False)  # the other patient did not consent: nothing of theirs may leave
+    clinic.sumehr(20, 1, kmehr())
+    result = sumehr.publish(clinic.settings())
+    assert (result["invalid"], result["published"], result["not_up_to_date"]) == (1, 0, 1)
+    assert hubsim.requests == 0 and hubsim.snapshot()["patients"] == {}
+    state = clinic.state(20)
+    assert (state["state"], state["reason"], state["hub_version"]) == ("invalid", reason, None)
+    [row] = clinic.listed(show="attention")
+    assert (row["patient"], row["state"], row["reason"]) == ("20", "invalid", reason)
+    assert status.current(clinic.settings())["hub_failures"] == 1
+    clinic.sumehr(20, 2)  # the practice fixes it: the right document goes out
+    assert sumehr.publish(clinic.settings())["published"] == 1
+    assert list(hubsim.snapshot()["patients"]) == [inss(20)]
+
+
+def test_a_patient_record_without_inss_publishes_nothing(clinic, hubsim):
+    clinic.patient(1)
+    clinic.sql(clinic.cloud, "update patients set inss = null where id = 1")
+    clinic.sumehr(1, 1)
+    assert sumehr.publish(clinic.settings())["invalid"] == 1
+    assert hubsim.requests == 0
+    assert clinic.state(1)["reason"].startswith("this patient's record has no valid INSS")
+
+
+def test_the_inss_column_is_configured_and_checked(clinic):
+    with pytest.raises(CcsyncError, match=r"column 'nis' does not exist in public.patients in the cloud database "
+                                          r"\(the patient's INSS.*set \[sumehr\] inss_column"):
+        sumehr.publish(clinic.settings(inss_column="nis"))
+
+
+# -- nothing is published until a HUB is configured ------------------------------------------------------------
+def test_without_a_hub_nothing_is_published_or_counted_and_status_says_so(clinic, hubsim, tmp_path):
+    clinic.patient(1)
+    clinic.sumehr(1, 1)
+    bare = Settings(local=clinic.nodes["pc-1"], cloud=clinic.pc_cloud["pc-1"])
+    (tmp_path / "ccsync.toml").write_text("# no [hub]: the practice never named a HUB\n")
+    with pytest.raises(CcsyncError, match=r"^Sumehr publication not configured: set \[hub\] endpoint"):
+        sumehr.publish(bare)
+    with pytest.raises(CcsyncError, match="^Sumehr publication not configured"):
+        sumehr.list_patients(bare)
+    doc = status.current(bare)
+    assert (doc["hub_configured"], doc["hub_failures"], doc["hub_waiting"]) == (False, None, None)
+    text = CliRunner().invoke(cli.main, ["status", "--local", clinic.nodes["pc-1"], "--cloud", clinic.pc_cloud["pc-1"]],
+                              env={"CCSYNC_CONFIG": str(tmp_path / "ccsync.toml")})
+    assert "Sumehr publication not configured" in text.output
+
+    class Service:  # what the publisher task sees of `ccsync run`: online, on this PC
+        settings, name = bare, "pc-1"
+        sides = type("Sides", (), {"cloud": psycopg.connect(clinic.pc_cloud["pc-1"], autocommit=True)})()
+
+    task = sumehr.service_task(interval=0.01)
+    try:
+        for _ in range(3):
+            task(Service)
+            time.sleep(0.02)
+    finally:
+        Service.sides.cloud.close()
+    assert task._thread is None and hubsim.requests == 0
+    assert clinic.state(1) is None  # not even the state is written: the practice never asked for a HUB
+
+
+@pytest.mark.parametrize(("hub_section", "message"), [
+    ({"endpoint": "http://hub.example.be/hubservices/v3"}, "plain http:// would send patients' Sumehrs unencrypted"),
+    ({"endpoint": "https://hub.example.be/hubservices/v3", "verify": False},
+     "verify = false would accept any server as the HUB: set insecure = true"),
+    ({"endpoint": "https://hub.example.be/hubservices/v3", "insecure": "yes"}, "insecure must be true or false"),
+])
+def test_unsafe_hub_settings_are_refused_with_one_line(clinic, hubsim, hub_section, message):
+    settings = Settings(local=clinic.nodes["pc-1"], cloud=clinic.pc_cloud["pc-1"], extra={"hub": hub_section})
+    with pytest.raises(CcsyncError, match=re.escape(message)) as info:
+        sumehr.publish(settings)
+    assert "\n" not in str(info.value)
+
+
+def test_an_insecure_hub_is_named_in_the_log_at_start(clinic, hubsim, caplog):
+    extra = {"hub": {"endpoint": "https://127.0.0.1:1/hubservices/v3", "verify": False, "insecure": True,
+                     "connect_timeout": 1}}
+    sumehr._warned.clear()
+    with caplog.at_level(logging.WARNING, logger="ccsync"):
+        sumehr.publish(Settings(local=clinic.nodes["pc-1"], cloud=clinic.pc_cloud["pc-1"], extra=extra))
+    assert "the HUB's certificate is NOT checked" in caplog.text
+
+
+# -- the cloud functions: node from the connected role, bounded claims -------------------------------------------
+def as_node(dsn: str, node: str) -> psycopg.Connection:
+    """A session on the cloud that claims to be `node` (ccsync.origin): only a trusted session is believed."""
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.execute("select set_config('ccsync.origin', %s, false)", (node,))
+    return conn
+
+
+def test_the_claim_function_refuses_an_unbounded_claim(clinic):
+    clinic.patient(1)
+    clinic.sumehr(1, 1)
+    with psycopg.connect(clinic.pc_cloud["pc-1"], autocommit=True) as conn:
+        conn.execute("select ccsync.sumehr_refresh(array['1'], array[1::bigint], array[now()])")
+        for seconds in ("infinity", "NaN", 601, 0, -5, None):
+            with pytest.raises(psycopg.Error, match="a Sumehr claim lasts more than 0 and at most 600 seconds") as info:
+                conn.execute("select * from ccsync.sumehr_claim('1', %s::float8)", (seconds,))
+            assert info.value.sqlstate == "CC051"
+        assert clinic.sql(clinic.cloud_owner, "select count(*) from ccsync.sumehr_claims") == [(0,)]
+        [(claim,)] = conn.execute("select claim from ccsync.sumehr_claim('1', 600)").fetchall()
+        [(until,)] = conn.execute("select claimed_until - claimed_at from ccsync.sumehr_claims where claim = %s",
+                                  (claim,)).fetchall()
+        assert until == timedelta(seconds=600)
+
+
+def test_only_the_claiming_node_records_or_releases_and_a_role_names_no_node(clinic, pg):
+    clinic.patient(1)
+    clinic.sumehr(1, 1)
+    # pc-2's own role, even naming pc-1, stays pc-2
+    with psycopg.connect(clinic.pc_cloud["pc-1"], autocommit=True) as pc1, \
+            as_node(clinic.pc_cloud["pc-2"], "pc-1") as pc2:
+        pc1.execute("select ccsync.sumehr_refresh(array['1'], array[1::bigint], array[now()])")
+        [(claim,)] = pc1.execute("select claim from ccsync.sumehr_claim('1', 60)").fetchall()
+        before = clinic.state(1)
+        assert pc2.execute("select ccsync.sumehr_record('1', %s, 1, 'published', null, 'FORGED')",
+                           (claim,)).fetchone() == (False,)
+        assert pc2.execute("select ccsync.sumehr_release('1', %s)", (claim,)).fetchone() == (False,)
+        assert clinic.state(1) == before
+        assert pc1.execute("select ccsync.sumehr_record('1', %s, 1, 'failed', %s)",
+                           (claim, "x" * 10_000)).fetchone() == (True,)
+        assert len(clinic.state(1)["reason"]) == 500  # whatever a PC sends, the stored reason is bounded
+
+    # A role registered to no PC is refused, whatever node it names.
+    role = f"pc_role_{uuid.uuid4().hex[:8]}"
+    superuser = pg.dsn(conninfo.conninfo_to_dict(clinic.cloud_owner)["dbname"])
+    clinic.sql(superuser, sql.SQL("create role {} login; grant usage on schema ccsync to {}").format(
+        sql.Identifier(role), sql.Identifier(role)).as_string())
+    for function in ("sumehr_claim(text, double precision, timestamptz)", "sumehr_retry(text)"):
+        clinic.sql(superuser, f"grant execute on function ccsync.{function} to {role}")
+    with as_node(superuser + f" user={role}", "pc-1") as forged:
+        for call in ("select * from ccsync.sumehr_claim('1', 60)", "select ccsync.sumehr_retry()"):
+            with pytest.raises(psycopg.Error, match=f"the role {role} is not registered to a node") as info:
+                forged.execute(call)
+            assert info.value.sqlstate == "CC010"
+
+
+# -- the list a person uses: states, search, numeric sort, pages --------------------------------------------
+def test_the_list_searches_by_name_and_inss_sorts_numerically_and_by_state_and_pages(clinic, hubsim):
+    for pid in (2, 10, 100, 9):
+        clinic.patient(pid)
+        clinic.sumehr(pid, 1)
+    clinic.patient(5, consent=False)
+    clinic.sumehr(5, 1)
+    clinic.sql(clinic.cloud, "update patients set name = 'Chloé Dubois' where id = 10")
+    clinic.sumehr(100, 2, document(101, 2))  # not this patient's: invalid
+    hubsim.failing("no therapeutic link", patient=inss(9))
+    sumehr.publish(clinic.settings())
+    clinic.sumehr(2, 2, dsn=None)  # a new version, not yet tried
+
+    page = clinic.listed()
+    assert [r["patient"] for r in page] == ["2", "5", "9", "10", "100"]  # 10 after 9, not after 1
+    assert [(r["patient"], r["state"]) for r in sumehr.list_patients(clinic.settings(), sort="state")] == [
+        ("100", "invalid"), ("9", "failing"), ("2", "waiting"), ("10", "up_to_date"), ("5", "no_consent")]
+    assert clinic.listed(search="chloé")[0]["name"] == "Chloé Dubois"
+    assert [r["patient"] for r in clinic.listed(search="dubois CHLOE".replace("CHLOE", "chloé"))] == ["10"]
+    assert [r["patient"] for r in clinic.listed(search="85.01.01-00009")] == ["9"]  # INSS digits, any notation
+    assert clinic.listed(search="nobody") == []
+
+    settings = clinic.settings()
+    first = sumehr.listing(settings, limit=2)
+    second = sumehr.listing(settings, limit=2, offset=2)
+    assert (first.total, [r["patient"] for r in first.rows], [r["patient"] for r in second.rows]) == \
+        (5, ["2", "5"], ["9", "10"])
+    assert first.counts == {"invalid": 1, "failing": 1, "waiting": 1, "up_to_date": 1, "no_consent": 1}
+    attention = sumehr.listing(settings, show="attention")
+    assert [r["state"] for r in attention.rows] == ["failing", "invalid"]
+    assert [r["patient"] for r in sumehr.listing(settings, show="waiting").rows] == ["2"]
+    with pytest.raises(CcsyncError, match="unknown sort 'colour'"):
+        sumehr.listing(settings, sort="colour")

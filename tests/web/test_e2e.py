@@ -47,6 +47,7 @@ create table patients (
     name        text not null,
     phone       text,
     notes       text,
+    inss        text,
     hub_consent boolean not null default false
 );
 create table sumehr_documents (
@@ -111,8 +112,9 @@ class Stack:
         self.hub_url, self.hub, self._stop_hub = start_in_thread(port=0)
         self.hub.down()  # the HUB is out: the first publication fails
         self.server = PgServer(tmp / "cloud", bindir=pg.bindir, settings={"fsync": "off"}).init().start()
-        seed = ("insert into patients (id, name, phone, hub_consent) values "
-                "(1, 'Anna Peeters', '0470 00 00 00', false), (2, 'Marc Janssens', '0486 12 34 56', true);")
+        seed = ("insert into patients (id, name, phone, inss, hub_consent) values "
+                "(1, 'Anna Peeters', '0470 00 00 00', '85010100001', false), "
+                "(2, 'Marc Janssens', '0486 12 34 56', '85010100002', true);")
         self.cloud_db = deployment_cloud(Databases(self.server), SCHEMA + seed, ["patients", "sumehr_documents"])
         self.cloud = self.cloud_db.app  # the practice application, online
         self.local_dbs = Databases(pg)
@@ -305,10 +307,11 @@ def test_open_a_conflict_keep_local_and_the_cloud_gets_it(page, stack):
 def test_a_hub_failure_is_listed_and_retry_now_publishes_once_the_hub_is_back(page, stack):
     from playwright.sync_api import expect
 
-    wait_for(lambda: any(p["state"] == "failed" for p in _listed(stack)), 60, "the HUB failure on the PC")
+    wait_for(lambda: any(p["state"] == "failing" for p in _listed(stack)), 60, "the HUB failure on the PC")
     page.goto(stack.url + "/sumehr")
     row = page.locator("#patient-2")
-    expect(row).to_contain_text("failed")
+    expect(row).to_contain_text("failing")
+    expect(row).to_contain_text("Marc Janssens")
     expect(row.locator("td.reason")).not_to_have_text("—")
     expect(page.locator('[data-count="hub_failures"]')).to_have_text("1")
     shot(page, "sumehr")
@@ -322,7 +325,7 @@ def test_a_hub_failure_is_listed_and_retry_now_publishes_once_the_hub_is_back(pa
         page.wait_for_timeout(500)
         page.goto(stack.url + "/sumehr")
     expect(page.locator("#patient-2")).to_have_count(0)
-    expect(page.locator(".empty")).to_contain_text("Every Sumehr on the HUB is the latest")
+    expect(page.locator(".empty")).to_contain_text("Nothing to look at")
     shot(page, "sumehr-published")
 
 

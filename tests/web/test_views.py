@@ -366,35 +366,45 @@ def test_a_wrong_token_is_401_even_with_a_session(logged_in, header):
 def fake_publisher(monkeypatch):
     calls = []
     rows = [
-        {"patient": "85010100001", "latest_version": 3, "hub_version": 2, "state": "failed",
-         "reason": "HUB error: <b>boom</b>", "since": "2025-01-02T03:04:05+00:00", "attempts": 4,
+        {"patient": "85010100001", "name": "Anne <i>Peeters</i>", "latest_version": 3, "hub_version": 2,
+         "state": "failing", "reason": "HUB error: <b>boom</b>", "since": "2025-01-02T03:04:05+00:00", "attempts": 4,
          "last_attempt": "2025-01-02T03:10:00+00:00", "next_attempt": "2025-01-02T03:20:00+00:00",
          "hub_transaction_id": None},
-        {"patient": "85010100002", "latest_version": 1, "hub_version": None, "state": "pending", "reason": "offline",
-         "since": "2025-01-02T03:04:05+00:00", "attempts": 0, "last_attempt": None, "next_attempt": None,
-         "hub_transaction_id": None},
+        {"patient": "85010100002", "name": None, "latest_version": 1, "hub_version": None, "state": "waiting",
+         "reason": "offline", "since": "2025-01-02T03:04:05+00:00", "attempts": 0, "last_attempt": None,
+         "next_attempt": None, "hub_transaction_id": None},
     ]
-    ok = {"patient": "85010100003", "latest_version": 1, "hub_version": 1, "state": "up_to_date", "reason": None,
-          "since": None, "attempts": 0, "last_attempt": None, "next_attempt": None, "hub_transaction_id": "t1"}
+    ok = {"patient": "85010100003", "name": None, "latest_version": 1, "hub_version": 1, "state": "up_to_date",
+          "reason": None, "since": None, "attempts": 0, "last_attempt": None, "next_attempt": None,
+          "hub_transaction_id": "t1"}
+    seen = {}
 
-    def list_patients(settings, *, failed_only=False):
+    def listing(settings, *, show="all", search=None, sort="patient", limit=None, offset=0):
         assert isinstance(settings, Settings)
-        return [dict(r) for r in rows] + ([] if failed_only else [dict(ok)])
+        seen.update(show=show, search=search, sort=sort, limit=limit, offset=offset)
+        everyone = [dict(r) for r in rows] + [dict(ok)]
+        shown = {"all": everyone, "not_up_to_date": everyone[:2], "attention": everyone[:1],
+                 "waiting": everyone[1:2]}[show]
+        counts = {"invalid": 0, "failing": 1, "waiting": 1, "up_to_date": 1, "no_consent": 0}
+        return types.SimpleNamespace(rows=shown[offset:offset + limit if limit else None], total=len(shown),
+                                     counts=counts)
 
     def retry(settings, patient=None):
         calls.append(patient)
         return 1
 
-    module = types.SimpleNamespace(list_patients=list_patients, retry=retry)
+    module = types.SimpleNamespace(listing=listing, retry=retry, configured=lambda settings: True, seen=seen)
     monkeypatch.setitem(sys.modules, "reconciler.sumehr.publisher", module)
     return calls
 
 
-def test_sumehr_page_lists_the_patients_not_current_and_retry_now_works(logged_in, fake_publisher):
+def test_sumehr_page_lists_the_patients_to_look_at_and_waiting_apart_and_retry_now_works(logged_in, fake_publisher):
     page = html(logged_in.get("/sumehr"))
-    assert "85010100001" in page and "85010100002" in page and "85010100003" not in page
+    assert "85010100001" in page and "85010100002" not in page and "85010100003" not in page
     assert "HUB error: &lt;b&gt;boom&lt;/b&gt;" in page and "<b>boom</b>" not in page
-    assert page.count("Retry now</button>") == 2
+    assert "Anne &lt;i&gt;Peeters&lt;/i&gt;" in page  # the name, escaped
+    assert page.count("Retry now</button>") == 1
+    assert "85010100002" in html(logged_in.get("/sumehr?show=waiting"))
     assert "85010100003" in html(logged_in.get("/sumehr?all=1"))
     response = logged_in.post("/sumehr/85010100001/retry", data={"csrf_token": csrf_token(logged_in, "/sumehr")})
     assert response.status_code == 302 and fake_publisher == ["85010100001"]
@@ -403,6 +413,22 @@ def test_sumehr_page_lists_the_patients_not_current_and_retry_now_works(logged_i
     assert len(logged_in.get("/api/sumehr?all=1").get_json()) == 3
     api = logged_in.post("/api/sumehr/85010100002/retry", headers=api_headers(logged_in))
     assert api.status_code == 200 and api.get_json() == {"patient": "85010100002", "retried": 1}
+
+
+def test_sumehr_page_searches_sorts_and_pages(logged_in, fake_publisher):
+    module = sys.modules["reconciler.sumehr.publisher"]
+    logged_in.get("/sumehr?show=all&q=%20peeters%20&sort=name&page=1")
+    assert module.seen == {"show": "all", "search": "peeters", "sort": "name", "limit": 50, "offset": 0}
+    for bad in ("/sumehr?sort=colour", "/sumehr?show=everything", "/sumehr?page=0", "/sumehr?page=x",
+                "/api/sumehr?limit=0", "/api/sumehr?sort=x"):
+        assert logged_in.get(bad).status_code == 400, bad
+
+
+def test_sumehr_page_without_a_hub_says_not_configured(logged_in, fake_publisher, monkeypatch):
+    monkeypatch.setattr(sys.modules["reconciler.sumehr.publisher"], "configured", lambda settings: False)
+    page = logged_in.get("/sumehr")
+    assert page.status_code == 200 and "Sumehr publication not configured" in html(page)
+    assert "Retry now</button>" not in html(page)
 
 
 def test_sumehr_retry_of_an_unknown_patient_is_404_and_without_csrf_400(logged_in, fake_publisher):
@@ -422,9 +448,13 @@ def test_sumehr_page_without_a_publisher_is_empty_with_a_note(logged_in, monkeyp
     assert response.status_code == 503
 
 
-def test_sumehr_not_set_up_on_this_pc_says_so_without_a_500(logged_in, web_practice):
-    pytest.importorskip("reconciler.sumehr.publisher")
-    page = logged_in.get("/sumehr")  # this practice has no Sumehr documents table
+def test_sumehr_not_set_up_on_this_pc_says_so_without_a_500(logged_in, web_practice, monkeypatch):
+    publisher = pytest.importorskip("reconciler.sumehr.publisher")
+    page = logged_in.get("/sumehr")  # no [hub] in this PC's configuration
+    assert page.status_code == 200 and "Sumehr publication not configured" in html(page)
+    assert logged_in.get("/api/sumehr").status_code == 503
+    monkeypatch.setattr(publisher, "configured", lambda settings: True)
+    page = logged_in.get("/sumehr")  # a HUB, but this practice has no Sumehr documents table
     assert page.status_code == 200
     assert "not set up on this PC" in html(page)
     assert logged_in.get("/api/sumehr").status_code == 503

@@ -41,7 +41,9 @@
     set("pending_push", doc.pending_push);
     set("pending_pull", doc.pending_pull === null ? "unknown" : doc.pending_pull);
     set("open_conflicts", doc.open_conflicts);
-    set("hub_failures", doc.hub_failures);
+    set("hub_failures", doc.hub_failures === null ? "—" : doc.hub_failures);
+    set("hub_note", doc.hub_configured ? `failing or invalid on the HUB; ${doc.hub_waiting} waiting`
+                                       : "Sumehr publication not configured");
     set("use_text", doc.use === "cloud" ? "the cloud" : "this PC's copy");
     set("service_text", doc.service ? "running" : "not running on this PC");
     set("mode_since", when(doc.mode_since));
