@@ -81,7 +81,8 @@ class Clinic:
         self.cloud, self.cloud_owner = as_role(cloud, APP), as_role(cloud, OWNER)  # the application; ccsync's owner
         self.nodes = {name: as_role(_clone(databases, templates[name], name.replace("-", "_")), LOCAL)
                       for name in nodes}
-        self.pc_cloud = {name: as_role(cloud, pc_role(name)) for name in nodes}  # each reconciler's cloud DSN
+        # each reconciler's cloud DSN (both template PCs are registered on the cloud, cloned or not)
+        self.pc_cloud = {name: as_role(cloud, pc_role(name)) for name in ("pc-1", "pc-2")}
 
     def extra(self, **sumehr_options) -> dict:
         return {"hub": {"endpoint": self.hub_url + SOAP_PATH, "connect_timeout": 2, "read_timeout": 5},
@@ -613,8 +614,10 @@ def test_the_claim_function_refuses_an_unbounded_claim(clinic):
             assert info.value.sqlstate == "CC051"
         assert clinic.sql(clinic.cloud_owner, "select count(*) from ccsync.sumehr_claims") == [(0,)]
         [(claim,)] = conn.execute("select claim from ccsync.sumehr_claim('1', 600)").fetchall()
-        [(until,)] = conn.execute("select claimed_until - claimed_at from ccsync.sumehr_claims where claim = %s",
-                                  (claim,)).fetchall()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # a PC reads no claim, writes none directly
+            conn.execute("select * from ccsync.sumehr_claims")
+        [(until,)] = clinic.sql(clinic.cloud_owner, "select claimed_until - claimed_at from ccsync.sumehr_claims "
+                                                    "where claim = %s", (claim,))
         assert until == timedelta(seconds=600)
 
 
