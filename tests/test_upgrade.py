@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,10 +65,17 @@ def cloud_at(shared):
 
 
 def in_process(practice, *args) -> str:
-    """A command run in this process (fast); its error, which must be one line."""
-    result = CliRunner().invoke(cli.main, list(args), env={"CCSYNC_LOCAL_DSN": practice.nodes["pc-1"],
-                                                         "CCSYNC_CLOUD_DSN": practice.pcs["pc-1"].cloud,
-                                                         "CCSYNC_CONFIG": None})
+    """A command run in this process (fast); its error, which must be one line. The Sumehr publisher gets a HUB
+    (nothing listens there): without one it stops before it looks at the cloud."""
+    with tempfile.TemporaryDirectory() as folder:
+        config = None
+        if args[0] == "sumehr":
+            config = os.path.join(folder, "ccsync.toml")
+            with open(config, "w", encoding="utf-8") as f:
+                f.write('[hub]\nendpoint = "http://127.0.0.1:1/hubservices/v3"\n')
+        result = CliRunner().invoke(cli.main, list(args), env={"CCSYNC_LOCAL_DSN": practice.nodes["pc-1"],
+                                                             "CCSYNC_CLOUD_DSN": practice.pcs["pc-1"].cloud,
+                                                             "CCSYNC_CONFIG": config})
     assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit), result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
