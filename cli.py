@@ -220,8 +220,8 @@ def nodes_list(dsn, as_json):
     Changes behind and pruning are as of the PC's last pull. The cloud prunes its journal of what every
     registered PC has pulled; a PC that is gone holds it back (30 days at most) until it is removed.
 
-    JSON: a list of {name, registered_at, last_push_at, last_pull_at, changes_behind (null: never pulled),
-    holds_back_pruning}.
+    JSON: a list of {name, role, registered_at, last_push_at, last_pull_at, changes_behind (null: never
+    pulled), holds_back_pruning}.
 
     Example: ccsync nodes list --dsn "$CLOUD_OWNER_DSN" --json
     """
@@ -233,12 +233,12 @@ def nodes_list(dsn, as_json):
     if not rows:
         click.echo("no PC is registered on this cloud: a PC registers with `ccsync init`")
         return
-    click.echo(f"{'PC':24} {'last push':19} {'last pull':19} {'behind':>8}  pruning")
+    click.echo(f"{'PC':20} {'role':24} {'last push':19} {'last pull':19} {'behind':>8}  pruning")
     for n in rows:
         when = {k: (getattr(n, k).isoformat(sep=" ", timespec="seconds")[:19] if getattr(n, k) else "never")
                 for k in ("last_push_at", "last_pull_at")}
         behind = "-" if n.changes_behind is None else n.changes_behind
-        click.echo(f"{n.name:24} {when['last_push_at']:19} {when['last_pull_at']:19} {behind:>8}  "
+        click.echo(f"{n.name:20} {n.role or '-':24} {when['last_push_at']:19} {when['last_pull_at']:19} {behind:>8}  "
                    f"{'held back by this PC' if n.holds_back_pruning else 'ok'}")
 
 

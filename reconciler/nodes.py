@@ -19,6 +19,7 @@ class Node:
     """One registered PC. changes_behind and holds_back_pruning are as of the PC's last report (its last pull)."""
 
     name: str
+    role: str | None  # the login role its reconciler reaches the cloud with (`ccsync pc add`); None: not given
     registered_at: datetime
     last_push_at: datetime | None
     last_pull_at: datetime | None
@@ -36,7 +37,7 @@ _LIST = """
     with cut as (
         select ((extract(epoch from now() - make_interval(secs => %(retention)s)) * 1000)::bigint << %(bits)s) as normal
     )
-    select n.name, n.registered_at, n.last_push_at, n.last_pull_at,
+    select n.name, n.role::text, n.registered_at, n.last_push_at, n.last_pull_at,
            case when n.pulled_snapshot is not null then
                (select count(*) from ccsync.journal j
                  where not pg_visible_in_snapshot(j.txid, n.pulled_snapshot)

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 import cli
 from reconciler import clock
 from reconciler.engine import housekeeping
+from tests.fix_sync import pc_role
 from tests.fix_web import PASSWORD, SECRET, USER, log_in
 
 pytestmark = pytest.mark.one_version
@@ -42,8 +43,9 @@ def test_nodes_list_shows_each_pc_its_syncs_what_it_lacks_and_who_holds_back_pru
     p = two_pcs
     listed = {n["name"]: n for n in json.loads(run("nodes", "list", "--dsn", p.cloud_owner, "--json").output)}
     assert sorted(listed) == ["pc-1", "pc-2"]
-    assert set(listed["pc-1"]) == {"name", "registered_at", "last_push_at", "last_pull_at", "changes_behind",
+    assert set(listed["pc-1"]) == {"name", "role", "registered_at", "last_push_at", "last_pull_at", "changes_behind",
                                    "holds_back_pruning"}
+    assert listed["pc-1"]["role"] == pc_role("pc-1") and listed["pc-2"]["role"] == pc_role("pc-2")
     assert listed["pc-1"]["changes_behind"] == 0 and listed["pc-2"]["changes_behind"] == 3
     assert listed["pc-1"]["last_pull_at"] > listed["pc-2"]["last_pull_at"]
     assert not listed["pc-1"]["holds_back_pruning"] and not listed["pc-2"]["holds_back_pruning"]  # all recent

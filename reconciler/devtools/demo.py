@@ -24,8 +24,11 @@ from pathlib import Path
 
 import psycopg
 
+from .. import db, panel_users
 from ..errors import CcsyncError
+from ..schema import HEAD
 from ..sumehr import kmehr
+from . import hubsim
 from .cable import Cable
 from .pgserver import SERVER_ROOT, SERVICE_USER, PgServer, free_port
 
@@ -174,6 +177,14 @@ def _prepare(demo: Demo, patients: int) -> None:
 
     if _has_database(demo.cloud, "practice") and _has_database(demo.pc, "practice"):
         say(f"reusing the practice under {demo.base} (`make demo DEMO_ARGS=--reset` starts over)")
+        for dsn, name in ((demo.cloud_dsn, "cloud"), (demo.pc_dsn, NODE)):  # a newer ccsync: the cloud first
+            with psycopg.connect(dsn) as conn:
+                if db.revision(conn) == HEAD:
+                    continue
+            done = reconciler.install(dsn, name)
+            if done["changed"]:
+                say(f"upgraded the {name} database to this ccsync: schema {done['from_revision']} -> "
+                    f"{done['to_revision']}")
         return
     for server in (demo.cloud, demo.pc):
         if _has_database(server, "practice"):
@@ -259,15 +270,15 @@ def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only
     """Start everything, play the scenario, and (unless scenario_only) keep serving until Ctrl-C.
 
     The scenario waits for Enter between its states when stdin is a terminal and no pace is given, else
-    `pace` seconds (30 by default, 1 with scenario_only). Paced for a person (at a terminal, or 10 s and more),
+    `pace` seconds (30 by default, 0.2 with scenario_only). Paced for a person (at a terminal, or 10 s and more),
     the PC works longer offline and the cable comes back as a slow line, so that it is seen synchronizing."""
     base = Path(base).absolute()
     interactive = pace is None and not scenario_only and sys.stdin is not None and sys.stdin.isatty()
-    pacer = Pacer(interactive, (1.0 if scenario_only else 30.0) if pace is None else pace)
+    pacer = Pacer(interactive, (0.2 if scenario_only else 30.0) if pace is None else pace)
     signal.signal(signal.SIGTERM, _interrupt)  # stop as Ctrl-C does: every process, then the servers
     demo = _servers(base, reset)
     procs: list[subprocess.Popen] = []
-    cable = None
+    cable = stop_hub = None
     result: dict = {}
     try:
         _prepare(demo, patients)
@@ -277,22 +288,26 @@ def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only
                "CCSYNC_CONFIG": str(_config_file(demo, hub_port))}
         logs = base / "logs"
         logs.mkdir(mode=0o700, exist_ok=True)
-        _add_panel_user(env)
+        panel_users.add(demo.pc_dsn, PANEL_USER, PANEL_PASSWORD, replace=True)
 
         def start(name, *args):
             log = open(logs / f"{name}.log", "a")  # noqa: SIM115 - closed with the process
             procs.append(_ccsync(*args, env=env, stdout=log, stderr=subprocess.STDOUT))
 
-        start("hub-sim", "hub-sim", "--port", str(hub_port))
-        start("service", "run", "--max-backoff", "2")
+        try:
+            _url, _state, stop_hub = hubsim.start_in_thread(port=hub_port)
+        except OSError as exc:
+            raise CcsyncError(f"cannot serve the HUB simulator on port {hub_port} ({exc.strerror}): "
+                              "choose another --hub-port") from None
+        # the service and the panel run as on a PC: processes of their own, as `ccsync run` and `ccsync panel`
+        start("service", "run", "--max-backoff", "0.5" if scenario_only else "2")
         start("panel", "panel", "--port", str(panel_port))
-        _wait(lambda: _hub_state(hub_port) is not None, 30, "the HUB simulator")
         _wait(lambda: _mode(demo.pc_dsn) == "online", 60, "the service online")
         say(f"panel: http://127.0.0.1:{panel_port}/  (login {PANEL_USER!r}, password {PANEL_PASSWORD!r})")
         say(f"the cloud's database: {demo.cloud_dsn}")
         say(f"the PC's database:    {demo.pc_dsn}  (the PC reaches the cloud through the cable, port {cable.port})")
         say(f"edit the PC's data:   {_psql(demo.pc)}")
-        say(f"logs: {logs}; the HUB simulator at http://127.0.0.1:{hub_port}/hubservices/v3")
+        say(f"logs: {logs}; the HUB simulator (in this process) at http://127.0.0.1:{hub_port}/hubservices/v3")
         for_a_person = interactive or pacer.seconds >= 10
         result = _scenario(demo, cable, hub_port, pacer, slow_line=SLOW_LINE if for_a_person else None,
                            offline_work=OFFLINE_ENCOUNTERS if for_a_person else 20)
@@ -315,6 +330,8 @@ def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only
                 proc.kill()
         if cable is not None:
             cable.close()
+        if stop_hub is not None:
+            stop_hub()
         demo.pc.stop("fast")
         demo.cloud.stop("fast")
         say(f"stopped; the data stays under {base} for the next run (`make demo DEMO_ARGS=--reset` starts over)")
@@ -322,13 +339,6 @@ def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-def _add_panel_user(env: dict) -> None:
-    proc = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "panel-user", "add", PANEL_USER,
-                           "--replace"], env=env, input=PANEL_PASSWORD + "\n", capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise CcsyncError(f"could not create the demo's panel user: {proc.stderr.strip()}")
 
 
 def _watch_modes(pc: str, until: str, timeout: float) -> None:
