@@ -132,7 +132,7 @@ def previous_ccsync(tmp_path) -> Path:
                                 check=True).stdout.strip()
     assert introduced, f"no commit brought schema {HEAD} (a shallow clone?)"
     tree = tmp_path / "previous"
-    tree.mkdir()
+    tree.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", f"{introduced}^"], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     (tree / "ccsync_sql").symlink_to("sql")  # its SQL files, as its wheel names them

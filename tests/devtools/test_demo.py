@@ -12,6 +12,8 @@ from pathlib import Path
 import psycopg
 
 from reconciler.devtools.pgserver import PgServer, free_port
+from reconciler.schema import HEAD
+from tests.test_upgrade import OLDER, previous_ccsync
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +43,15 @@ def make_demo(tmp_path: Path, demo_args_text: str) -> dict:
 
 def test_the_demo_plays_again_on_its_own_data_and_starts_over_with_reset(tmp_path):
     base = tmp_path / "demo"
-    # the first run as a person would watch it, stopped with Ctrl-C once it keeps running
+    # a demo left by the previous ccsync (at the previous schema revision), as after a `git pull`
+    previous = previous_ccsync(tmp_path / "src")
+    env = {**demo_env(tmp_path), "PYTHONPATH": str(previous)}
+    first = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "demo",
+                            *demo_args(base, "--scenario-only", "--json")], cwd=previous, env=env, capture_output=True,
+                           text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert json.loads(first.stdout)["run"] == 1
+    # the next run as a person would watch it, with this ccsync, stopped with Ctrl-C once it keeps running
     proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "demo", *demo_args(base, "--pace", "0")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                             env=demo_env(tmp_path), cwd=tmp_path)
@@ -51,6 +61,8 @@ def test_the_demo_plays_again_on_its_own_data_and_starts_over_with_reset(tmp_pat
         if "keeps running" in line:
             break
     out = "".join(lines)
+    assert f"upgraded the cloud database to this ccsync: schema {OLDER} -> {HEAD}" in out, out
+    assert "scenario (run 2 on this data)" in out
     assert "done: 1 new open conflict (update_update)" in out and "identical" in out, out
     assert "panel: http://127.0.0.1:" in out and "password" in out
     pc_port = PgServer(base / "pc-reception").port
@@ -64,7 +76,7 @@ def test_the_demo_plays_again_on_its_own_data_and_starts_over_with_reset(tmp_pat
         assert not (base / name / "postmaster.pid").exists()
 
     # its files: no secret in the working directory, the config readable by its owner only
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config", "demo"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config", "demo", "src"]
     assert stat.S_IMODE(base.stat().st_mode) == 0o700
     assert stat.S_IMODE((base / "ccsync.toml").stat().st_mode) == 0o600
     [secret] = (tmp_path / "config" / "ccsync").iterdir()
@@ -74,7 +86,7 @@ def test_the_demo_plays_again_on_its_own_data_and_starts_over_with_reset(tmp_pat
     args = " ".join(demo_args(base, "--scenario-only", "--json"))
     second = make_demo(tmp_path, args)
     third = make_demo(tmp_path, args)
-    for n, result in ((2, second), (3, third)):
+    for n, result in ((3, second), (4, third)):
         assert result["run"] == n and result["conflicts"] == 1 and result["conflict_kind"] == "update_update"
         assert result["converged"] is True and result["hub_version"] >= 2
     assert len({second["patient"], third["patient"]}) == 2
