@@ -83,6 +83,11 @@ EXAMPLES = {
     "pip install --upgrade ccsync": "not run by a test: it needs a newer release; tests/test_packaging.py "
                                     "installs the built wheel",
     "ccsync --version": "tests/test_readme.py::test_ccsync_version_says_what_the_readme_shows",
+    # Sumehr on the HUB
+    "ccsync sumehr list": "tests/sumehr/test_publisher.py::test_sumehr_cli_json_keys_and_one_line_errors",
+    "ccsync sumehr retry": "tests/sumehr/test_publisher.py::test_sumehr_cli_json_keys_and_one_line_errors",
+    "ccsync status": "tests/sumehr/test_publisher.py::test_without_a_hub_nothing_is_published_or_counted_and_status_"
+                     "says_so",
     # the roles (core's tests run the README's role statements)
     'ccsync install --dsn "$CLOUD_OWNER" --name cloud': ROLES,
     'ccsync track --dsn "$CLOUD_OWNER" patients encounters': ROLES,
