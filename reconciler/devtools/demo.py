@@ -197,7 +197,7 @@ def _prepare(demo: Demo, patients: int) -> None:
     reconciler.track(demo.cloud_dsn, TABLES)
     reconciler.install(demo.pc_dsn, NODE)
     say("initial sync of the PC (COPY from one consistent cloud snapshot):")
-    result = sync.init(Settings(local=demo.pc_dsn, cloud=demo.cloud_dsn), progress=Bar(enabled=True))
+    result = sync.init(Settings(local=demo.pc_dsn, cloud=demo.cloud_dsn), progress=Bar())  # lines in a log
     own = sum(1 for t in result["copied"] if t.startswith("ccsync."))
     say(f"copied {result['rows']} rows of {result['copied_tables'] - own} tables (and {own} of ccsync's own) "
         f"in {result['seconds']:.1f} s")
