@@ -206,7 +206,7 @@ def resolve(local_dsn: str, conflict_id: int, keep: str, *, by: str, merged: str
             raise CcsyncError("the merged row is not valid JSON: give an object of column: value") from None
         if not isinstance(merged_doc, dict):
             raise CcsyncError("the merged row must be a JSON object of column: value")
-    with _local(local_dsn) as conn:
+    with _db.canonical(_local(local_dsn)) as conn:
         with conn.transaction():
             row = conn.execute(_SELECT + " where id = %s for update", (conflict_id,)).fetchone()
             if row is None:

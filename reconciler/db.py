@@ -13,6 +13,10 @@ from .errors import CcsyncError, NotAllowed, NotInstalled, SchemaTooNew, SchemaT
 from .schema import HEAD
 
 CONNECT_TIMEOUT = 5
+# the capture settings (design-0.2 §1, ccsync.value_sql): a session that builds row images (the reconciler's) uses
+# them, so that its images are the capture triggers' text for text
+CANONICAL = {"TimeZone": "UTC", "DateStyle": "ISO, YMD", "IntervalStyle": "postgres", "extra_float_digits": "3",
+             "bytea_output": "hex", "lc_monetary": "C"}
 CLOUD_LINK = {  # the service's link to the cloud: a pulled cable is noticed in seconds, not after TCP's retries
     "connect_timeout": 3, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
     "keepalives_count": 2, "tcp_user_timeout": 8000,
@@ -153,6 +157,13 @@ def check_revision(conn: psycopg.Connection, name: str, *, where: str = "this da
         )
 
 
+def canonical(conn: psycopg.Connection) -> psycopg.Connection:
+    """Give a session the capture settings (CANONICAL), for as long as it lasts."""
+    conn.execute("select set_config(k, v, false) from unnest(%s::text[], %s::text[]) as s(k, v)",
+                 (list(CANONICAL), list(CANONICAL.values())))
+    return conn
+
+
 def text_jsonb(conn: psycopg.Connection) -> psycopg.Connection:
     """Make a connection return jsonb as text: values cross between databases untouched."""
     conn.adapters.register_loader("jsonb", TextLoader)
@@ -174,6 +185,7 @@ def open_node(local_dsn: str) -> tuple[psycopg.Connection, str]:
     """This PC's database and its node name; refuses a database installed as the cloud."""
     node = text_jsonb(connect(local_dsn, role="local database", autocommit=True))
     try:
+        canonical(node)
         name = identity(node, where="the local database")
         if name == "cloud":
             raise CcsyncError("the --local database is installed as 'cloud': point --local at the PC's database")
@@ -189,6 +201,7 @@ def open_cloud(cloud_dsn: str, *, node: str | None = None, **kwargs) -> psycopg.
     ccsync.origin); a PC's own role is stamped by the cloud from the role, whatever it sets."""
     cloud = text_jsonb(connect(cloud_dsn, role="cloud database", autocommit=True, **kwargs))
     try:
+        canonical(cloud)
         name = identity(cloud, where="the cloud database")
         if name != "cloud":
             raise CcsyncError(f"the --cloud database is installed as {name!r}, not as 'cloud': check --cloud")

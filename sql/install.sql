@@ -3,19 +3,21 @@
 -- that head always has the current functions and views (all written with create or replace), and
 -- the privileges on them last. Function bodies are not checked while loading (as pg_dump does): a
 -- function may read a table that a later revision creates.
+\i functions/ccsync.hlc_at_least.sql
 \i functions/ccsync.hlc_next.sql
 \i functions/ccsync.hlc_observe.sql
-\i functions/ccsync.json_as_text.sql
 \i functions/ccsync.trusted_session.sql
 \i functions/ccsync.caller_node.sql
 \i functions/ccsync.require_node.sql
-\i functions/ccsync.capture_origin.sql
-\i functions/ccsync.capture_row.sql
-\i functions/ccsync.capture_insert.sql
-\i functions/ccsync.capture_truncate.sql
 \i functions/ccsync.journal_notify.sql
+\i functions/ccsync.value_sql.sql
+\i functions/ccsync.changed.sql
 \i functions/ccsync.row_image_sql.sql
 \i functions/ccsync.key_match_sql.sql
+\i functions/ccsync.capture_function.sql
+\i functions/ccsync.capture_function_sql.sql
+\i functions/ccsync.canonical_sql.sql
+\i functions/ccsync.convert_images.sql
 \i functions/ccsync.node_register.sql
 \i functions/ccsync.node_leave.sql
 \i functions/ccsync.push_position.sql

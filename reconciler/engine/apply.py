@@ -72,19 +72,14 @@ def _fast_update(t: Table, step: Step, push: bool) -> sql.Composed | None:
     if not cols:
         return None
     sets = sql.SQL(", ").join(
-        sql.SQL("{c} = {v}").format(c=sql.Identifier(c.name), v=t.typed(c, "cc_n", "s.new")) for c in cols
+        sql.SQL("{c} = {v}").format(c=sql.Identifier(c.name), v=t.typed(c, "s.new")) for c in cols
     )
     if push:  # every changed column still holds the node's base value
-        cond = sql.SQL(" and ").join(t.same(c, t.tcol(c), t.typed(c, "cc_o", "s.old")) for c in cols)
-        old = t.populate(sql.SQL("s.old"), "cc_o", cols)
+        cond = sql.SQL(" and ").join(t.same(c, t.tcol(c), t.typed(c, "s.old")) for c in cols)
     else:
-        cond, old = sql.SQL("not s.skipped"), sql.SQL("")
-    key, match = t.key_join()
-    return sql.SQL(
-        "update {T} t set {sets} {frm} {p} {o} {n} where s.step = %(step)s and {match} and {cond}"
-    ).format(
-        T=t.ident, sets=sets, frm=_stage_from(), p=key, o=old,
-        n=t.populate(sql.SQL("s.new"), "cc_n", cols), match=match, cond=cond,
+        cond = sql.SQL("not s.skipped")
+    return sql.SQL("update {T} t set {sets} {frm} where s.step = %(step)s and {match} and {cond}").format(
+        T=t.ident, sets=sets, frm=_stage_from(), match=t.key_match(), cond=cond,
     )
 
 
@@ -94,21 +89,15 @@ def _fast_insert(t: Table, step: Step, push: bool) -> sql.Composed:
     else:
         tail = sql.SQL("and not s.skipped on conflict ({pk}) do update set {sets}").format(
             pk=t.pk_columns(), sets=t.upsert_set())
-    return sql.SQL("insert into {T} ({cols}) select {vals} {frm} {n} where s.step = %(step)s {tail}").format(
-        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), frm=_stage_from(),
-        n=t.populate(sql.SQL("s.new"), "cc_n", t.writable), tail=tail,
+    return sql.SQL("insert into {T} ({cols}) select {vals} {frm} where s.step = %(step)s {tail}").format(
+        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), frm=_stage_from(), tail=tail,
     )
 
 
 def _fast_delete(t: Table, step: Step, push: bool) -> sql.Composed:
-    if push:  # the cloud's row is the row the node deleted
-        cond, old = t.matches_base(), t.populate(sql.SQL("s.old"), "cc_o", t.writable)
-    else:
-        cond, old = sql.SQL("not s.skipped"), sql.SQL("")
-    key, match = t.key_join()
-    return sql.SQL(
-        "delete from {T} t using ccsync_stage s {p} {o} where s.step = %(step)s and {match} and {cond}"
-    ).format(T=t.ident, p=key, o=old, match=match, cond=cond)
+    cond = t.matches_base() if push else sql.SQL("not s.skipped")  # push: the cloud's row is the one the node deleted
+    return sql.SQL("delete from {T} t using ccsync_stage s where s.step = %(step)s and {match} and {cond}").format(
+        T=t.ident, match=t.key_match(), cond=cond)
 
 
 def _mark_done(returning_seq: sql.Composable) -> sql.Composed:
@@ -121,12 +110,8 @@ def _mark_done(returning_seq: sql.Composable) -> sql.Composed:
 def update_step(conn, t: Table, step: int, *, check_base: bool) -> int:
     cond = t.no_conflict() if check_base else sql.SQL("not s.skipped")
     q = sql.SQL(
-        "update {T} t set {sets} {frm} {p} {o} {n} where s.step = %(step)s and {match} and {cond} returning s.seq"
-    ).format(
-        T=t.ident, sets=t.set_from_new(), frm=_stage_from(),
-        p=t.populate(sql.SQL("s.pk"), "cc_p"), o=t.populate(sql.SQL("s.old"), "cc_o", t.writable), n=t.populate(sql.SQL("s.new"), "cc_n", t.writable),
-        match=t.pk_match(), cond=cond,
-    )
+        "update {T} t set {sets} {frm} where s.step = %(step)s and {match} and {cond} returning s.seq"
+    ).format(T=t.ident, sets=t.set_from_new(), frm=_stage_from(), match=t.key_match(), cond=cond)
     return conn.execute(_mark_done(q), {"step": step}).rowcount
 
 
@@ -138,29 +123,22 @@ def insert_step(conn, t: Table, step: int, *, upsert: bool) -> int:
         conflict = sql.SQL("on conflict ({pk}) do nothing").format(pk=t.pk_columns())
         where = sql.SQL("")
     ins = sql.SQL(
-        "insert into {T} ({cols}) select {vals} {frm} {n} where s.step = %(step)s {where} {conflict} returning {pk}"
+        "insert into {T} ({cols}) select {vals} {frm} where s.step = %(step)s {where} {conflict} returning {pk}"
     ).format(
-        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), frm=_stage_from(),
-        n=t.populate(sql.SQL("s.new"), "cc_n", t.writable), where=where, conflict=conflict, pk=t.pk_columns(),
-    )
-    match = sql.SQL(" and ").join(
-        sql.SQL("a.{c} = (jsonb_populate_record(null::{T}, x.pk)).{c}").format(c=sql.Identifier(k), T=t.ident)
-        for k in t.pk
+        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), frm=_stage_from(), where=where,
+        conflict=conflict, pk=t.pk_columns(),
     )
     q = sql.SQL(
         "with a as ({ins}) update ccsync_stage x set done = true from a where x.step = %(step)s and {match}"
-    ).format(ins=ins, match=match)
+    ).format(ins=ins, match=t.key_match("x.pk", "a"))
     return conn.execute(q, {"step": step}).rowcount
 
 
 def delete_step(conn, t: Table, step: int, *, check_base: bool) -> int:
     cond = t.matches_base() if check_base else sql.SQL("not s.skipped")
     q = sql.SQL(
-        "delete from {T} t using ccsync_stage s {p} {o} where s.step = %(step)s and {match} and {cond} returning s.seq"
-    ).format(
-        T=t.ident, p=t.populate(sql.SQL("s.pk"), "cc_p"), o=t.populate(sql.SQL("s.old"), "cc_o", t.writable),
-        match=t.pk_match(), cond=cond,
-    )
+        "delete from {T} t using ccsync_stage s where s.step = %(step)s and {match} and {cond} returning s.seq"
+    ).format(T=t.ident, match=t.key_match(), cond=cond)
     return conn.execute(_mark_done(q), {"step": step}).rowcount
 
 
@@ -200,24 +178,22 @@ def leftovers(conn, t: Table, step: int) -> list[Leftover]:
         """
         select s.seq, s.op::text, s.pk, s.old, s.new, s.hlc, case when t.ctid is null then null else {img} end,
                case s.op when 'U' then {cu} when 'D' then {cd} else {ci} end
-          from ccsync_stage s {p} {o} {n}
+          from ccsync_stage s
           left join {T} t on {match}
          where s.step = %(step)s and not s.done and not s.skipped
          order by s.seq
         """
     ).format(
-        img=t.image("t"), cu=t.conflict_columns("old", True), cd=t.conflict_columns("old", False),
-        ci=t.conflict_columns("new", False), T=t.ident, match=t.pk_match(),
-        p=t.populate(sql.SQL("s.pk"), "cc_p"), o=t.populate(sql.SQL("s.old"), "cc_o", t.writable), n=t.populate(sql.SQL("s.new"), "cc_n", t.writable),
+        img=t.image(), cu=t.conflict_columns("old", True), cd=t.conflict_columns("old", False),
+        ci=t.conflict_columns("new", False), T=t.ident, match=t.key_match(),
     )
     return [Leftover(*r) for r in conn.execute(q, {"step": step})]
 
 
 def apply_columns(conn, t: Table, seq: int, columns: list[str] | None) -> None:
     """Apply the new values of one staged update (only `columns` when given)."""
-    q = sql.SQL("update {T} t set {sets} from ccsync_stage s {p} {n} where s.seq = %(seq)s and {match}").format(
-        T=t.ident, sets=t.set_from_new(columns), p=t.populate(sql.SQL("s.pk"), "cc_p"),
-        n=t.populate(sql.SQL("s.new"), "cc_n", t.writable), match=t.pk_match(),
+    q = sql.SQL("update {T} t set {sets} from ccsync_stage s where s.seq = %(seq)s and {match}").format(
+        T=t.ident, sets=t.set_from_new(columns), match=t.key_match(),
     )
     conn.execute(q, {"seq": seq})
 
@@ -227,21 +203,17 @@ def upsert_images(conn, t: Table, images: list) -> None:
     if not images:
         return
     q = sql.SQL(
-        "insert into {T} ({cols}) select {vals} from jsonb_array_elements(%(rows)s::jsonb) as s(new) {n} "
+        "insert into {T} ({cols}) select {vals} from jsonb_array_elements(%(rows)s::jsonb) as s(new) "
         "on conflict ({pk}) do update set {sets}"
-    ).format(
-        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), n=t.populate(sql.SQL("s.new"), "cc_n", t.writable),
-        pk=t.pk_columns(), sets=t.upsert_set(),
-    )
+    ).format(T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), pk=t.pk_columns(), sets=t.upsert_set())
     conn.execute(q, {"rows": json_array(images)})
 
 
 def delete_keys(conn, t: Table, keys: list) -> None:
     if not keys:
         return
-    q = sql.SQL(
-        "delete from {T} t using jsonb_array_elements(%(keys)s::jsonb) as s(pk) {p} where {match}"
-    ).format(T=t.ident, p=t.populate(sql.SQL("s.pk"), "cc_p"), match=t.pk_match())
+    q = sql.SQL("delete from {T} t using jsonb_array_elements(%(keys)s::jsonb) as s(pk) where {match}").format(
+        T=t.ident, match=t.key_match())
     conn.execute(q, {"keys": json_array(keys)})
 
 
@@ -249,12 +221,9 @@ def lock_keys(conn, t: Table, keys: list[str]) -> None:
     if not keys:
         return
     q = sql.SQL(
-        "select 1 from {T} t where ({pkc}) in (select {pv} from jsonb_array_elements(%(keys)s::jsonb) as s(pk) {p}) "
-        "for update"
-    ).format(
-        T=t.ident, pkc=t.pk_columns(), p=t.populate(sql.SQL("s.pk"), "cc_p"),
-        pv=sql.SQL(", ").join(sql.SQL("(cc_p).{}").format(sql.Identifier(c)) for c in t.pk),
-    )
+        "select 1 from {T} t where exists (select 1 from jsonb_array_elements(%(keys)s::jsonb) as s(pk) where {match}) "
+        "for update of t"
+    ).format(T=t.ident, match=t.key_match())
     conn.execute(q, {"keys": json_array(keys)})
 
 
@@ -263,13 +232,9 @@ def fetch_images(conn, t: Table, keys: list) -> dict[str, dict]:
     if not keys:
         return {}
     q = sql.SQL(
-        "select {pkimg}::text, {img} from {T} t where ({pkc}) in "
-        "(select {pv} from jsonb_array_elements(%(keys)s::jsonb) as s(pk) {p})"
-    ).format(
-        pkimg=t.pk_image("t"), img=t.image("t"), T=t.ident, pkc=t.pk_columns(),
-        pv=sql.SQL(", ").join(sql.SQL("(cc_p).{}").format(sql.Identifier(c)) for c in t.pk),
-        p=t.populate(sql.SQL("s.pk"), "cc_p"),
-    )
+        "select {pkimg}::text, {img} from {T} t "
+        "where exists (select 1 from jsonb_array_elements(%(keys)s::jsonb) as s(pk) where {match})"
+    ).format(pkimg=t.pk_image(), img=t.image(), T=t.ident, match=t.key_match())
     return {key_of(r[0]): r[1] for r in conn.execute(q, {"keys": json_array(keys)})}
 
 

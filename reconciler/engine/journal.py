@@ -68,6 +68,13 @@ WINDOW = """
 # what the target applies: everything but the target's own changes (no echo)
 WANTED = "j.origin <> %(exclude_origin)s"
 
+# an update's changed columns with their new values (j.ch): the journal holds whole row images (up to revision 0006,
+# the changed columns only; ccsync.changed reads both), and a step applies only what changed
+CHANGED = "cross join lateral (select case when j.op = 'U' then ccsync.changed(j.old, j.new) end as ch) d"
+
+# what the target stages of a change: an update as its changed columns (old and new), else the whole images
+STAGED_IMAGES = "case when j.op = 'U' then ccsync.changed(j.new, j.old) else j.old end, coalesce(d.ch, j.new)"
+
 # the chunk's transactions: the window narrowed to a txid range, then to the listed transactions
 # (no list when the chunk is the whole window: a list of thousands of transactions costs planning time)
 CHUNK = ("(%(txids)s::text is null or (j.txid between %(first)s::text::xid8 and %(last)s::text::xid8 "
@@ -76,9 +83,9 @@ CHUNK = ("(%(txids)s::text is null or (j.txid between %(first)s::text::xid8 and 
 # what planning needs of each change of the chunk: no row images
 PLAN_ROWS = f"""
 select j.id, j.txid::text::bigint, j.table_name, j.op::text, j.pk::text,
-       coalesce(j.op = 'U' and j.new ?| t.pk_columns, false),
-       case when j.op = 'U' then array(select jsonb_object_keys(j.new))::text end
-  from ccsync.journal j
+       coalesce(d.ch ?| t.pk_columns, false),
+       case when j.op = 'U' then array(select jsonb_object_keys(d.ch))::text end
+  from ccsync.journal j {CHANGED}
   left join ccsync.tracked t on t.table_name = j.table_name
  where {WINDOW} and {WANTED} and {CHUNK}
 """
@@ -92,9 +99,9 @@ OWN_ROWS = f"select distinct j.table_name, j.pk::text from ccsync.journal j wher
 # window, without fetching its changes or computing a key set per change (the first update's keys are checked
 # against every other's with ?& and -, which need no per-row subquery)
 FIRST_CHANGE = f"""
-select j.table_name, j.op::text, case when j.op = 'U' then array(select jsonb_object_keys(j.new))::text end,
+select j.table_name, j.op::text, case when j.op = 'U' then array(select jsonb_object_keys(d.ch))::text end,
        t.pk_columns::text
-  from ccsync.journal j
+  from ccsync.journal j {CHANGED}
   left join ccsync.tracked t on t.table_name = j.table_name
  where {WINDOW} and {WANTED} and {CHUNK} limit 1
 """
@@ -104,9 +111,9 @@ select j.table_name, j.op::text, case when j.op = 'U' then array(select jsonb_ob
 ONE_STEP = f"""
 select count(*),
        bool_and(j.table_name = %(table)s and j.op = %(op)s::"char"
-                and (j.op <> 'U' or (not j.new ?| %(pk)s::text[]
-                                     and j.new ?& %(keys)s::text[] and j.new - %(keys)s::text[] = '{{}}'::jsonb)))
-  from ccsync.journal j
+                and (j.op <> 'U' or (not d.ch ?| %(pk)s::text[]
+                                     and d.ch ?& %(keys)s::text[] and d.ch - %(keys)s::text[] = '{{}}'::jsonb)))
+  from ccsync.journal j {CHANGED}
  where {WINDOW} and {WANTED} and {CHUNK}
 """
 # (one table: its rows told apart by their keys alone). Rows are grouped by a 64-bit hash of their key, here and
@@ -129,9 +136,9 @@ select g.table_name, g.op, g.cols, g.n, g.first,
           from (select c.table_name, min(c.op) as op, min(c.cols) as cols, min(c.id) as id, count(*) > 1 as twice
                   from (select j.table_name collate "C" as table_name, j.op::text collate "C" as op, j.id,
                                jsonb_hash_extended(j.pk, 0) as key_hash,
-                               case when j.op = 'U' then array(select jsonb_object_keys(j.new))::text collate "C" end
+                               case when j.op = 'U' then array(select jsonb_object_keys(d.ch))::text collate "C" end
                                    as cols
-                          from ccsync.journal j
+                          from ccsync.journal j {CHANGED}
                          where {WINDOW} and {WANTED} and {CHUNK}
                         offset 0) c  -- the column sets worked out in the scan: the grouping sorts narrow rows
                  group by c.table_name, c.key_hash) r
@@ -143,19 +150,19 @@ select g.table_name, g.op, g.cols, g.n, g.first,
 # one table's updates fall in several steps; numbered 1..n (seq) in the order read (a step's rows are distinct)
 COPY_GROUPS = f"""
 copy (
-    select row_number() over (), g.step, j.txid, j.hlc, j.origin, j.table_name, j.op, j.pk, j.old, j.new, false
-      from ccsync.journal j
+    select row_number() over (), g.step, j.txid, j.hlc, j.origin, j.table_name, j.op, j.pk, {STAGED_IMAGES}, false
+      from ccsync.journal j {CHANGED}
       join unnest(%(g_tables)s::text[], %(g_ops)s::text[], %(g_cols)s::text[]) with ordinality as g(t, op, cols, step)
         on g.t = j.table_name and g.op = j.op::text
-       and (g.cols is null or g.cols = array(select jsonb_object_keys(j.new))::text)
+       and (g.cols is null or g.cols = array(select jsonb_object_keys(d.ch))::text)
      where {WINDOW} and {WANTED} and {CHUNK}
 ) to stdout (format binary)
 """
 
 COPY_OUT = f"""
 copy (
-    select m.seq, m.step, j.txid, j.hlc, j.origin, j.table_name, j.op, j.pk, j.old, j.new, m.own_touch
-      from ccsync.journal j
+    select m.seq, m.step, j.txid, j.hlc, j.origin, j.table_name, j.op, j.pk, {STAGED_IMAGES}, m.own_touch
+      from ccsync.journal j {CHANGED}
       join unnest(string_to_array(%(ids)s, ',')::bigint[], string_to_array(%(steps)s, ',')::bigint[],
                   string_to_array(%(own)s, ',')::boolean[]) with ordinality as m(id, step, own_touch, seq)
         on m.id = j.id

@@ -157,8 +157,8 @@ def _skip_pending(node, tables) -> int:
         # lock first: a local writer that already changed the row has committed its journal entry by then
         node.execute(
             sql.SQL(
-                "select 1 from ccsync_stage s {p} join {T} t on {m} where s.table_name = %s for update of t"
-            ).format(p=t.populate(sql.SQL("s.pk"), "cc_p"), T=t.ident, m=t.pk_match()),
+                "select 1 from ccsync_stage s join {T} t on {m} where s.table_name = %s for update of t"
+            ).format(T=t.ident, m=t.key_match()),
             (name,),
         )
     node.execute(

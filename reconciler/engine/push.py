@@ -82,9 +82,8 @@ class _Push:
         cloud.execute("select ccsync.hlc_observe(%s)", (top,))
         fmt = sql.SQL(snapshot.copy_format(t, cloud))
         rows = sql.SQL(
-            "copy (select {vals} from ccsync.journal j {n} where {window} and {wanted}) to stdout (format {f})"
-        ).format(vals=sql.SQL(", ").join(t.typed(c, "cc_n", "j.new") for c in t.writable),
-                 n=t.populate(sql.SQL("j.new"), "cc_n", t.writable),
+            "copy (select {vals} from ccsync.journal j where {window} and {wanted}) to stdout (format {f})"
+        ).format(vals=sql.SQL(", ").join(t.typed(c, "j.new") for c in t.writable),
                  window=sql.SQL(_journal.WINDOW), wanted=sql.SQL(_journal.WANTED), f=fmt)
         _journal.relay(node, rows, window.params(), cloud,
                sql.SQL("copy {T} ({cols}) from stdin (format {f})").format(T=t.ident, cols=t.insert_columns(), f=fmt))

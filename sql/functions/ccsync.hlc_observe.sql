@@ -8,7 +8,7 @@
 --      p_hlc   the highest clock value of the changes just received
 --
 -- Returns:
---      bigint: the clock value now current
+--      bigint: a clock value past p_hlc and the wall clock
 --
 -- Runs as its owner: a PC's role moves the cloud's clock with it, and
 --      has no privilege on the sequence itself.
@@ -18,18 +18,11 @@
 -- ----------------------------------------------------------------------
 create or replace function ccsync.hlc_observe(p_hlc bigint)
 returns bigint
-language plpgsql
+language sql
 volatile
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-    v_now bigint := ccsync.hlc_next();
-begin
-    if p_hlc is not null and p_hlc >= v_now then
-        perform setval('ccsync.hlc_seq', p_hlc + 1);
-        return p_hlc + 1;
-    end if;
-    return v_now;
-end;
+    select ccsync.hlc_at_least(greatest(coalesce(p_hlc + 1, 0),
+                                        (extract(epoch from clock_timestamp()) * 1000)::bigint << 16))
 $$;

@@ -4,7 +4,8 @@
 --      Journals a row as the cloud now has it, for the calling node only
 --      (target): after a conflict of that node, it takes the cloud's
 --      whole row, including a row it had deleted. The image is read here,
---      from the table, never taken from the caller.
+--      from the table, never taken from the caller, in the canonical form
+--      (the capture settings of ccsync.value_sql).
 --
 -- Parameters:
 --      p_table   the tracked table, as in ccsync.tracked
@@ -22,6 +23,12 @@ returns void
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
+set timezone = 'UTC'
+set datestyle = 'ISO, YMD'
+set intervalstyle = 'postgres'
+set extra_float_digits = 3
+set bytea_output = 'hex'
+set lc_monetary = 'C'
 as $$
 declare
     v_node  text := ccsync.require_node();

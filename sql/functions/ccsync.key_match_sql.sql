@@ -2,8 +2,9 @@
 -- Function: ccsync.key_match_sql(3)
 --
 --      The SQL condition that a row of p_table named p_alias has the
---      primary key held (as the journal holds keys) in the jsonb
---      expression p_key.
+--      primary key held, as the journal holds keys, in the jsonb
+--      expression p_key: each key column compared with its value read back
+--      by its type's input function ((p_key ->> 'col')::type).
 --
 -- Parameters:
 --      p_table   the table
@@ -22,10 +23,8 @@ language sql
 stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select format('(%s) = (select %s from jsonb_populate_record(null::%s, %s) as cc_k)',
-                  string_agg(format('%I.%I', p_alias, a.attname), ', ' order by k.ord),
-                  string_agg(format('cc_k.%I', a.attname), ', ' order by k.ord),
-                  p_table, p_key)
+    select string_agg(format('%I.%I = (%s ->> %L)::%s', p_alias, a.attname, p_key, a.attname,
+                             format_type(a.atttypid, a.atttypmod)), ' and ' order by k.ord)
       from pg_index as i
       cross join lateral unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)
       join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum

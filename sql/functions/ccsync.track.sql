@@ -2,15 +2,16 @@
 -- Function: ccsync.track(2)
 --
 --      Starts capturing the changes of a table, or changes its policy.
---      Run it again after ALTER TABLE changes the primary key or adds a
---      json column (the triggers carry both as arguments).
---      Creates the capture triggers (ENABLE ALWAYS, so that they fire
---      even under session_replication_role = replica) and records the
---      table in ccsync.tracked. Idempotent.
+--      Generates the table's capture function with its columns written
+--      out (ccsync.capture_function_sql), so run it again after any ALTER
+--      TABLE of a tracked table. Creates the capture triggers (ENABLE
+--      ALWAYS, so that they fire even under session_replication_role =
+--      replica) and records the table in ccsync.tracked. Idempotent.
 --
---      The trigger functions run as their owner (SECURITY DEFINER), so
---      any role that may write the table is captured, and no session can
---      switch capture off (ccsync.capture_origin says what is skipped).
+--      The trigger function runs as the schema's owner (SECURITY DEFINER),
+--      so any role that may write the table is captured, and no session
+--      can switch capture off (ccsync.capture_function_sql says what is
+--      skipped).
 --      The roles registered in ccsync.nodes and ccsync.app_roles are
 --      granted the table (ccsync.regrant).
 --
@@ -43,9 +44,10 @@ declare
     v_rel    text;
     v_kind   "char";
     v_name   text;
-    v_pk     text[];
-    v_json   text[];
-    v_args   text;
+    v_pk       text[];
+    v_function text;
+    v_owner    text;
+    v_trigger  text;
 begin
     select name into v_self from ccsync.identity;
     if v_self is null then
@@ -77,27 +79,31 @@ begin
             using errcode = 'CC002';
     end if;
 
-    select coalesce(array_agg(a.attname::text order by a.attnum), '{}')
-      into v_json
-      from pg_attribute as a
-     where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped and a.atttypid = 'json'::regtype;
-    select string_agg(quote_literal(x), ', ')
-      into v_args
-      from unnest(array[v_self, p_internal::text, cardinality(v_pk)::text] || v_pk || v_json) as x;
-    execute format('drop trigger if exists ccsync_capture_row on %I.%I', v_schema, v_rel);
-    execute format('drop trigger if exists ccsync_capture_insert on %I.%I', v_schema, v_rel);
-    execute format('drop trigger if exists ccsync_capture_truncate on %I.%I', v_schema, v_rel);
-    execute format('create trigger ccsync_capture_row after update or delete on %I.%I '
-                   'for each row execute function ccsync.capture_row(%s)', v_schema, v_rel, v_args);
-    execute format('create trigger ccsync_capture_insert after insert on %I.%I '
-                   'referencing new table as ccsync_new '
-                   'for each statement execute function ccsync.capture_insert(%s)', v_schema, v_rel, v_args);
+    v_function := ccsync.capture_function(v_name);
+    execute ccsync.capture_function_sql(p_table, v_self, p_internal);
+    execute format('revoke all on function %s() from public', v_function);
+    execute format('comment on function %s() is %L', v_function, 'ccsync: the capture of ' || v_name);
+    select n.nspowner::regrole::text into v_owner from pg_namespace as n where n.nspname = 'ccsync';
+    if v_owner <> current_user then  -- (track run by a superuser) the function runs as the schema's owner
+        execute format('alter function %s() owner to %s', v_function, v_owner);
+    end if;
+    foreach v_trigger in array array['ccsync_capture_row', 'ccsync_capture_insert', 'ccsync_capture_update',
+                                     'ccsync_capture_delete', 'ccsync_capture_truncate'] loop
+        execute format('drop trigger if exists %I on %I.%I', v_trigger, v_schema, v_rel);
+    end loop;
+    execute format('create trigger ccsync_capture_insert after insert on %I.%I referencing new table as cc_new '
+                   'for each statement execute function %s()', v_schema, v_rel, v_function);
+    execute format('create trigger ccsync_capture_update after update on %I.%I '
+                   'referencing old table as cc_old new table as cc_new '
+                   'for each statement execute function %s()', v_schema, v_rel, v_function);
+    execute format('create trigger ccsync_capture_delete after delete on %I.%I referencing old table as cc_old '
+                   'for each statement execute function %s()', v_schema, v_rel, v_function);
     execute format('create trigger ccsync_capture_truncate before truncate on %I.%I '
-                   'for each statement execute function ccsync.capture_truncate(%L, %L)',
-                   v_schema, v_rel, v_self, p_internal::text);
-    execute format('alter table %I.%I enable always trigger ccsync_capture_row', v_schema, v_rel);
-    execute format('alter table %I.%I enable always trigger ccsync_capture_insert', v_schema, v_rel);
-    execute format('alter table %I.%I enable always trigger ccsync_capture_truncate', v_schema, v_rel);
+                   'for each statement execute function %s()', v_schema, v_rel, v_function);
+    foreach v_trigger in array array['ccsync_capture_insert', 'ccsync_capture_update', 'ccsync_capture_delete',
+                                     'ccsync_capture_truncate'] loop
+        execute format('alter table %I.%I enable always trigger %I', v_schema, v_rel, v_trigger);
+    end loop;
 
     insert into ccsync.tracked (table_name, schema_name, rel_name, pk_columns, policy)
     values (v_name, v_schema, v_rel, v_pk, p_policy)

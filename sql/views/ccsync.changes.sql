@@ -14,6 +14,9 @@
 --      pk          primary key of the row before the change (jsonb)
 --      old         old values: changed columns (U), whole row (D)
 --      new         new values: changed columns (U), whole row (I)
+--
+--      The journal keeps whole row images; an update's changed columns are
+--      derived here (ccsync.changed).
 -- ----------------------------------------------------------------------
 create or replace view ccsync.changes as
 select j.id,
@@ -24,6 +27,6 @@ select j.id,
        j.table_name,
        j.op::text as op,
        j.pk,
-       j.old,
-       j.new
+       case when j.op = 'U' then ccsync.changed(j.new, j.old) else j.old end as old,
+       case when j.op = 'U' then ccsync.changed(j.old, j.new) else j.new end as new
   from ccsync.journal as j;

@@ -5,6 +5,7 @@ import random
 import psycopg
 import pytest
 
+import reconciler
 from reconciler.engine import housekeeping
 from reconciler import sync
 from reconciler.errors import CcsyncError
@@ -191,12 +192,14 @@ def test_cloud_prunes_what_every_node_pulled_and_a_node_behind_is_told_to_init(m
 def test_schema_drift_is_refused_and_the_batch_stays_pending(practice):
     p = practice
     p.sql(p.nodes["pc-1"], "alter table patients add column extra text")
+    reconciler.track(p.nodes["pc-1"], ["patients"])  # as the README says after an ALTER TABLE
     p.sql(p.nodes["pc-1"], "insert into patients (id, name, extra) values (1, 'a', 'only here')")
     with pytest.raises(CcsyncError, match=r"schema drift on public.patients \(only on the node: extra\)"):
         p.push("pc-1")
     assert p.sql(p.nodes["pc-1"], "select count(*) from ccsync.journal")[0][0] == 1
     assert "schema drift" in p.sql(p.nodes["pc-1"], "select last_error from ccsync.state")[0][0]
     p.sql(p.cloud_owner, "alter table patients add column extra text")
+    reconciler.track(p.cloud_owner, ["patients"])
     p.push("pc-1")
     assert p.sql(p.cloud, "select extra from patients")[0][0] == "only here"
 

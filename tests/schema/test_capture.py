@@ -66,6 +66,15 @@ def journal(conn):
     ).fetchall()
 
 
+def applied(conn, table: str, image: str) -> str:
+    """The select list that applies a row image to `table`, as the reconciler does: a cast of each value's text."""
+    rows = conn.execute(
+        "select format('(%%s ->> %%L)::%%s', %s::text, a.attname, format_type(a.atttypid, a.atttypmod)) "
+        "from pg_attribute a where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped "
+        "order by a.attnum", (image, table)).fetchall()
+    return ", ".join(r[0] for r in rows)
+
+
 def test_every_type_round_trips_through_the_journal(node, conn):
     conn.execute(ALL_TYPES)
     reconciler.track(node, ["every_type"])
@@ -75,17 +84,11 @@ def test_every_type_round_trips_through_the_journal(node, conn):
         ROW,
     )
     conn.execute("insert into every_type (id) values ('00000000-0000-0000-0000-000000000000')")  # NULLs
-    # rebuild each row from the journal alone, in a copy of the table, and compare as text
+    # rebuild each row from the journal alone, in a copy of the table, and compare as text: every value is
+    # applied with its type's input function, (image ->> 'col')::type
     conn.execute("create table rebuilt (like every_type)")
-    # json columns travel as their exact text (a JSON string); every other type through jsonb
-    conn.execute(
-        "insert into rebuilt select (jsonb_populate_record(null::every_type, new - 'j')).*  "
-        "from ccsync.changes where op = 'I'"
-    )
-    conn.execute(
-        "update rebuilt r set j = (c.new ->> 'j')::json from ccsync.changes c "
-        "where c.op = 'I' and r.id = (c.pk ->> 'id')::uuid"
-    )
+    conn.execute(f"insert into rebuilt select {applied(conn, 'every_type', 'c.new')} from ccsync.changes c "
+                 "where c.op = 'I'")
     assert conn.execute("select count(*) from rebuilt").fetchone()[0] == 2
     # and the text forms are identical, column by column (numeric scale, timestamptz precision, bytea...)
     left = conn.execute("select e::text from every_type e order by id").fetchall()
@@ -279,3 +282,55 @@ def test_untrack_refuses_while_changes_wait_to_be_pushed(node, conn):
     with pytest.raises(CcsyncError, match="not yet pushed"):
         reconciler.untrack(node, ["t"])
     assert len(reconciler.tables(node)) == 1
+
+
+def test_the_journal_holds_whole_rows_and_readers_derive_the_changed_columns(node, conn):
+    conn.execute("create table t (id int primary key, a text, b int)")
+    reconciler.track(node, ["t"])
+    conn.execute("insert into t values (1, 'x', 2)")
+    conn.execute("update t set b = 3")
+    raw = conn.execute("select old, new from ccsync.journal where op = 'U'").fetchone()
+    assert raw == ({"id": 1, "a": "x", "b": 2}, {"id": 1, "a": "x", "b": 3})
+    assert conn.execute("select old, new from ccsync.changes where op = 'U'").fetchone() == ({"b": 2}, {"b": 3})
+
+
+def test_a_multi_row_update_pairs_each_old_row_with_its_new_row(node, conn):
+    conn.execute("create table t (id int primary key, v text)")
+    reconciler.track(node, ["t"])
+    conn.execute("insert into t select g, 'v' || g from generate_series(1, 60) g")
+    conn.execute("update t set v = v || '.' where id % 3 = 0")  # rows in another physical order than their keys
+    conn.execute("update t set id = id + 1000, v = v || '!' where id % 2 = 0")
+    pairs = conn.execute("select (pk ->> 'id')::int, (new ->> 'id')::int, old ->> 'v', new ->> 'v' "
+                         "from ccsync.journal where op = 'U' and (new ->> 'id')::int > 1000").fetchall()
+    assert len(pairs) == 30 and all(new == old + 1000 and nv == ov + "!" for old, new, ov, nv in pairs)
+
+
+def test_depth_says_which_statement_a_trigger_ran(node, conn):
+    """A statement an application's trigger runs is journaled deeper, and before the statement that fired it; a
+    foreign-key cascade is fired by PostgreSQL from its own queue, after its cause, at the same depth."""
+    conn.execute("create table parent (id int primary key)")
+    conn.execute("create table child (id int primary key, parent int references parent on update cascade)")
+    conn.execute("create table audit (id serial primary key, what text)")
+    conn.execute("create function audit() returns trigger language plpgsql as $$ begin "
+                 "insert into audit (what) values ('parent ' || new.id); return null; end $$")
+    conn.execute("create trigger audit after update on parent for each row execute function audit()")
+    reconciler.track(node, ["parent", "child", "audit"])
+    conn.execute("insert into parent values (1)")
+    conn.execute("insert into child values (10, 1), (11, 1)")
+    conn.execute("update parent set id = 2")
+    rows = conn.execute("select table_name, op::text, depth from ccsync.journal where txid = "
+                        "(select max(txid) from ccsync.journal) order by id").fetchall()
+    assert rows == [("public.audit", "I", 2), ("public.parent", "U", 1), ("public.child", "U", 1),
+                    ("public.child", "U", 1)]
+
+
+def test_a_column_added_without_tracking_again_is_refused_not_lost(node, conn):
+    conn.execute("create table t (id int primary key)")
+    reconciler.track(node, ["t"])
+    conn.execute("alter table t add column v text")
+    with pytest.raises(psycopg.Error, match=r"public.t was altered since ccsync tracked it: track it again "
+                                            r"\(`ccsync track public.t`"):
+        conn.execute("insert into t values (1, 'not captured: refused')")
+    reconciler.track(node, ["t"])
+    conn.execute("insert into t values (1, 'captured')")
+    assert conn.execute("select new ->> 'v' from ccsync.journal").fetchall() == [("captured",)]
