@@ -18,14 +18,19 @@
 -- ----------------------------------------------------------------------
 create or replace function ccsync.caller_node()
 returns text
-language sql
+language plpgsql
 stable
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
-    select coalesce(
-        (select n.name from ccsync.nodes as n where n.role = session_user),
-        (select o.origin
-           from (select nullif(current_setting('ccsync.origin', true), '') as origin) as o
-          where o.origin is not null and ccsync.trusted_session()))
+declare
+    v_node text;
+begin
+    -- (PL/pgSQL keeps its plan for the session: a capture trigger on the cloud calls this once per statement)
+    select n.name into v_node from ccsync.nodes as n where n.role = session_user;
+    if v_node is null and coalesce(current_setting('ccsync.origin', true), '') <> '' and ccsync.trusted_session() then
+        v_node := current_setting('ccsync.origin', true);
+    end if;
+    return v_node;
+end;
 $$;

@@ -20,7 +20,9 @@
 --      values were handed out between the jumper's nextval and its setval
 --      (microseconds), which is why a jump lands at least 1024 past what it
 --      read. The exception handler gives the lock back whatever happens
---      (a cancelled statement included).
+--      (a cancelled statement included). The common case (no jump) is
+--      inlined into the calling statement by ccsync.hlc_next; this function
+--      is called when the sequence is behind.
 --
 -- Tables:
 --      ccsync.hlc_seq (sequence: non-transactional, writers never wait on
@@ -30,27 +32,25 @@ create or replace function ccsync.hlc_at_least(p_floor bigint)
 returns bigint
 language plpgsql
 volatile
-security definer
-set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v bigint := nextval('ccsync.hlc_seq');
+    v bigint := pg_catalog.nextval('ccsync.hlc_seq');
 begin
     if v >= p_floor then
         return v;
     end if;
     begin
-        perform pg_advisory_lock(1667462003, 16);
-        v := nextval('ccsync.hlc_seq');
+        perform pg_catalog.pg_advisory_lock(1667462003, 16);
+        v := pg_catalog.nextval('ccsync.hlc_seq');
         if v < p_floor then
-            v := setval('ccsync.hlc_seq', greatest(p_floor, v + 1024));
+            v := pg_catalog.setval('ccsync.hlc_seq', greatest(p_floor, v + 1024));
         end if;
-        perform pg_advisory_unlock(1667462003, 16);
+        perform pg_catalog.pg_advisory_unlock(1667462003, 16);
     exception when query_canceled or others then
-        if exists (select 1 from pg_locks as l
-                    where l.locktype = 'advisory' and l.pid = pg_backend_pid() and l.granted
+        if exists (select 1 from pg_catalog.pg_locks as l
+                    where l.locktype = 'advisory' and l.pid = pg_catalog.pg_backend_pid() and l.granted
                       and l.classid = 1667462003 and l.objid = 16 and l.objsubid = 2) then
-            perform pg_advisory_unlock(1667462003, 16);
+            perform pg_catalog.pg_advisory_unlock(1667462003, 16);
         end if;
         raise;
     end;

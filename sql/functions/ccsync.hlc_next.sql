@@ -10,6 +10,10 @@
 --      the wall clock, higher than every value handed out before, and
 --      unique in this database (see ccsync.hlc_at_least).
 --
+-- How: one expression, inlined into the calling statement: the next value
+--      of the sequence when it is not behind the wall clock (the common
+--      case: a statement costs one nextval), else ccsync.hlc_at_least.
+--
 -- Tables:
 --      ccsync.hlc_seq (sequence)
 -- ----------------------------------------------------------------------
@@ -18,5 +22,9 @@ returns bigint
 language sql
 volatile
 as $$
-    select ccsync.hlc_at_least((extract(epoch from clock_timestamp()) * 1000)::bigint << 16)
+    select case when pg_catalog.nextval('ccsync.hlc_seq')
+                     >= (extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint << 16
+                then pg_catalog.currval('ccsync.hlc_seq')
+                else ccsync.hlc_at_least((extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint << 16)
+           end
 $$;
