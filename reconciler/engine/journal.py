@@ -68,7 +68,7 @@ WINDOW = """
 # what the target applies: everything but the target's own changes (no echo)
 WANTED = "j.origin <> %(exclude_origin)s"
 
-# an update's changed columns with their new values (j.ch): the journal holds whole row images (up to revision 0006,
+# an update's changed columns with their new values (j.ch): the journal holds whole row images (up to revision 0007,
 # the changed columns only; ccsync.changed reads both), and a step applies only what changed
 CHANGED = "cross join lateral (select case when j.op = 'U' then ccsync.changed(j.old, j.new) end as ch) d"
 

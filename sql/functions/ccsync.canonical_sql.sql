@@ -2,12 +2,12 @@
 -- Function: ccsync.canonical_sql(2)
 --
 --      The SQL expression that rewrites a row image (or key) of p_table in
---      the form revisions up to 0006 journaled it (to_jsonb of the row in
+--      the form revisions up to 0007 journaled it (to_jsonb of the row in
 --      the writing session's settings; json columns as their text; arrays as
 --      JSON arrays; composites and hstore as objects) into the canonical
 --      form of ccsync.value_sql, column by column. Keys that are not columns
 --      (any more) keep their value; NULL stays NULL. Used once, by the
---      upgrade to revision 0007 (ccsync.convert_images), with the capture
+--      upgrade to revision 0008 (ccsync.convert_images), with the capture
 --      settings.
 --
 -- Parameters:

@@ -4,8 +4,8 @@
 --      What an update changed, from its two row images: the keys of p_new
 --      whose value differs from p_old's (compared as their exact text, so
 --      numeric 1.0 -> 1.00 is a change), with p_new's values. It reads both
---      forms the journal has held: full row images (revision 0007 and
---      later) and the changed columns only (up to 0006). The old values of
+--      forms the journal has held: full row images (revision 0008 and
+--      later) and the changed columns only (up to 0007). The old values of
 --      the same columns are p_old restricted to these keys
 --      (ccsync.changed(p_new, p_old)).
 --

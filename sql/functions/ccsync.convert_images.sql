@@ -1,8 +1,8 @@
 -- ----------------------------------------------------------------------
 -- Function: ccsync.convert_images(0)
 --
---      The upgrade to revision 0007: rewrites every row image and key that
---      revisions up to 0006 wrote into the canonical form (see
+--      The upgrade to revision 0008: rewrites every row image and key that
+--      revisions up to 0007 wrote into the canonical form (see
 --      ccsync.canonical_sql), so that what is still pending on a PC or not
 --      yet pulled from the cloud applies exactly: the journal (pk, old,
 --      new), the conflict records (pk, local_row, cloud_row, base,

@@ -26,8 +26,10 @@ begin
     execute format('grant select on ccsync.identity, ccsync.alembic_version, ccsync.tracked, ccsync.journal, '
                    'ccsync.nodes, ccsync.conflicts, ccsync.prune_horizon, ccsync.changes to %I', p_role);
     execute format('grant select on sequence ccsync.journal_id_seq to %I', p_role);
-    -- the Sumehr publisher writes its claims and outcomes directly, until functions of its own replace that
-    execute format('grant select, insert, update on ccsync.sumehr_state to %I', p_role);
+    -- the Sumehr publisher's claims and outcomes go through the ccsync.sumehr_* functions below (the former
+    -- direct writes, granted by revision 0006, are taken back)
+    execute format('revoke insert, update, delete, truncate on ccsync.sumehr_state from %I', p_role);
+    execute format('grant select on ccsync.sumehr_state to %I', p_role);
     execute format('grant execute on function ccsync.caller_node(), ccsync.node_register(uuid, text, pg_snapshot), '
                    'ccsync.node_leave(), '
                    'ccsync.push_position(), ccsync.push_store(pg_snapshot, boolean, bigint), '

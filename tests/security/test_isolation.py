@@ -142,6 +142,25 @@ def test_5_a_pc_cannot_write_a_journal_entry_that_stops_the_others(p):
     p.sql(node, "delete from ccsync.journal where table_name = 'public.nope'")
 
 
+def test_6_a_pc_cannot_hold_a_sumehr_claim_forever(p):
+    """A claim goes through ccsync.sumehr_claim only: at most 600 s, and it ends with the claiming session."""
+    p.sql(p.cloud_owner, "insert into ccsync.sumehr_state (patient, latest_version, state) values ('606', 1, 'pending')")
+    before = pc2_state(p)
+    with pc1(p) as cloud:
+        refused(cloud, "update ccsync.sumehr_state set claimed_by = 'pc-1', claimed_until = 'infinity'")
+        refused(cloud, "insert into ccsync.sumehr_state (patient, state) values ('607', 'up_to_date')")
+        refused(cloud, "insert into ccsync.sumehr_claims (patient, node, claim, backend_pid, backend_role, "
+                       "claimed_until) values ('606', 'pc-1', gen_random_uuid(), 1, 10, 'infinity')")
+        with pytest.raises(psycopg.Error, match="at most 600 seconds"):
+            cloud.execute("select * from ccsync.sumehr_claim('606', 1e9)")
+        claim = cloud.execute("select claim, busy from ccsync.sumehr_claim('606', 600)").fetchone()
+        assert claim[0] is not None and not claim[1]
+    with psycopg.connect(p.pcs["pc-2"].cloud, autocommit=True) as pc2:  # pc-1's session ended: so did its claim
+        again = pc2.execute("select claim, busy from ccsync.sumehr_claim('606', 600)").fetchone()
+        assert again[0] is not None and not again[1]
+    assert pc2_state(p) == before
+
+
 def test_7_the_application_cannot_switch_capture_off(p):
     """ccsync.bulk, ccsync.origin and ccsync.apply, set by the application (or by a PC's role on the cloud),
     switch nothing off: every write is journaled, with the origin of where it was made."""
