@@ -111,10 +111,6 @@ EXAMPLES = {
     "ccsync grant --app-role": ROLES,
     "ccsync grant --app-role ROLE": ROLES,
     "ccsync track": "tests/engine/test_invariants.py::test_schema_drift_is_refused_and_the_batch_stays_pending",
-    # Sumehr
-    "ccsync status": "tests/test_service.py::test_status_json_keys_and_values",
-    "ccsync sumehr list": "tests/sumehr/test_publisher.py::test_sumehr_cli_json_keys_and_one_line_errors",
-    "ccsync sumehr retry": "tests/sumehr/test_publisher.py::test_sumehr_cli_json_keys_and_one_line_errors",
 }
 
 
