@@ -21,7 +21,7 @@ VERSION_LABEL = "ccsync-version"
 _STANDARD = "20161201"  # the KMEHR standard release that Sumehr 2.0 documents declare
 _SEXES = {"m": "male", "male": "male", "f": "female", "female": "female",
           "x": "undefined", "undefined": "undefined", "u": "unknown", "unknown": "unknown"}
-_INSS = re.compile(r"\d{11}")
+_INSS = re.compile(r"[0-9]{11}")  # ASCII digits: an INSS in other digits is not the number the HUB files under
 _LIFECYCLE = {"vaccine": "administrated", "medication": "active", "healthcareelement": "active",
               "problem": "active", "allergy": "active", "adr": "active", "risk": "active",
               "socialrisk": "active"}
@@ -132,10 +132,14 @@ def _patient_problems(root: etree._Element, folder: etree._Element, expected: st
     if len(patients) != 1 or patients[0].getparent() is not folder:
         return ["the document names no patient" if not patients else
                 f"the document names {len(patients)} patients: a Sumehr is about one patient"]
-    ids = {_xml.text_of(id_) for id_ in patients[0].iterfind("k:id", NS) if id_.get("S") in _PATIENT_ID_SCHEMES}
-    ids.discard(None)
+    ids = [id_ for id_ in patients[0].iterfind("k:id", NS) if _is_patient_id(id_)]
     if not ids:
         return ["the document's patient has no INSS"]
+    if any(len(id_) for id_ in ids):  # comments, processing instructions or elements inside: text split in pieces
+        return ["the document's patient has an INSS with markup inside it"]
+    ids = {_xml.text_of(id_) for id_ in ids}
+    if None in ids:
+        return ["the document's patient has an empty INSS"]
     numbers = {normalize_inss(value) for value in ids}
     if None in numbers:
         return ["the document's patient has an INSS that is not 11 digits"]
@@ -192,9 +196,15 @@ def _folder_of(root: etree._Element, transaction: etree._Element | None) -> etre
 _PATIENT_ID_SCHEMES = ("ID-PATIENT", "INSS")
 
 
+def _is_patient_id(id_: etree._Element) -> bool:
+    """Whether an id names the patient's INSS. The scheme is read as loosely as any HUB might read it (an XML
+    Schema token: spaces collapsed; and in any case), so that no INSS escapes the check by its spelling."""
+    return " ".join((id_.get("S") or "").split()).upper() in _PATIENT_ID_SCHEMES
+
+
 def _patient_inss(patient: etree._Element) -> str | None:
     for id_ in patient.iterfind("k:id", NS):
-        if id_.get("S") in _PATIENT_ID_SCHEMES:
+        if _is_patient_id(id_):
             return _xml.text_of(id_)
     return None
 

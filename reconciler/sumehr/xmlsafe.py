@@ -59,10 +59,14 @@ def sub(parent: etree._Element, ns: str, tag: str, text: object = None, **attrib
 
 
 def text_of(element: etree._Element | None) -> str | None:
-    """The stripped text of an element, or None when the element is missing or empty."""
-    if element is None or element.text is None:
+    """The stripped text of an element, or None when the element is missing or empty.
+
+    The whole text, as XPath's string value and so any HUB reads it: a comment or an element inside cannot
+    make us read one value and the HUB another.
+    """
+    if element is None:
         return None
-    return element.text.strip() or None
+    return "".join(element.itertext()).strip() or None
 
 
 def _one_line(message: str) -> str:

@@ -222,6 +222,43 @@ def test_a_second_patient_or_a_second_inss_in_the_folder_is_refused():
     assert validate_sumehr(edited(sumehr(), second_inss), INSS) == ["the document's patient has 2 different INSS"]
 
 
+def hidden_id(inner: str, scheme: str = "ID-PATIENT"):
+    """A change that puts a second patient id before the patient's own: `inner` is its raw XML content."""
+
+    def change(root):
+        patient = root.find("k:folder/k:patient", NS)
+        extra = etree.fromstring(f'<id xmlns="{KMEHR_NS}" S="{scheme}" SV="1.0">{inner}</id>')
+        patient.insert(0, extra)
+    return change
+
+
+# What a HUB reads as the patient's INSS is the element's whole text (XPath string value), with the scheme name
+# as an XML Schema token: an INSS that only a reader of the first text node, or of the exact attribute, would miss.
+@pytest.mark.parametrize("change", [
+    hidden_id(f"<!-- -->{OTHER}"),  # the first text node is empty: a reader of .text sees no INSS at all
+    hidden_id(f"<?pi?>{OTHER}"),
+    hidden_id(f"<b/>{OTHER}"),
+    hidden_id(f"<b>{OTHER}</b>"),
+    hidden_id(f"{INSS}<!-- -->{OTHER}"),  # .text is the right INSS, the whole text is not
+    hidden_id(OTHER, scheme=" ID-PATIENT"),
+    hidden_id(OTHER, scheme="ID-PATIENT\n"),
+    hidden_id(OTHER, scheme="inss"),
+    hidden_id("", scheme="ID-PATIENT"),
+], ids=["comment", "pi", "empty-child", "child", "tail", "leading-space-scheme", "newline-scheme", "lower-case-scheme",
+        "empty"])
+def test_an_inss_hidden_from_a_reader_of_the_first_text_node_is_refused(change):
+    problems = validate_sumehr(edited(sumehr(), change), INSS)
+    assert problems and problems[0].startswith("the document's patient has"), problems
+    assert not any(re.search(r"\d{6}", problem) for problem in problems)
+
+
+@pytest.mark.parametrize("digits", ["８５０１０１００１２３", "٨٥٠١٠١٠٠١٢٣"])
+def test_an_inss_in_other_digits_than_ascii_is_not_an_inss(digits):
+    xml = edited(sumehr(), lambda root: set_text(root, "k:folder/k:patient/k:id[@S='ID-PATIENT']", digits))
+    assert validate_sumehr(xml, INSS) == ["the document's patient has an INSS that is not 11 digits"]
+    assert validate_sumehr(sumehr(), digits)[0].startswith("this patient's record has no valid INSS")
+
+
 def test_a_second_transaction_is_refused():
     def second_sumehr(root):
         folder = root.find("k:folder", NS)
@@ -275,6 +312,12 @@ def variants(draw):
                                               "k:header/k:time"]))):
         remove(root, path)
         changes.append("missing " + path)
+    if draw(st.booleans()):  # another INSS in a second patient id, hidden from a reader of the first text node
+        other = draw(inss_numbers.filter(lambda n: n != INSS))
+        inner = draw(st.sampled_from(["<!-- -->{}", "<?pi?>{}", "<b/>{}", "{}", "8501<!-- -->{}"])).format(other)
+        if root.find("k:folder/k:patient", NS) is not None:
+            hidden_id(inner, draw(st.sampled_from(["ID-PATIENT", " ID-PATIENT ", "INSS", "id-patient"])))(root)
+            changes.append("hidden id")
     return etree.tostring(root), changes
 
 

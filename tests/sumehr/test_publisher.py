@@ -505,8 +505,16 @@ def with_second_folder(pid: int, other: int) -> str:
     return own.replace("</folder>", "</folder>" + second, 1)
 
 
+def with_hidden_id(pid: int, other: int) -> str:
+    """The patient's Sumehr with the other patient's INSS in a first patient id that starts with a comment: a
+    reader of the first text node sees an empty id, a HUB reads the other patient's INSS."""
+    own = document(pid, 1)
+    return own.replace('<id S="ID-PATIENT"', f'<id S="ID-PATIENT" SV="1.0"><!-- -->{inss(other)}</id><id S="ID-PATIENT"', 1)
+
+
 @pytest.mark.parametrize(("kmehr", "reason"), [
     (lambda: document(21, 1), "the document is for another patient (its INSS is not the one in this patient's record)"),
+    (lambda: with_hidden_id(20, 21), "the document's patient has an INSS with markup inside it"),
     (lambda: with_second_folder(20, 21), "the document has 2 folders: a Sumehr is about one patient, in one folder"),
     (lambda: with_second_folder(21, 20), "the document has 2 folders: a Sumehr is about one patient, in one folder"),
 ])
