@@ -73,12 +73,13 @@ class HubConfig:
     max_answer_bytes: int = 1024 * 1024
 
     def __post_init__(self) -> None:
-        url = urlsplit(self.endpoint)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise CcsyncError(f"HUB endpoint {self.endpoint!r} is not an http(s) URL: give the full URL")
+        url = _checked_url(self.endpoint)
         if url.scheme == "http" and not is_loopback(url.hostname):
             raise CcsyncError(f"HUB endpoint {self.endpoint!r}: plain http:// would send patients' Sumehrs "
                               "unencrypted; it is only accepted on this machine (the HUB simulator): use https://")
+        if isinstance(self.verify, str) and not self.verify.strip():  # requests reads "" as "do not verify"
+            raise CcsyncError("[hub] verify must be true, false (with insecure = true) or the path of a CA bundle, "
+                              "not an empty text")
         if self.verify is False and not self.insecure:
             raise CcsyncError("[hub] verify = false would accept any server as the HUB: set insecure = true as well "
                               "if that is really meant (a test setup), or give the HUB's CA bundle as verify")
@@ -91,6 +92,39 @@ class HubConfig:
         if isinstance(self.max_answer_bytes, bool) or not isinstance(self.max_answer_bytes, int) \
                 or self.max_answer_bytes < 1024:
             raise CcsyncError("[hub] max_answer_bytes must be a whole number of bytes, at least 1024")
+
+
+def _checked_url(endpoint: str):
+    """The endpoint split into its parts, refused unless the safety checks and the transport read it alike.
+    Errors never quote an endpoint that may hold a password."""
+    url = urlsplit(endpoint)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise CcsyncError(f"HUB endpoint {endpoint!r} is not an http(s) URL: give the full URL"
+                          if "@" not in endpoint else "HUB endpoint is not an http(s) URL: give the full URL")
+    # urllib3, which makes the connection, splits some URLs elsewhere than urlsplit ("http://a\\@127.0.0.1/" goes
+    # to a; urlsplit drops a tab that urllib3 refuses): the host that is checked must be the host that is reached.
+    ambiguous = CcsyncError("[hub] endpoint can be read as more than one server (a backslash, a space or a control "
+                            "character in it): write it plainly, as https://host[:port]/path")
+    if any(ch.isspace() or ch == "\\" or not ch.isprintable() for ch in endpoint):
+        raise ambiguous
+    try:
+        reached = urllib3.util.parse_url(requests.Request("POST", endpoint).prepare().url).host
+    except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError):
+        raise CcsyncError("[hub] endpoint is not a valid URL (its host or port cannot be read): write it as "
+                          "https://host[:port]/path") from None
+    if reached is None or reached.strip("[]").lower() not in {url.hostname.lower(), _idna(url.hostname)}:
+        raise ambiguous
+    if "@" in url.netloc:  # requests would send them as Basic auth; reasons and logs name the endpoint's host
+        raise CcsyncError("[hub] endpoint must not carry a user name or password: give credentials with an auth "
+                          "hook ([hub] auth) or a client certificate ([hub] cert)")
+    return url
+
+
+def _idna(host: str) -> str:
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return host
 
 
 def is_loopback(host: str) -> bool:
@@ -181,6 +215,8 @@ def _send(config: HubConfig, outgoing: OutgoingRequest) -> PutResult:
     call = _Deadline(config.deadline)
     try:
         with requests.Session() as session, call:
+            # Plain http:// is for this machine only: never through a proxy named in the environment.
+            session.trust_env = urlsplit(outgoing.url).scheme == "https"
             session.mount("http://", _DeadlineAdapter(call))
             session.mount("https://", _DeadlineAdapter(call))
             # No redirects: a 302 would turn the POST into a GET and lose the document.

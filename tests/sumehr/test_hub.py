@@ -368,6 +368,48 @@ def test_plain_http_to_this_machine_and_https_anywhere_are_accepted(endpoint):
     assert HubConfig(endpoint).endpoint == endpoint
 
 
+@pytest.mark.parametrize("endpoint", [
+    "http://hub.example.be\\@127.0.0.1:8650/hubservices/v3",  # urlsplit reads 127.0.0.1, requests connects to hub.example.be
+    "https://hub.example.be\\@other.example.be/hubservices/v3",
+    "http://127.0.0.1:8650\\@hub.example.be/hubservices/v3",
+    "http://127.0.0.1\t.hub.example.be/x",
+])
+def test_an_endpoint_read_one_way_by_the_check_and_another_by_the_transport_is_refused(endpoint):
+    with pytest.raises(CcsyncError, match=r"^\[hub\] endpoint can be read as more than one server .*: write it "
+                                          r"plainly, as https://host\[:port\]/path$"):
+        HubConfig(endpoint)
+
+
+@pytest.mark.parametrize("endpoint", ["http://hubuser:S3cret@127.0.0.1:8650/hubservices/v3",
+                                      "https://S3cret@hub.example.be/hubservices/v3"])
+def test_an_endpoint_with_a_password_is_refused_without_showing_it(endpoint):
+    with pytest.raises(CcsyncError, match="must not carry a user name or password") as info:
+        HubConfig(endpoint)
+    assert "S3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize("verify", ["", "   "])
+def test_an_empty_ca_bundle_is_not_a_way_to_skip_the_certificate_check(verify):
+    # requests reads verify="" as false: no certificate check, without insecure = true and without a warning
+    with pytest.raises(CcsyncError, match="verify must be true, false .with insecure = true. or the path of a CA bundle"):
+        HubConfig("https://hub.example.be/hubservices/v3", verify=verify)
+
+
+def test_a_proxy_in_the_environment_never_sees_a_plain_http_sumehr(config, state, monkeypatch):
+    proxy = socket.create_server(("127.0.0.1", 0))
+    proxy.settimeout(0.5)
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.getsockname()[1]}")
+    with proxy:
+        result = put(config, sumehr())
+        with pytest.raises(TimeoutError):  # plain HTTP goes to this machine only: never through a proxy
+            proxy.accept()[0].close()
+    assert result.ok, result.reason
+    assert state.stored(ANNE) is not None
+
+
 def test_verify_false_needs_insecure_true(transport):
     with pytest.raises(CcsyncError, match="verify = false would accept any server as the HUB: set insecure = true"):
         HubConfig("https://hub.example.be/hubservices/v3", verify=False)
