@@ -27,6 +27,7 @@ CORE_NS = "http://www.ehealth.fgov.be/hubservices/core/v3"
 SOAP_ACTION = '"urn:be:fgov:ehealth:hubservices:protocol:v3:PutTransaction"'
 CONTENT_TYPE = "text/xml; charset=utf-8"
 MAX_REASON = 300  # characters of a stored reason; the whole text goes to the log at DEBUG
+MAX_TRANSACTION_ID = 100  # characters: a HUB's id is short; a longer one is not kept
 MAX_DEADLINE = 300.0  # seconds: the longest a HUB call may take (a claim outlives it, see publisher)
 _CHUNK = 64 * 1024
 
@@ -182,7 +183,9 @@ def put_transaction(config: HubConfig, xml: bytes | str, *, request_id: str, aut
             config.auth(outgoing)
         except Exception as exc:  # noqa: BLE001 — a hook that fetches a SAML token fails like the network does
             return _failed(f"HUB auth hook failed: {type(exc).__name__}: {_one_line(str(exc))}")
-    result = _send(config, outgoing)
+    result = _send(config, outgoing, request_id)
+    if not result.ok:  # the HUB's words may quote the patient: not kept, whatever notation the HUB writes
+        result = PutResult(False, None, result.errors, bounded_reason(result.reason, _patient_words(kmehrmessage)))
     log.info("HUB PutTransaction %s: %s", request_id,
              f"accepted as {result.transaction_id}" if result.ok else result.reason)
     return result
@@ -208,7 +211,7 @@ def _envelope(kmehrmessage: etree._Element, request_id: str, author_nihii: str, 
     return envelope
 
 
-def _send(config: HubConfig, outgoing: OutgoingRequest) -> PutResult:
+def _send(config: HubConfig, outgoing: OutgoingRequest, request_id: str) -> PutResult:
     body = etree.tostring(outgoing.envelope, xml_declaration=True, encoding="UTF-8")
     if log.isEnabledFor(logging.DEBUG):  # the document is patient data: never above DEBUG
         log.debug("HUB PutTransaction request to %s: %s", outgoing.url, body.decode("utf-8"))
@@ -234,7 +237,7 @@ def _send(config: HubConfig, outgoing: OutgoingRequest) -> PutResult:
         return _failed(f"HUB timeout: no complete answer within {config.deadline:g}s")
     if log.isEnabledFor(logging.DEBUG):
         log.debug("HUB PutTransaction answer (HTTP %s): %s", status, answer.decode("utf-8", "replace"))
-    return _read_answer(status, answer)
+    return _read_answer(status, answer, request_id)
 
 
 class _TooLong(Exception):
@@ -364,7 +367,7 @@ def _short_cause(exc: Exception) -> str:
     return message[:200] or type(exc).__name__
 
 
-def _read_answer(status: int, answer: bytes) -> PutResult:
+def _read_answer(status: int, answer: bytes, request_id: str) -> PutResult:
     try:
         body = _xml.parse(answer).find(f"{{{SOAP_NS}}}Body")
     except _xml.XmlRejected:
@@ -378,6 +381,9 @@ def _read_answer(status: int, answer: bytes) -> PutResult:
     acknowledge = response.find("{*}acknowledge") if response is not None else None
     if acknowledge is None:
         return _failed("HUB answer is not a PutTransactionResponse")
+    echoed = response.find("{*}response/{*}request/{*}id")
+    if echoed is not None and _xml.text_of(echoed) != request_id:  # a HUB echoes the request it answers
+        return _failed("HUB answer is for another request: not taken as an acknowledgement")
     return _acknowledged(response, acknowledge)
 
 
@@ -392,30 +398,55 @@ def _acknowledged(response: etree._Element, acknowledge: etree._Element) -> PutR
               for error in acknowledge.iterfind("{*}error")]
     if _xml.text_of(acknowledge.find("{*}iscomplete")) == "true":
         transaction_id = _xml.text_of(response.find("{*}transaction/{*}id"))
+        if transaction_id is not None and (len(transaction_id) > MAX_TRANSACTION_ID or not transaction_id.isprintable()):
+            log.debug("HUB transaction id not kept (%s characters)", len(transaction_id))
+            transaction_id = None  # stored and replicated to every PC: not whatever a HUB answers
         return PutResult(True, transaction_id, errors, "")
     reason = "; ".join(description or cd for cd, description in errors if description or cd)
-    return PutResult(False, None, errors,
-                     bounded_reason(reason) if reason else "HUB did not accept the Sumehr and gave no error")
+    return PutResult(False, None, errors, reason or "HUB did not accept the Sumehr and gave no error")
 
 
 def _failed(reason: str) -> PutResult:
-    return PutResult(False, None, [], bounded_reason(reason))
+    return PutResult(False, None, [], reason)  # put_transaction bounds it
 
 
-# An INSS (or any 11-digit number, a NIHII too) in a HUB's error text is not kept: 85010100123, 85.01.01-001.23
-_ELEVEN_DIGITS = re.compile(r"(?<!\d)\d{2}[.\s]?\d{2}[.\s]?\d{2}[-.\s]?\d{3}[.\s]?\d{2}(?!\d)")
+# An INSS (or any 11-digit number, a NIHII too) in a HUB's error text is not kept, whatever separates its digits:
+# 85010100123, 85.01.01-001.23, 850101-001-23, 85 01 01 001 23.
+_ELEVEN_DIGITS = re.compile(r"(?<!\d)\d(?:[\s./,-]*\d){10}(?!\d)")
 
 
-def bounded_reason(text: str) -> str:
-    """A reason fit to be stored and replicated: one line, no INSS-like number, at most MAX_REASON characters.
-    The whole text goes to the log at DEBUG."""
+def bounded_reason(text: str, private: tuple[str, ...] | list[str] = ()) -> str:
+    """A reason fit to be stored and replicated: one line, no INSS-like number, none of the `private` words (the
+    patient's names and birth date), at most MAX_REASON characters. The whole text goes to the log at DEBUG."""
     line = _one_line(text)
     short = _ELEVEN_DIGITS.sub("[number]", line)
+    words = sorted({w for w in private if w}, key=len, reverse=True)
+    if words:
+        short = re.sub(r"(?<!\w)(?:%s)(?!\w)" % "|".join(map(re.escape, words)), "[patient]", short, flags=re.IGNORECASE)
     if len(short) > MAX_REASON:
         short = short[:MAX_REASON - 1].rstrip() + "…"
     if short != line:
         log.debug("HUB reason in full: %s", line)
     return short
+
+
+def _patient_words(kmehrmessage: etree._Element) -> list[str]:
+    """What names the patient in a HUB's words: the names (whole, and each part of three letters or more) and the
+    birth date as Belgian texts write it."""
+    words = []
+    for patient in kmehrmessage.iter(f"{{{KMEHR_NS}}}patient"):
+        for tag in ("firstname", "familyname"):
+            for element in patient.iter(f"{{{KMEHR_NS}}}{tag}"):
+                name = _xml.text_of(element)
+                if name:
+                    words.append(_one_line(name))
+                    words += [part for part in re.split(r"[\s\-']+", name) if len(part) >= 3]
+        born = _xml.text_of(patient.find(f"{{{KMEHR_NS}}}birthdate/{{{KMEHR_NS}}}date"))
+        if born and re.fullmatch(r"\d{4}-\d{2}-\d{2}", born):
+            y, m, d = born.split("-")
+            words += [f"{y}{m}{d}"] + [f"{y}{sep}{m}{sep}{d}" for sep in "-/."] + \
+                     [f"{d}{sep}{m}{sep}{y}" for sep in "-/."]
+    return words
 
 
 def _one_line(text: str) -> str:

@@ -6,7 +6,8 @@
 --      (it died) or released records nothing. A failed patient is due again
 --      after a capped exponential backoff; an invalid document waits for a
 --      new version or ccsync.sumehr_retry. The reason is cut to 500
---      characters and the backoff to one day, whatever the PC sends.
+--      characters, the HUB's transaction id to 100 and the backoff to one
+--      day, whatever the PC sends.
 --
 -- Parameters:
 --      i_patient         the patient's key, as text
@@ -76,7 +77,7 @@ begin
     elsif i_outcome = 'published' then
         if v_hub is null or i_version >= v_hub then
             v_hub := i_version;
-            v_tid := i_transaction_id;
+            v_tid := left(i_transaction_id, 100);
         end if;
         v_latest := greatest(coalesce(v_latest, 0), i_version);
         v_reason := null;

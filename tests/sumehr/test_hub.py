@@ -528,6 +528,40 @@ def test_a_long_hub_reason_is_stored_short_without_inss_and_logged_whole_at_debu
     assert "85.01.01-001.23" in caplog.text  # DEBUG only: the service logs at INFO
 
 
+@pytest.mark.parametrize("number", ["85010100123", "85.01.01-001.23", "850101-001-23", "85-01-01-001-23",
+                                    "85/01/01/001/23", "85 01 01 001 23", "85,01,01,001,23", "８５０１０１００１２３",
+                                    "(85010100123)", "850101 001.23"])
+def test_an_inss_in_any_notation_is_not_kept_in_a_reason(number):
+    expected = "[number]" if number[0] != "(" else "([number])"
+    assert hub.bounded_reason(f"no therapeutic link for {number} today") == f"no therapeutic link for {expected} today"
+
+
+def test_the_patients_name_and_birth_date_are_not_kept_in_a_reason(transport):
+    refusal = ("Patient JANSSENS Anne-Marie (°01/01/1985, 85.01.01-001.23) has no therapeutic link with Dr Demo; "
+               "born 1985-01-01")
+    transport.answer = (200, REFUSED_ANSWER.replace("pas de\n  consentement", refusal))
+    result = put(HubConfig("https://hub.example.be/hubservices/v3"),
+                 build_sumehr(ANNE, "Anne-Marie", "Janssens", "1985-01-01", "female", 1))
+    assert result.reason == ("Patient [patient] [patient] (°[patient], [number]) has no therapeutic link with Dr Demo; "
+                             "born [patient]; E2")
+
+
+def test_a_success_for_another_request_is_not_taken_for_ours(transport):
+    other = OK_ANSWER.replace("<c:acknowledge>", '<c:response><c:request><c:id S="ID-KMEHR" SV="1.0">12345678901.other'
+                                                 '</c:id></c:request></c:response><c:acknowledge>')
+    transport.answer = (200, other)
+    result = put(HubConfig("https://hub.example.be/hubservices/v3"), sumehr())
+    assert (result.ok, result.reason) == (False, "HUB answer is for another request: not taken as an acknowledgement")
+    transport.answer = (200, other.replace("12345678901.other", "12345678901.1"))
+    assert put(HubConfig("https://hub.example.be/hubservices/v3"), sumehr()).ok
+
+
+def test_a_transaction_id_no_hub_would_give_is_not_kept(transport):
+    transport.answer = (200, OK_ANSWER.replace(">T-1<", ">" + "T" * 100_000 + "<"))
+    result = put(HubConfig("https://hub.example.be/hubservices/v3"), sumehr())
+    assert (result.ok, result.transaction_id) == (True, None)
+
+
 def test_document_is_logged_at_debug_only(config, caplog):
     with caplog.at_level(logging.INFO, logger="reconciler.sumehr.hub"):
         assert put(config, sumehr(first_name="Zéphyrine")).ok

@@ -660,6 +660,28 @@ def test_only_the_claiming_node_records_or_releases_and_a_role_names_no_node(cli
             assert info.value.sqlstate == "CC010"
 
 
+def test_a_hub_reason_that_quotes_the_patient_is_stored_without_them(clinic, hubsim):
+    clinic.patient(1)
+    clinic.sumehr(1, 1)
+    hubsim.failing("no therapeutic link for PATIENT1 Anne (°01/01/1985, NISS 850101-000-01)", patient=inss(1))
+    assert sumehr.publish(clinic.settings())["failed"] == 1
+    reason = "no therapeutic link for [patient] [patient] (°[patient], NISS [number])"
+    assert clinic.state(1)["reason"] == reason
+    [row] = clinic.listed(show="attention")
+    assert row["reason"] == reason
+
+
+def test_a_transaction_id_from_a_pc_is_bounded_like_a_reason(clinic):
+    clinic.patient(1)
+    clinic.sumehr(1, 1)
+    with psycopg.connect(clinic.pc_cloud["pc-1"], autocommit=True) as pc1:
+        pc1.execute("select ccsync.sumehr_refresh(array['1'], array[1::bigint], array[now()])")
+        [(claim,)] = pc1.execute("select claim from ccsync.sumehr_claim('1', 60)").fetchall()
+        assert pc1.execute("select ccsync.sumehr_record('1', %s, 1, 'published', null, %s)",
+                           (claim, "T" * 1_000_000)).fetchone() == (True,)
+    assert len(clinic.state(1)["hub_transaction_id"]) == 100  # replicated to every PC: never megabytes
+
+
 # -- the list a person uses: states, search, numeric sort, pages --------------------------------------------
 def test_the_list_searches_by_name_and_inss_sorts_numerically_and_by_state_and_pages(clinic, hubsim):
     for pid in (2, 10, 100, 9):
