@@ -71,7 +71,8 @@ class SumehrConfig:
 
     Table names are SQL names (`public.sumehr_documents`, `app."Sumehr Docs"`), columns plain names.
     name_columns: the patient's name, shown in lists and searched (None: first_name + last_name, or name, when
-    the patients table has them). claim_seconds defaults to the HUB call's deadline plus 30 s.
+    the patients table has them). claim_seconds defaults to the HUB call's deadline plus 30 s. A document larger
+    than max_document_bytes is not read (a Sumehr is a few hundred kB): it is recorded invalid.
     """
 
     documents_table: str = "public.sumehr_documents"
@@ -88,6 +89,7 @@ class SumehrConfig:
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
     claim_seconds: float | None = None
+    max_document_bytes: int = 10 * 1024 * 1024
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`-th failure in a row: doubling from the base, capped."""
@@ -117,6 +119,10 @@ def sumehr_config(settings: Settings) -> SumehrConfig:
                 raise CcsyncError('ccsync.toml [sumehr] name_columns must be a list of column names, '
                                   'e.g. ["first_name", "last_name"] (or [] for none)')
             value = tuple(value)
+        elif name == "max_document_bytes":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+                raise CcsyncError("ccsync.toml [sumehr] max_document_bytes must be a whole number of bytes, "
+                                  "at least 1024")
         elif not isinstance(value, str) or not value:
             raise CcsyncError(f"ccsync.toml [sumehr] {name} must be a non-empty string")
         values[name] = value
@@ -319,14 +325,22 @@ def _publish_one(cloud, app: AppTables, cfg: SumehrConfig, publisher: Publisher,
                   " (not recorded: the claim ended meanwhile)")
 
     try:
-        doc = cloud.cursor(row_factory=class_row(Document)).execute(app.latest_document(), {"key": due.key}).fetchone()
+        doc = cloud.cursor(row_factory=class_row(Document)).execute(
+            app.latest_document(), {"key": due.key, "max": cfg.max_document_bytes}).fetchone()
         if doc is None:  # the flag went off, or the documents went away, since the list was read
             _release(cloud, patient, claim)
             return "waiting"
         if claimed.hub_version is not None and doc.version <= claimed.hub_version:
             record("nothing", doc.version)  # an older document never replaces a newer one on the HUB
             return "waiting"
-        problems = kmehr.validate_sumehr(doc.document, doc.inss or "")
+        if doc.size is not None and doc.size > cfg.max_document_bytes:
+            problems = [f"the document is larger than a Sumehr may be (more than {cfg.max_document_bytes} bytes: "
+                        "[sumehr] max_document_bytes)"]
+        else:
+            problems = kmehr.validate_sumehr(doc.document, doc.inss or "")
+        if not problems and doc.inss_shared:  # the INSS does not tell this patient from another one
+            problems = ["the INSS in this patient's record is in another patient's record too: correct or merge "
+                        "the records"]
         if problems:
             record("invalid", doc.version, "; ".join(problems))
             return "invalid"

@@ -56,8 +56,10 @@ class Document:
     """A patient's newest Sumehr, with the INSS of the patient's own record to check it against."""
 
     version: int
-    document: str | bytes  # text, xml or bytea columns: both parse the same
+    document: str | bytes | None  # text, xml or bytea columns: both parse the same; None: empty, or too large
+    size: int | None  # bytes (None: no document)
     inss: str | None
+    inss_shared: bool  # another patient's record holds the same INSS (in any notation)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class AppTables:
     flag: sql.Identifier
     inss: sql.Identifier
     names: tuple[sql.Identifier, ...]
+    inss_is_number: bool = False  # a number column has lost the INSS's leading zero
+    kmehr_is_bytea: bool = False
 
     # -- the queries -------------------------------------------------------------------------------
     def with_documents(self, *, consenting_only: bool) -> sql.Composed:
@@ -84,7 +88,7 @@ class AppTables:
             if self.names else sql.SQL("null::text"))
         return sql.SQL(
             "select p.{key} as key, p.{key}::text as patient, coalesce(p.{flag}, false) as consent, "
-            "{name} as name, p.{inss}::text as inss, l.latest, l.first_newer, "
+            "{name} as name, {p_inss} as inss, l.latest, l.first_newer, "
             "s.latest_version as s_latest, s.hub_version, s.state as s_state, s.reason as s_reason, "
             "s.since as s_since, s.attempts, s.last_attempt, s.next_attempt, s.hub_transaction_id "
             "from {patients} p "
@@ -96,7 +100,7 @@ class AppTables:
             "  from {documents} d where d.{patient} = p.{key}) l "
             "where l.latest is not null {consenting}"
         ).format(name=name, consenting=sql.SQL("and p.{flag} is true").format(flag=self.flag)
-                 if consenting_only else sql.SQL(""), **self._names())
+                 if consenting_only else sql.SQL(""), p_inss=self._inss("p"), **self._names())
 
     def to_publish(self) -> sql.Composed:
         """The consenting patients whose HUB version is behind, oldest first, as Due.
@@ -109,23 +113,39 @@ class AppTables:
         ).format(due=DUE, **self._names())
 
     def latest_document(self) -> sql.Composed:
-        """The newest Sumehr of one consenting patient, as Document (parameter: key, the patient's native key);
-        no row once the patient's flag is off."""
+        """The newest Sumehr of one consenting patient, as Document (parameters: key, the patient's native key;
+        max, the largest document read, in bytes: a larger one comes without its content); no row once the
+        patient's flag is off. A document without a version is no version of the Sumehr: never the latest."""
+        digits = sql.SQL("regexp_replace({}, '[^0-9]', '', 'g')")
         return sql.SQL(
-            "select d.{version}::bigint as version, d.{kmehr} as document, p.{inss}::text as inss "
+            "select d.{version}::bigint as version, "
+            "       case when {size} <= %(max)s then d.{kmehr} end as document, {size} as size, {p_inss} as inss, "
+            "       exists (select 1 from {patients} o where o.{key} <> p.{key} and {o_digits} = {p_digits}) "
+            "       as inss_shared "
             "from {documents} d join {patients} p on p.{key} = d.{patient} and p.{flag} is true "
-            "where d.{patient} = %(key)s order by d.{version} desc limit 1"
-        ).format(**self._names())
+            "where d.{patient} = %(key)s and d.{version} is not null order by d.{version} desc limit 1"
+        ).format(size=self._size(), p_inss=self._inss("p"), o_digits=digits.format(self._inss("o")),
+                 p_digits=digits.format(self._inss("p")), **self._names())
 
     def is_patient(self) -> sql.Composed:
         """Whether a patient (by key as text) exists with the flag on."""
         return sql.SQL("select exists (select 1 from {patients} p where p.{key}::text = %s and p.{flag} is true)"
                        ).format(**self._names())
 
+    def _inss(self, alias: str) -> sql.Composed:
+        """The INSS as text. One kept as a number has lost its leading zero (everyone born from 2000 to 2009):
+        put it back."""
+        text = sql.SQL("{}.{}::text").format(sql.Identifier(alias), self.inss)
+        return sql.SQL("lpad({}, 11, '0')").format(text) if self.inss_is_number else text
+
+    def _size(self) -> sql.Composed:
+        """A document's size in bytes: bytea as it is, any other type as its text."""
+        return sql.SQL("octet_length(d.{}{})").format(self.kmehr, sql.SQL("" if self.kmehr_is_bytea else "::text"))
+
     def _names(self) -> dict:
         return {"documents": self.documents, "patient": self.patient, "version": self.version,
                 "kmehr": self.kmehr, "created": self.created, "patients": self.patients, "key": self.key,
-                "flag": self.flag, "inss": self.inss}
+                "flag": self.flag}
 
 
 # A failed row is due after its backoff; an invalid one only after `ccsync sumehr retry` (or a new version,
@@ -141,8 +161,8 @@ def resolve(conn: psycopg.Connection, cfg, where: str) -> AppTables:
     for option in ("patient_column", "version_column", "kmehr_column", "created_column"):
         _column(docs_columns, getattr(cfg, option), option, cfg.documents_table, where)
     _column(patients_columns, cfg.patients_key, "patients_key", cfg.patients_table, where)
-    _column(patients_columns, cfg.inss_column, "inss_column", cfg.patients_table, where,
-            why=" (the patient's INSS, to check that each Sumehr is about that very patient)")
+    inss_type = _column(patients_columns, cfg.inss_column, "inss_column", cfg.patients_table, where,
+                        why=" (the patient's INSS, to check that each Sumehr is about that very patient)")
     flag_type = _column(patients_columns, cfg.flag_column, "flag_column", cfg.patients_table, where)
     if flag_type != "boolean":
         raise CcsyncError(
@@ -160,6 +180,8 @@ def resolve(conn: psycopg.Connection, cfg, where: str) -> AppTables:
         kmehr=sql.Identifier(cfg.kmehr_column), created=sql.Identifier(cfg.created_column),
         patients=patients_table, key=sql.Identifier(cfg.patients_key), flag=sql.Identifier(cfg.flag_column),
         inss=sql.Identifier(cfg.inss_column), names=tuple(sql.Identifier(c) for c in names),
+        inss_is_number=inss_type in ("smallint", "integer", "bigint") or inss_type.startswith("numeric"),
+        kmehr_is_bytea=docs_columns[cfg.kmehr_column] == "bytea",
     )
 
 

@@ -30,8 +30,13 @@ def _parser(force_utf8: bool) -> etree.XMLParser:
     )
 
 
-def parse(data: bytes | str) -> etree._Element:
-    """Parse a document and return its root element, or raise XmlRejected with a one-line reason."""
+def parse(data: bytes | str | None) -> etree._Element:
+    """Parse a document and return its root element, or raise XmlRejected with a one-line reason (None, a
+    NULL column, is an empty document)."""
+    if data is None:
+        data = b""
+    elif isinstance(data, (memoryview, bytearray)):
+        data = bytes(data)
     force_utf8 = isinstance(data, str)
     if force_utf8:
         # lxml refuses str input that has an encoding declaration; the text is already decoded, so

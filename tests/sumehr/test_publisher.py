@@ -550,6 +550,86 @@ def test_the_inss_column_is_configured_and_checked(clinic):
         sumehr.publish(clinic.settings(inss_column="nis"))
 
 
+def test_an_inss_that_two_patient_records_share_publishes_neither(clinic, hubsim):
+    clinic.patient(20)
+    clinic.patient(21, consent=False)
+    # 20's record carries 21's INSS (in another notation): 21's document would pass as 20's own
+    clinic.sql(clinic.cloud, "update patients set inss = %s where id = 20", ("85.01.01-000.21",))
+    clinic.sumehr(20, 1, document(21, 1))
+    result = sumehr.publish(clinic.settings())
+    assert (result["invalid"], result["published"]) == (1, 0)
+    assert hubsim.requests == 0
+    assert clinic.state(20)["reason"] == ("the INSS in this patient's record is in another patient's record too: "
+                                          "correct or merge the records")
+    clinic.sql(clinic.cloud, "update patients set inss = %s where id = 20", (inss(20),))
+    clinic.sumehr(20, 2)
+    assert sumehr.publish(clinic.settings())["published"] == 1
+    assert list(hubsim.snapshot()["patients"]) == [inss(20)]
+
+
+def cloud_view(clinic, pg, name: str, query: str) -> str:
+    """A view on the cloud that the PCs' publishers read (the application's tables in another shape)."""
+    superuser = pg.dsn(conninfo.conninfo_to_dict(clinic.cloud_owner)["dbname"])
+    clinic.sql(superuser, f"create view {name} as {query}")
+    for node in ("pc-1", "pc-2"):
+        clinic.sql(superuser, f"grant select on {name} to {pc_role(node)}")
+    return f"public.{name}"
+
+
+def test_an_inss_kept_as_a_number_keeps_its_leading_zero(clinic, hubsim, pg):
+    # born in 2003: the INSS starts with 0, which a bigint column drops
+    patients = cloud_view(clinic, pg, "patients_numeric", "select id, name, inss::bigint as inss, hub_consent from patients")
+    clinic.patient(1)
+    clinic.sql(clinic.cloud, "update patients set inss = '03040500123' where id = 1")
+    clinic.sumehr(1, 1, build_sumehr("03040500123", "Lou", "Patient1", "2003-04-05", "x", 1).decode())
+    result = sumehr.publish(clinic.settings(patients_table=patients))
+    assert (result["published"], result["invalid"]) == (1, 0), clinic.state(1)
+    assert hubsim.stored("03040500123").version == 1
+
+
+def test_a_document_without_content_is_invalid_and_the_pass_goes_on(clinic, hubsim):
+    clinic.sql(clinic.cloud_owner, "alter table sumehr_documents alter column kmehr drop not null")
+    clinic.patient(1)
+    clinic.patient(2)
+    clinic.sql(clinic.cloud, "insert into sumehr_documents (patient_id, version, kmehr) values (1, 1, null)")
+    clinic.sumehr(2, 1)
+    result = sumehr.publish(clinic.settings())
+    assert (result["invalid"], result["published"]) == (1, 1)
+    assert clinic.state(1)["reason"] == "the document is not readable XML (it is empty)"
+    assert hubsim.stored(inss(2)).version == 1
+
+
+def test_a_document_without_a_version_is_never_the_one_sent(clinic, hubsim, pg):
+    documents = cloud_view(clinic, pg, "documents_draft", "select patient_id, nullif(version, 99) as version, kmehr, "
+                                                      "created_at from sumehr_documents")
+    clinic.patient(1)
+    clinic.sumehr(1, 1)
+    clinic.sumehr(1, 99, build_sumehr(inss(1), "Draft", "Patient1", "1985-01-01", "female", 99).decode())
+    result = sumehr.publish(clinic.settings(documents_table=documents))
+    assert (result["published"], result["failed"]) == (1, 0)
+    assert sumehr.publish(clinic.settings(documents_table=documents))["published"] == 0
+    assert hubsim.stored(inss(1)).version == 1 and hubsim.requests == 1
+
+
+@pytest.mark.parametrize("column", ["text", "bytea"])
+def test_a_document_larger_than_a_sumehr_can_be_is_invalid_and_not_read(clinic, hubsim, pg, column):
+    documents = "public.sumehr_documents" if column == "text" else cloud_view(
+        clinic, pg, "documents_bytes", "select patient_id, version, convert_to(kmehr, 'UTF8') as kmehr, created_at "
+                                       "from sumehr_documents")
+    clinic.patient(1)
+    big = document(1, 1).replace("<text L=\"fr\">", "<text L=\"fr\">" + "é" * 60_000, 1)  # 120 kB in UTF-8
+    clinic.sumehr(1, 1, big)
+    result = sumehr.publish(clinic.settings(max_document_bytes=100_000, documents_table=documents))
+    assert (result["invalid"], hubsim.requests) == (1, 0)
+    assert clinic.state(1)["reason"] == ("the document is larger than a Sumehr may be (more than 100000 bytes: "
+                                         "[sumehr] max_document_bytes)")
+    larger = clinic.settings(max_document_bytes=1_000_000, documents_table=documents)  # a larger limit, a retry
+    assert sumehr.retry(larger, "1") == 1
+    assert sumehr.publish(larger)["published"] == 1
+    with pytest.raises(CcsyncError, match=r"max_document_bytes must be a whole number of bytes"):
+        sumehr.publish(clinic.settings(max_document_bytes="10MB"))
+
+
 # -- nothing is published until a HUB is configured ------------------------------------------------------------
 def test_without_a_hub_nothing_is_published_or_counted_and_status_says_so(clinic, hubsim, tmp_path):
     clinic.patient(1)
