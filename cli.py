@@ -72,6 +72,12 @@ def emit_json(doc) -> None:
     click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
 
 
+def _printable(text: str) -> str:
+    """Text from the database or a HUB, made safe for a terminal: control and format characters (escape
+    sequences, bidi overrides) are shown as '?'."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))
+
+
 def _version_message() -> str:
     from reconciler.schema import HEAD
 
@@ -771,8 +777,9 @@ def sumehr_list(local, cloud, failed_only, show, search, sort, limit, offset, as
     for r in page.rows:
         hub_version = "-" if r["hub_version"] is None else r["hub_version"]
         tries = r["attempts"] if r["state"] in ("failing", "invalid") else "-"
-        click.echo(f"{r['patient']:10} {(r['name'] or '-')[:24]:24} {r['latest_version']:>6} {hub_version:>6} "
-                   f"{r['state']:11} {(r['since'] or '-')[:19]:19} {tries:>5} {r['reason'] or ''}")
+        click.echo(f"{_printable(r['patient']):10} {_printable(r['name'] or '-')[:24]:24} {r['latest_version']:>6} "
+                   f"{hub_version:>6} {r['state']:11} {(r['since'] or '-')[:19]:19} {tries:>5} "
+                   f"{_printable(r['reason'] or '')}")
     if page.total > len(page.rows):
         click.echo(f"{offset + 1}-{offset + len(page.rows)} of {page.total}: --offset {offset + len(page.rows)} "
                    "for the next ones")

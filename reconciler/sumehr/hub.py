@@ -450,4 +450,5 @@ def _patient_words(kmehrmessage: etree._Element) -> list[str]:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    # control and format characters (a terminal's CSI, bidi overrides) become spaces: a reason is shown as is
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())

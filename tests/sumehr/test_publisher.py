@@ -464,6 +464,24 @@ def test_sumehr_cli_json_keys_and_one_line_errors(clinic, tmp_path):
     assert "unknown patient '999'" in unknown.output and len(unknown.output.strip().splitlines()) == 1
 
 
+def test_names_and_hub_reasons_cannot_drive_the_terminal_of_whoever_lists_them(clinic, hubsim, tmp_path):
+    clinic.patient(1)
+    clinic.sql(clinic.cloud, "update patients set name = %s where id = 1", ("Anne\x1b]0;owned\x07\x1b[8m",))
+    clinic.sumehr(1, 1)
+    # XML carries no C0 control, but C1's CSI (U+009B) and bidi overrides pass
+    hubsim.failing("refused\x9b2J\x9b1;1H all is \u202ewell", patient=inss(1))
+    assert sumehr.publish(clinic.settings())["failed"] == 1
+    assert clinic.state(1)["reason"] == "refused 2J 1;1H all is well"  # stored without control characters
+    sync.pull(clinic.settings())
+    config = tmp_path / "ccsync.toml"
+    config.write_text(f'[hub]\nendpoint = "{clinic.hub_url}{SOAP_PATH}"\n')
+    listed = CliRunner().invoke(cli.main, ["sumehr", "list", "--local", clinic.nodes["pc-1"], "--cloud",
+                                           clinic.pc_cloud["pc-1"]], env={"CCSYNC_CONFIG": str(config)}, color=True)
+    assert listed.exit_code == 0, listed.output
+    assert "Anne" in listed.output and "all is well" in listed.output
+    assert not any(ch in listed.output for ch in "\x1b\x07\x9b\u202e"), repr(listed.output)
+
+
 def test_bad_configuration_is_one_clear_line(clinic):
     for options, message in [
         ({"documents_table": "public.nope"}, "table 'public.nope' does not exist in the cloud database"),
