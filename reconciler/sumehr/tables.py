@@ -88,7 +88,9 @@ class AppTables:
             if self.names else sql.SQL("null::text"))
         return sql.SQL(
             "select p.{key} as key, p.{key}::text as patient, coalesce(p.{flag}, false) as consent, "
-            "{name} as name, {p_inss} as inss, l.latest, l.first_newer, "
+            "{name} as name, {p_inss} as inss, l.latest, "
+            "case when l.first_newer between timestamptz '1970-01-01 00:00+00' and timestamptz '9999-01-01 00:00+00' "
+            "     then l.first_newer end as first_newer, "  # a time Python can hold, whatever the application wrote
             "s.latest_version as s_latest, s.hub_version, s.state as s_state, s.reason as s_reason, "
             "s.since as s_since, s.attempts, s.last_attempt, s.next_attempt, s.hub_transaction_id "
             "from {patients} p "

@@ -88,7 +88,8 @@ begin
         if i_outcome = 'failed' then
             v_wait := least(greatest(coalesce(i_retry_base, 30), 1) * 2 ^ least(v_attempts - 1, 30),
                             greatest(coalesce(i_retry_max, 3600), 1), 86400);
-            v_next := least(coalesce(i_clock, now()) + make_interval(secs => v_wait), now() + interval '1 day');
+            v_next := least(greatest(coalesce(i_clock, now()), now()) + make_interval(secs => v_wait),
+                            now() + interval '1 day');  -- a time every client can read, whatever the PC sends
         end if;
     end if;
     if v_latest is not null and v_hub is not null and v_hub >= v_latest then

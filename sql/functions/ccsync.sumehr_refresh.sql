@@ -12,6 +12,8 @@
 --      i_patients     the patients' keys, as text
 --      i_latest       each one's latest Sumehr version
 --      i_first_newer  when the first version newer than the HUB's was written
+--                     (not later than now; null, infinite or before 1970:
+--                     now, so that every client can read it)
 --
 -- Returns:
 --      integer: how many patients' rows changed
@@ -33,7 +35,7 @@ begin
     insert into ccsync.sumehr_state as s (patient, latest_version, state, since)
     select c.patient, c.latest,
            case when coalesce(o.hub_version, -1) >= c.latest then 'up_to_date' else 'pending' end,
-           least(coalesce(c.first_newer, now()), now())
+           case when c.first_newer >= timestamptz '1970-01-01 00:00+00' then least(c.first_newer, now()) else now() end
       from (select distinct on (u.patient) u.patient, u.latest, u.first_newer
               from unnest(i_patients, i_latest, i_first_newer) as u(patient, latest, first_newer)
              where u.patient is not null and u.latest is not null

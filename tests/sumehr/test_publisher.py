@@ -780,6 +780,29 @@ def test_a_transaction_id_from_a_pc_is_bounded_like_a_reason(clinic):
     assert len(clinic.state(1)["hub_transaction_id"]) == 100  # replicated to every PC: never megabytes
 
 
+def test_a_time_no_client_can_read_does_not_stop_publication_or_the_lists(clinic, hubsim):
+    clinic.patient(1)
+    clinic.patient(2)
+    clinic.sumehr(1, 1)
+    clinic.sumehr(2, 1)
+    clinic.patient(3)
+    clinic.sumehr(3, 1)
+    clinic.sql(clinic.cloud_owner, "update sumehr_documents set created_at = 'infinity' where patient_id = 2")
+    clinic.sql(clinic.cloud_owner, "update sumehr_documents set created_at = '20000-01-01' where patient_id = 3")
+    with psycopg.connect(clinic.pc_cloud["pc-2"], autocommit=True) as pc2:  # another PC, as hostile as it can be
+        pc2.execute("select ccsync.sumehr_refresh(array['1', '4'], array[1, 1]::bigint[], "
+                    "array['-infinity', '0001-01-01 BC']::timestamptz[])")
+        [(claim,)] = pc2.execute("select claim from ccsync.sumehr_claim('1', 60)").fetchall()
+        pc2.execute("select ccsync.sumehr_record('1', %s, 1, 'failed', 'x', null, 30, 3600, '-infinity')", (claim,))
+    assert clinic.state(1)["next_attempt"] > datetime.now(timezone.utc)  # what every client can read
+    assert len(clinic.listed()) == 3  # every PC reads the replicated state
+    assert sumehr.retry(clinic.settings(), "1") == 1
+    result = sumehr.publish(clinic.settings())
+    assert result["published"] == 3
+    assert {r["patient"]: r["state"] for r in clinic.listed()} == {"1": "up_to_date", "2": "up_to_date",
+                                                                   "3": "up_to_date"}
+
+
 # -- the list a person uses: states, search, numeric sort, pages --------------------------------------------
 def test_the_list_searches_by_name_and_inss_sorts_numerically_and_by_state_and_pages(clinic, hubsim):
     for pid in (2, 10, 100, 9):
