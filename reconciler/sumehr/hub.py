@@ -98,10 +98,10 @@ class HubConfig:
 def _checked_url(endpoint: str):
     """The endpoint split into its parts, refused unless the safety checks and the transport read it alike.
     Errors never quote an endpoint that may hold a password."""
-    url = urlsplit(endpoint)
+    url = urlsplit(endpoint or "")
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise CcsyncError(f"HUB endpoint {endpoint!r} is not an http(s) URL: give the full URL"
-                          if "@" not in endpoint else "HUB endpoint is not an http(s) URL: give the full URL")
+        raise CcsyncError("HUB endpoint is not an http(s) URL: give the full URL" if "@" in (endpoint or "")
+                          else f"HUB endpoint {endpoint!r} is not an http(s) URL: give the full URL")
     # urllib3, which makes the connection, splits some URLs elsewhere than urlsplit ("http://a\\@127.0.0.1/" goes
     # to a; urlsplit drops a tab that urllib3 refuses): the host that is checked must be the host that is reached.
     ambiguous = CcsyncError("[hub] endpoint can be read as more than one server (a backslash, a space or a control "

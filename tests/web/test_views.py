@@ -424,6 +424,20 @@ def test_sumehr_page_searches_sorts_and_pages(logged_in, fake_publisher):
         assert logged_in.get(bad).status_code == 400, bad
 
 
+def test_sumehr_page_keeps_a_bidi_override_in_a_key_name_or_reason_inside_it(logged_in, fake_publisher, monkeypatch):
+    module = sys.modules["reconciler.sumehr.publisher"]
+    row = {"patient": "P\u202e12", "name": "\u202eAnne", "latest_version": 1, "hub_version": None, "state": "failing",
+           "reason": "HUB \u202erefused", "since": None, "attempts": 1, "last_attempt": None, "next_attempt": None,
+           "hub_transaction_id": None}
+    counts = {"invalid": 0, "failing": 1, "waiting": 0, "up_to_date": 0, "no_consent": 0}
+    monkeypatch.setattr(module, "listing", lambda settings, **options: types.SimpleNamespace(
+        rows=[dict(row)], total=1, counts=counts), raising=False)
+    page = html(logged_in.get("/sumehr"))
+    # each isolated (<bdi>): an override turns its own text around, never the rest of the row
+    assert '<bdi><code class="patient">P\u202e12</code></bdi>' in page
+    assert '<bdi class="name">\u202eAnne</bdi>' in page and "<bdi>HUB \u202erefused</bdi>" in page
+
+
 def test_sumehr_page_without_a_hub_says_not_configured(logged_in, fake_publisher, monkeypatch):
     monkeypatch.setattr(sys.modules["reconciler.sumehr.publisher"], "configured", lambda settings: False)
     page = logged_in.get("/sumehr")
