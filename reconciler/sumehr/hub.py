@@ -30,6 +30,7 @@ MAX_REASON = 300  # characters of a stored reason; the whole text goes to the lo
 MAX_TRANSACTION_ID = 100  # characters: a HUB's id is short; a longer one is not kept
 MAX_DEADLINE = 300.0  # seconds: the longest a HUB call may take (a claim outlives it, see publisher)
 _CHUNK = 64 * 1024
+_GRACE = 0.1  # seconds after the deadline for a call whose sockets were shut to come back with its error
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ class HubConfig:
     verify: True (system CAs), False (no check: needs insecure=True, for tests only) or a CA bundle's path.
     cert: a client certificate, as one PEM path or a (cert, key) pair of paths.
     auth: called with every OutgoingRequest before it is sent (see load_auth_hook).
-    deadline: seconds for the whole call (connect, send, the whole answer); default connect + read timeouts.
+    deadline: seconds for the whole call (the auth hook, the name lookup, connect, send, the whole answer);
+    default connect + read timeouts.
     max_answer_bytes: a longer answer is not read (a PutTransactionResponse is a few kB).
     """
 
@@ -178,14 +180,10 @@ def put_transaction(config: HubConfig, xml: bytes | str, *, request_id: str, aut
     except ValueError as exc:  # lxml refuses NUL bytes and control characters in the request fields
         return _failed(f"Sumehr not sent: {exc}")
     outgoing = OutgoingRequest(config.endpoint, {"Content-Type": CONTENT_TYPE, "SOAPAction": SOAP_ACTION}, envelope)
-    if config.auth is not None:
-        try:
-            config.auth(outgoing)
-        except Exception as exc:  # noqa: BLE001 — a hook that fetches a SAML token fails like the network does
-            return _failed(f"HUB auth hook failed: {type(exc).__name__}: {_one_line(str(exc))}")
+    private = _patient_words(kmehrmessage)  # before the call's thread (and the auth hook) holds the tree
     result = _send(config, outgoing, request_id)
     if not result.ok:  # the HUB's words may quote the patient: not kept, whatever notation the HUB writes
-        result = PutResult(False, None, result.errors, bounded_reason(result.reason, _patient_words(kmehrmessage)))
+        result = PutResult(False, None, result.errors, bounded_reason(result.reason, private))
     log.info("HUB PutTransaction %s: %s", request_id,
              f"accepted as {result.transaction_id}" if result.ok else result.reason)
     return result
@@ -212,32 +210,71 @@ def _envelope(kmehrmessage: etree._Element, request_id: str, author_nihii: str, 
 
 
 def _send(config: HubConfig, outgoing: OutgoingRequest, request_id: str) -> PutResult:
-    body = etree.tostring(outgoing.envelope, xml_declaration=True, encoding="UTF-8")
-    if log.isEnabledFor(logging.DEBUG):  # the document is patient data: never above DEBUG
-        log.debug("HUB PutTransaction request to %s: %s", outgoing.url, body.decode("utf-8"))
     call = _Deadline(config.deadline)
-    try:
-        with requests.Session() as session, call:
-            # Plain http:// is for this machine only: never through a proxy named in the environment.
-            session.trust_env = urlsplit(outgoing.url).scheme == "https"
-            session.mount("http://", _DeadlineAdapter(call))
-            session.mount("https://", _DeadlineAdapter(call))
-            # No redirects: a 302 would turn the POST into a GET and lose the document.
-            with session.post(outgoing.url, data=body, headers=outgoing.headers, allow_redirects=False,
-                              timeout=(config.connect_timeout, config.read_timeout), stream=True,
-                              verify=config.verify, cert=config.cert) as response:
-                status, answer = response.status_code, _bounded_body(response, config.max_answer_bytes)
-    except _TooLong:
+    done: list = []
+
+    def exchange() -> None:
+        try:
+            if config.auth is not None:
+                try:
+                    config.auth(outgoing)
+                except Exception as exc:  # noqa: BLE001 — a hook that fetches a SAML token fails like the network
+                    done.append(_HookFailed(f"HUB auth hook failed: {type(exc).__name__}: {_one_line(str(exc))}"))
+                    return
+            if call.expired:
+                return  # the hook took the whole deadline: nothing is sent
+            body = etree.tostring(outgoing.envelope, xml_declaration=True, encoding="UTF-8")
+            if log.isEnabledFor(logging.DEBUG):  # the document is patient data: never above DEBUG
+                log.debug("HUB PutTransaction request to %s: %s", outgoing.url, body.decode("utf-8"))
+            done.append(_exchange(config, outgoing, body, call))
+        except BaseException as exc:  # noqa: BLE001 — handed to the caller's thread
+            done.append(exc)
+
+    # The call (the auth hook included) runs in a thread of its own, so that the deadline also bounds what no
+    # socket timeout covers: a hook waiting for its token, a slow name lookup, or a name with several
+    # unreachable addresses, each tried for connect_timeout.
+    worker = threading.Thread(target=exchange, name="hub-call", daemon=True)
+    with call:
+        worker.start()
+        worker.join(config.deadline + _GRACE)
+        if not done:
+            call.expire()  # whatever it still connects to is shut at once: nothing is sent after the deadline
+    timeout = _failed(f"HUB timeout: no complete answer within {config.deadline:g}s")
+    if not done:
+        return timeout
+    outcome = done[0]
+    if isinstance(outcome, _HookFailed):
+        return _failed(str(outcome))
+    if isinstance(outcome, _TooLong):
         return _failed(f"HUB answer longer than {config.max_answer_bytes} bytes: not read")
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        if call.expired:
-            return _failed(f"HUB timeout: no complete answer within {config.deadline:g}s")
-        return _failed(_network_reason(config, exc))
+    if isinstance(outcome, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
+        return timeout if call.expired else _failed(_network_reason(config, outcome))
+    if isinstance(outcome, BaseException):
+        raise outcome
     if call.expired:  # the answer was complete, but only just: the deadline still holds
-        return _failed(f"HUB timeout: no complete answer within {config.deadline:g}s")
+        return timeout
+    status, answer = outcome
     if log.isEnabledFor(logging.DEBUG):
         log.debug("HUB PutTransaction answer (HTTP %s): %s", status, answer.decode("utf-8", "replace"))
     return _read_answer(status, answer, request_id)
+
+
+def _exchange(config: HubConfig, outgoing: OutgoingRequest, body: bytes, call: "_Deadline") -> tuple[int, bytes]:
+    """POST the request and read the whole answer (status, body), within the call's deadline."""
+    with requests.Session() as session:
+        # Plain http:// is for this machine only: never through a proxy named in the environment.
+        session.trust_env = urlsplit(outgoing.url).scheme == "https"
+        session.mount("http://", _DeadlineAdapter(call))
+        session.mount("https://", _DeadlineAdapter(call))
+        # No redirects: a 302 would turn the POST into a GET and lose the document.
+        with session.post(outgoing.url, data=body, headers=outgoing.headers, allow_redirects=False,
+                          timeout=(config.connect_timeout, config.read_timeout), stream=True,
+                          verify=config.verify, cert=config.cert) as response:
+            return response.status_code, _bounded_body(response, config.max_answer_bytes)
+
+
+class _HookFailed(Exception):
+    """The auth hook raised: its words are the reason."""
 
 
 class _TooLong(Exception):
@@ -268,7 +305,7 @@ class _Deadline:
         self._lock = threading.Lock()
         self._fds: list[int] = []
         self._done = False
-        self._timer = threading.Timer(seconds, self._expire)
+        self._timer = threading.Timer(seconds, self.expire)
         self._timer.daemon = True
 
     def __enter__(self) -> "_Deadline":
@@ -286,7 +323,7 @@ class _Deadline:
             if self.expired:
                 _shut(sock.fileno())
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
             if self._done:
                 return

@@ -512,6 +512,49 @@ def test_a_dripping_answer_ends_at_the_deadline(hostile, answer):
     assert 1.4 < elapsed < 3
 
 
+@pytest.fixture
+def unanswered_port():
+    """A port whose listener never accepts and whose queue is full: a connection attempt hangs there, as it does
+    for an address that drops packets."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=0)
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(server.getsockname())
+        fillers.append(filler)
+    time.sleep(0.1)
+    yield server.getsockname()[1]
+    for filler in fillers:
+        filler.close()
+    server.close()
+
+
+def test_the_deadline_also_bounds_a_connection_that_hangs(unanswered_port):
+    config = HubConfig(f"http://127.0.0.1:{unanswered_port}{SOAP_PATH}", connect_timeout=4, read_timeout=4,
+                       deadline=1)
+    started = time.monotonic()
+    result = put(config, sumehr())
+    elapsed = time.monotonic() - started
+    assert (result.ok, result.reason) == (False, "HUB timeout: no complete answer within 1s")
+    assert 0.9 < elapsed < 2.5  # not the 4 s of the connect timeout: a name with n addresses would take n times that
+
+
+def test_the_deadline_also_bounds_an_auth_hook_that_waits_for_its_token(config, state):
+    released = threading.Event()
+
+    def waits_for_token(outgoing):
+        released.wait(10)
+
+    started = time.monotonic()
+    result = put(HubConfig(config.endpoint, auth=waits_for_token, deadline=1), sumehr())
+    elapsed = time.monotonic() - started
+    released.set()  # the token comes, too late: nothing is sent once the deadline has passed
+    time.sleep(0.3)
+    assert (result.ok, result.reason, state.requests) == (False, "HUB timeout: no complete answer within 1s", 0)
+    assert 0.9 < elapsed < 2.5
+
+
 def test_the_deadline_defaults_to_connect_plus_read_timeouts_and_is_bounded():
     assert HubConfig("https://hub.example.be/x", connect_timeout=5, read_timeout=30).deadline == 35
     with pytest.raises(CcsyncError, match="deadline must be between 0 and 300 seconds"):
