@@ -210,6 +210,11 @@ def _envelope(kmehrmessage: etree._Element, request_id: str, author_nihii: str, 
 
 
 def _send(config: HubConfig, outgoing: OutgoingRequest, request_id: str) -> PutResult:
+    with _abandoned_lock:
+        _abandoned[:] = [thread for thread in _abandoned if thread.is_alive()]
+        if len(_abandoned) >= _MAX_ABANDONED:
+            return _failed("HUB unreachable: earlier calls past their deadline still hang (in the auth hook or the "
+                           "network); not tried again until one ends")
     call = _Deadline(config.deadline)
     done: list = []
 
@@ -239,6 +244,8 @@ def _send(config: HubConfig, outgoing: OutgoingRequest, request_id: str) -> PutR
         worker.join(config.deadline + _GRACE)
         if not done:
             call.expire()  # whatever it still connects to is shut at once: nothing is sent after the deadline
+            with _abandoned_lock:
+                _abandoned.append(worker)
     timeout = _failed(f"HUB timeout: no complete answer within {config.deadline:g}s")
     if not done:
         return timeout
@@ -271,6 +278,13 @@ def _exchange(config: HubConfig, outgoing: OutgoingRequest, body: bytes, call: "
                           timeout=(config.connect_timeout, config.read_timeout), stream=True,
                           verify=config.verify, cert=config.cert) as response:
             return response.status_code, _bounded_body(response, config.max_answer_bytes)
+
+
+# Calls left behind at their deadline (a thread blocked in the auth hook or a name lookup cannot be stopped):
+# a few are let be, then no new call starts until one of them ends.
+_MAX_ABANDONED = 4
+_abandoned: list[threading.Thread] = []
+_abandoned_lock = threading.Lock()
 
 
 class _HookFailed(Exception):
