@@ -16,6 +16,8 @@ from psycopg import sql
 
 from ..errors import CcsyncError
 
+_WHOLE_NUMBERS = ("smallint", "integer", "bigint")
+
 # Names the patient's name columns often have, tried in this order when [sumehr] name_columns is not set.
 _NAME_GUESSES = (("first_name", "last_name"), ("firstname", "lastname"), ("name",), ("full_name",))
 
@@ -162,6 +164,12 @@ def resolve(conn: psycopg.Connection, cfg, where: str) -> AppTables:
     patients_table, patients_columns = _table(conn, cfg.patients_table, "patients_table", where)
     for option in ("patient_column", "version_column", "kmehr_column", "created_column"):
         _column(docs_columns, getattr(cfg, option), option, cfg.documents_table, where)
+    version_type = docs_columns[cfg.version_column]
+    if version_type not in _WHOLE_NUMBERS and not version_type.startswith("numeric"):  # text: 10 < 9, "draft"...
+        raise CcsyncError(
+            f"Sumehr configuration: {cfg.documents_table}.{cfg.version_column} is {version_type}, not a number: "
+            "set [sumehr] version_column in ccsync.toml to the document's version number"
+        )
     _column(patients_columns, cfg.patients_key, "patients_key", cfg.patients_table, where)
     inss_type = _column(patients_columns, cfg.inss_column, "inss_column", cfg.patients_table, where,
                         why=" (the patient's INSS, to check that each Sumehr is about that very patient)")
@@ -182,7 +190,7 @@ def resolve(conn: psycopg.Connection, cfg, where: str) -> AppTables:
         kmehr=sql.Identifier(cfg.kmehr_column), created=sql.Identifier(cfg.created_column),
         patients=patients_table, key=sql.Identifier(cfg.patients_key), flag=sql.Identifier(cfg.flag_column),
         inss=sql.Identifier(cfg.inss_column), names=tuple(sql.Identifier(c) for c in names),
-        inss_is_number=inss_type in ("smallint", "integer", "bigint") or inss_type.startswith("numeric"),
+        inss_is_number=inss_type in _WHOLE_NUMBERS or inss_type.startswith("numeric"),
         kmehr_is_bytea=docs_columns[cfg.kmehr_column] == "bytea",
     )
 

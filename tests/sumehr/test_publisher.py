@@ -605,6 +605,18 @@ def test_an_inss_kept_as_a_number_keeps_its_leading_zero(clinic, hubsim, pg):
     assert hubsim.stored("03040500123").version == 1
 
 
+def test_a_version_column_that_is_no_number_is_a_configuration_error(clinic, hubsim, pg):
+    # as text, "10" < "9" and one "draft" stops every pass: refused before anything is read
+    documents = cloud_view(clinic, pg, "documents_text", "select patient_id, version::text as version, kmehr, "
+                                                         "created_at from sumehr_documents")
+    clinic.patient(1)
+    clinic.sumehr(1, 1)
+    with pytest.raises(CcsyncError, match=r"^Sumehr configuration: public.documents_text.version is text, not a "
+                                          r"number: set \[sumehr\] version_column"):
+        sumehr.publish(clinic.settings(documents_table=documents))
+    assert hubsim.requests == 0
+
+
 def test_a_document_without_content_is_invalid_and_the_pass_goes_on(clinic, hubsim):
     clinic.sql(clinic.cloud_owner, "alter table sumehr_documents alter column kmehr drop not null")
     clinic.patient(1)
