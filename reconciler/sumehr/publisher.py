@@ -346,8 +346,9 @@ def _publish_one(cloud, app: AppTables, cfg: SumehrConfig, publisher: Publisher,
             return "invalid"
         document, nihii, name = _prepared(doc.document, doc.version)
         nihii = publisher.author_nihii or nihii
-        if not nihii:
-            record("failed", doc.version, "no author NIHII in the Sumehr: set [hub] author_nihii in ccsync.toml")
+        if not (nihii and nihii.isascii() and nihii.isdigit() and len(nihii) == 11):  # it names the request
+            record("failed", doc.version, "no author NIHII (11 digits) in the Sumehr: set [hub] author_nihii in "
+                                          "ccsync.toml")
             return "failed"
         result = hub.put_transaction(publisher.hub, document, request_id=f"{nihii}.{uuid.uuid4().hex}",
                                      author_nihii=nihii, author_name=publisher.author_name or name or "ccsync")

@@ -605,6 +605,21 @@ def test_an_inss_kept_as_a_number_keeps_its_leading_zero(clinic, hubsim, pg):
     assert hubsim.stored("03040500123").version == 1
 
 
+def test_an_author_nihii_that_is_no_nihii_never_names_a_request(clinic, hubsim, caplog):
+    clinic.patient(1)
+    odd = build_sumehr(inss(1), "Anne", "Patient1", "1985-01-01", "female", 1,
+                       author_nihii=f"Anne Patient1 {inss(1)}").decode()  # the patient typed in the author's field
+    clinic.sumehr(1, 1, odd)
+    with caplog.at_level(logging.INFO, logger="ccsync"):
+        assert sumehr.publish(clinic.settings())["failed"] == 1
+    assert hubsim.requests == 0 and inss(1) not in caplog.text and "Patient1" not in caplog.text
+    assert clinic.state(1)["reason"] == ("no author NIHII (11 digits) in the Sumehr: set [hub] author_nihii in "
+                                         "ccsync.toml")
+    assert sumehr.publish(Settings(local=clinic.nodes["pc-1"], cloud=clinic.pc_cloud["pc-1"], extra={
+        "hub": {**clinic.extra()["hub"], "author_nihii": "10987654321"}}), now=datetime.now() + timedelta(hours=2)
+    )["published"] == 1
+
+
 def test_a_version_column_that_is_no_number_is_a_configuration_error(clinic, hubsim, pg):
     # as text, "10" < "9" and one "draft" stops every pass: refused before anything is read
     documents = cloud_view(clinic, pg, "documents_text", "select patient_id, version::text as version, kmehr, "
