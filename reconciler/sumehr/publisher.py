@@ -35,6 +35,8 @@ from psycopg.rows import class_row
 from .. import db as _db, mode
 from . import xmlsafe as _xml, hub, kmehr
 from ..db import CLOUD_LINK, open_cloud, open_node
+from .state import ATTENTION, OFFLINE_REASON, STATES  # noqa: F401  (OFFLINE_REASON: part of the listing API)
+from . import state as _state
 from .tables import AppTables, Document, Due, PatientRow, resolve, state_installed
 from ..config import Settings
 from ..errors import CcsyncError, Unreachable
@@ -43,15 +45,10 @@ log = logging.getLogger("ccsync.sumehr")
 
 LIST_KEYS = ("patient", "name", "latest_version", "hub_version", "state", "reason", "since", "attempts",
              "last_attempt", "next_attempt", "hub_transaction_id")
-# What a person sees, in the order a list sorted by state shows them: the ones someone must look at first.
-STATES = ("invalid", "failing", "waiting", "up_to_date", "no_consent")
-ATTENTION = ("invalid", "failing")  # not up to date for a reason someone must look at
 FILTERS = ("attention", "waiting", "not_up_to_date", "up_to_date", "no_consent", "all")
 SORTS = ("patient", "name", "state", "since")
 NOT_CONFIGURED = "Sumehr publication not configured"
 OFFLINE = "offline"
-OFFLINE_REASON = "offline: the cloud cannot be reached; published once it can"
-_LEGACY_INVALID = "invalid Sumehr: "  # how revisions up to 0005 marked an invalid document (state failed)
 _PROBE_TIMEOUT = 2
 _TRANSPORT = ("HUB unreachable", "HUB timeout")  # hub.py's reasons when the HUB could not be reached at all
 _MAX_TRANSPORT_FAILURES = 3  # in a row, within one pass: the HUB is down, leave the rest for the next pass
@@ -272,7 +269,7 @@ def _publish_online(cloud: psycopg.Connection, cfg: SumehrConfig, publisher: Pub
         transport_failures = transport_failures + 1 if outcome == "transport" else 0
     counts["failed"] += counts.pop("transport", 0)
     rows = _rows(cloud, app, consenting_only=True)
-    behind = sum(1 for r in rows if _row(r, offline=False)["state"] != "up_to_date")
+    behind = sum(1 for r in rows if _state.shown(r, offline=False)["state"] != "up_to_date")
     return {"mode": "online", "node": node, "patients": len(rows), **counts, "not_up_to_date": behind}
 
 
@@ -330,25 +327,15 @@ def _publish_one(cloud, app: AppTables, cfg: SumehrConfig, publisher: Publisher,
         if doc is None:  # the flag went off, or the documents went away, since the list was read
             _release(cloud, patient, claim)
             return "waiting"
-        if claimed.hub_version is not None and doc.version <= claimed.hub_version:
-            record("nothing", doc.version)  # an older document never replaces a newer one on the HUB
-            return "waiting"
-        if doc.size is not None and doc.size > cfg.max_document_bytes:
-            problems = [f"the document is larger than a Sumehr may be (more than {cfg.max_document_bytes} bytes: "
-                        "[sumehr] max_document_bytes)"]
-        else:
-            problems = kmehr.validate_sumehr(doc.document, doc.inss or "")
-        if not problems and doc.inss_shared:  # the INSS does not tell this patient from another one
-            problems = ["the INSS in this patient's record is in another patient's record too: correct or merge "
-                        "the records"]
-        if problems:
-            record("invalid", doc.version, "; ".join(problems))
-            return "invalid"
+        verdict = _state.instead_of_sending(doc, claimed.hub_version, cfg.max_document_bytes)
+        if verdict is not None:
+            record(verdict[0], doc.version, verdict[1])
+            return "waiting" if verdict[0] == "nothing" else verdict[0]
         document, nihii, name = _prepared(doc.document, doc.version)
         nihii = publisher.author_nihii or nihii
-        if not (nihii and nihii.isascii() and nihii.isdigit() and len(nihii) == 11):  # it names the request
-            record("failed", doc.version, "no author NIHII (11 digits) in the Sumehr: set [hub] author_nihii in "
-                                          "ccsync.toml")
+        problem = _state.author_problem(nihii)
+        if problem:
+            record("failed", doc.version, problem)
             return "failed"
         result = hub.put_transaction(publisher.hub, document, request_id=f"{nihii}.{uuid.uuid4().hex}",
                                      author_nihii=nihii, author_name=publisher.author_name or name or "ccsync")
@@ -439,7 +426,7 @@ def listing(settings: Settings, *, show: str = "all", search: str | None = None,
         _db.identity(conn)
         offline = _offline(settings, conn)
         rows = _rows(conn, resolve(conn, cfg, "local database"), consenting_only=False)
-    items = [(r, _row(r, offline=offline)) for r in rows]
+    items = [(r, _state.shown(r, offline=offline)) for r in rows]
     counts = {state: 0 for state in STATES}
     for _, item in items:
         counts[item["state"]] += 1
@@ -526,33 +513,9 @@ def summary(conn: psycopg.Connection, settings: Settings) -> dict:
             "select count(*) filter (where state in ('failed', 'invalid')), count(*) filter (where state = 'pending') "
             "from ccsync.sumehr_state").fetchone()
         return {"configured": True, "attention": attention, "waiting": waiting}
-    states = [_row(r, offline=False)["state"] for r in rows]
+    states = [_state.shown(r, offline=False)["state"] for r in rows]
     return {"configured": True, "attention": sum(s in ATTENTION for s in states),
             "waiting": sum(s == "waiting" for s in states)}
-
-
-def _row(r: PatientRow, *, offline: bool) -> dict:
-    """One patient as listed: the state row corrected by what the documents say now."""
-    latest = max(v for v in (r.latest, r.s_latest) if v is not None)
-    current = r.s_state is not None and r.s_latest == latest  # the state row is about the latest version
-    attempts, last_attempt, next_attempt = r.attempts or 0, r.last_attempt, r.next_attempt
-    invalid = r.s_state == "invalid" or (r.s_state == "failed" and (r.s_reason or "").startswith(_LEGACY_INVALID))
-    if not r.consent:
-        state, reason, since = "no_consent", None, None
-        attempts, last_attempt, next_attempt = 0, None, None
-    elif r.hub_version is not None and r.hub_version >= latest:
-        state, reason, since = "up_to_date", None, r.s_since if r.s_state == "up_to_date" else None
-    elif current and invalid:
-        state, reason, since = "invalid", (r.s_reason or "").removeprefix(_LEGACY_INVALID), r.s_since
-    elif current and r.s_state == "failed":
-        state, reason, since = "failing", r.s_reason, r.s_since
-    else:  # never tried yet: a version the publisher has not seen (written offline, or just now), or pending
-        state, reason, since = "waiting", OFFLINE_REASON if offline else None, r.first_newer or r.s_since
-        if not current:
-            attempts, last_attempt, next_attempt = 0, None, None
-    return {"patient": r.patient, "name": r.name, "latest_version": latest, "hub_version": r.hub_version,
-            "state": state, "reason": reason, "since": since, "attempts": attempts, "last_attempt": last_attempt,
-            "next_attempt": next_attempt, "hub_transaction_id": r.hub_transaction_id}
 
 
 def _offline(settings: Settings, node: psycopg.Connection) -> bool:
