@@ -1,5 +1,5 @@
 -- ----------------------------------------------------------------------
--- Function: ccsync.track(2)
+-- Function: ccsync.track(3)
 --
 --      Starts capturing the changes of a table, or changes its policy.
 --      Generates the table's capture function with its columns written
