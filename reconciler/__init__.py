@@ -1,6 +1,6 @@
 """ccsync's engine: everything cli.py and web/ call lives here; this module lists the public API."""
 
-from . import conflicts, history, mode, nodes, service, status, sync
+from . import conflicts, history, labels, mode, nodes, reasons, service, status, sync
 from .kinds import KINDS, POLICIES, Kind, Policy
 from .schema.roles import grant, pc_add
 from .schema.track import tables, track, untrack
@@ -29,9 +29,11 @@ __all__ = [
     "conflicts",
     "grant",
     "history",
+    "labels",
     "mode",
     "nodes",
     "pc_add",
+    "reasons",
     "service",
     "status",
     "sync",

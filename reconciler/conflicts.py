@@ -14,7 +14,7 @@ import psycopg
 from deepdiff import DeepDiff
 
 from .engine import apply as _apply
-from . import db as _db
+from . import db as _db, labels
 from .engine.apply import Leftover, parse
 from .engine.tablesql import Table
 from .errors import CcsyncError
@@ -174,15 +174,15 @@ def list_conflicts(local_dsn: str, *, include_resolved: bool = False) -> list[di
     """Open conflicts (all of them with include_resolved), oldest first."""
     with _local(local_dsn) as conn:
         where = "" if include_resolved else " where status = 'open'"
-        return [_as_dict(r) for r in conn.execute(_SELECT + where + " order by id")]
+        return labels.label_conflicts(conn, [_as_dict(r) for r in conn.execute(_SELECT + where + " order by id")])
 
 
 def get_conflict(local_dsn: str, conflict_id: int) -> dict:
     with _local(local_dsn) as conn:
         row = conn.execute(_SELECT + " where id = %s", (conflict_id,)).fetchone()
-    if row is None:
-        raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list --all` shows them")
-    return _as_dict(row)
+        if row is None:
+            raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list --all` shows them")
+        return labels.label_conflicts(conn, [_as_dict(row)])[0]
 
 
 def resolve(local_dsn: str, conflict_id: int, keep: str, *, by: str, merged: str | dict | None = None) -> dict:

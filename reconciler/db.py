@@ -9,7 +9,9 @@ from __future__ import annotations
 import psycopg
 from psycopg.types.string import TextLoader
 
-from .errors import CcsyncError, NotAllowed, NotInstalled, SchemaTooNew, SchemaTooOld, Unreachable  # noqa: F401  (db.CcsyncError)
+from .errors import (  # noqa: F401  (CcsyncError: db.CcsyncError)
+    CcsyncError, NotAllowed, NotInstalled, Refused, SchemaTooNew, SchemaTooOld, Unreachable,
+)
 from .schema import HEAD
 
 CONNECT_TIMEOUT = 5
@@ -21,6 +23,10 @@ CLOUD_LINK = {  # the service's link to the cloud: a pulled cable is noticed in 
     "connect_timeout": 3, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
     "keepalives_count": 2, "tcp_user_timeout": 8000,
 }
+
+
+# FATAL messages of a server that is only starting or stopping: it will answer again by itself
+TRANSIENT = ("starting up", "shutting down", "not yet accepting connections", "in recovery mode")
 
 
 def one_line(exc: BaseException | str) -> str:
@@ -108,9 +114,14 @@ def connect(dsn: str, *, role: str = "database", autocommit: bool = False, **kwa
         # libpq's message may quote the malformed string, which may hold a password
         raise CcsyncError(f"invalid {role} DSN: not a PostgreSQL connection string or URI") from exc
     except psycopg.OperationalError as exc:
-        raise Unreachable(
-            f"cannot connect to the {role}: {one_line(exc)}; check the DSN and that the server runs"
-        ) from exc
+        if "FATAL:" in str(exc) and not any(word in str(exc) for word in TRANSIENT):
+            # the server answered and said no: its own words say why (libpq gives no SQLSTATE here)
+            err: Unreachable = Refused(f"the {role} refused the connection: {one_line(exc)}; check the user, "
+                                       "password and access rules in the DSN")
+        else:
+            err = Unreachable(f"cannot connect to the {role}: {one_line(exc)}; check the DSN and that the server runs")
+        err.where = "local" if role.startswith("local") else "cloud" if role.startswith("cloud") else None
+        raise err from exc
 
 
 def is_installed(conn: psycopg.Connection) -> bool:

@@ -23,3 +23,8 @@ class NotAllowed(CcsyncError):
 
 class SchemaTooNew(CcsyncError):
     """A database holds a newer ccsync schema revision than this ccsync knows: upgrade ccsync on this machine."""
+
+
+class Refused(Unreachable):
+    """A database server answered but refused the session (wrong password, unknown role or database, access
+    rules, too many connections): working offline does not fix it, a person must."""

@@ -1,19 +1,70 @@
-"""Progress of long work: a bar with rate and ETA on a terminal, lines in a log, counts in the node's state for the panel."""
+"""Progress of long work: a bar with rate and ETA on a terminal, lines in a log, counts in the node's state for the panel.
+
+A push or pull reports `start(total)` and, as each chunk of whole transactions commits, `advance(changes)`.
+A chunk can be one large transaction that takes its time, so inside it the rows the engine streams (staging
+COPY, direct COPY) are reported too, through `relayed(rows)` while the reporter is `active`: each row counts for
+half a change (a row is staged, then applied), and the count shown never reaches the total before the chunk
+commits. So the progress moves during a sync of any shape.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import sys
 import time
 
+import psycopg
+
+_active: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("ccsync_progress", default=None)
+
 
 class Progress:
-    """Does nothing; the base of the reporters below."""
+    """Counts done, committed and in flight; reports nowhere (the base of the reporters below)."""
 
-    def start(self, what: str, total: int | None, unit: str = "changes") -> None: ...
+    total: int | None = None
+    done: int = 0  # committed
+    moving: int = 0  # rows streamed inside the chunk in flight
 
-    def advance(self, n: int) -> None: ...
+    def start(self, what: str, total: int | None, unit: str = "changes") -> None:
+        self.total, self.done, self.moving = total, 0, 0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        self.moving = 0
+        self.show()
+
+    def rows(self, n: int) -> None:
+        self.moving += n
+        self.show()
+
+    def shown(self) -> int:
+        """Committed changes plus half the rows in flight, below the total until the end."""
+        inflight = self.moving // 2
+        if self.total is not None:
+            inflight = max(0, min(inflight, self.total - self.done - 1))
+        return self.done + inflight
+
+    def show(self) -> None: ...
 
     def finish(self) -> None: ...
+
+
+@contextlib.contextmanager
+def active(progress: Progress | None):
+    """Make `progress` the reporter of the rows the engine streams in this context."""
+    token = _active.set(progress)
+    try:
+        yield progress
+    finally:
+        _active.reset(token)
+
+
+def relayed(rows: int) -> None:
+    """The engine streamed `rows` rows of the chunk in flight (a no-op when nothing reports progress)."""
+    progress = _active.get()
+    if progress is not None:
+        progress.rows(rows)
 
 
 LINE_INTERVAL = 5.0  # seconds between two progress lines without a terminal
@@ -32,6 +83,7 @@ class Bar(Progress):
 
     def start(self, what, total, unit="changes"):
         self.finish()
+        super().start(what, total, unit)
         if not self.enabled:
             return
         if self.terminal:
@@ -42,11 +94,13 @@ class Bar(Progress):
         else:
             self._lines = _Lines(what, total, unit, self.interval)
 
-    def advance(self, n):
+    def show(self):
+        shown = self.shown()
         if self._bar is not None:
-            self._bar.update(n)
-        elif self._lines is not None:
-            self._lines.advance(n)
+            if shown > self._bar.n:
+                self._bar.update(shown - self._bar.n)
+        elif self._lines is not None and shown > self._lines.done:
+            self._lines.advance(shown - self._lines.done)
 
     def set_description(self, text: str) -> None:
         if self._bar is not None:
@@ -99,36 +153,56 @@ class _Lines:
 
 
 class Stored(Progress):
-    """Writes done/total into ccsync.progress (at most every half second) so the panel and `status` see it."""
+    """Writes what/done/total into ccsync.progress (at most every half second) so the panel and `status` see it.
 
-    def __init__(self, local_dsn: str):
+    `min_total`: work smaller than this is not reported at all (the service's online syncs of a few changes
+    write nothing; a large transaction makes the light blink)."""
+
+    INTERVAL = 0.5
+
+    def __init__(self, local_dsn: str, *, min_total: int = 0):
         self.local_dsn = local_dsn
-        self.what, self.total, self.done, self._last = None, None, 0, 0.0
+        self.min_total = min_total
+        self.what = None
+        self._last = 0.0
+        self._conn: psycopg.Connection | None = None
+        self._written = False
 
     def _write(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last < 0.5:
+        if not force and now - self._last < self.INTERVAL:
             return
         self._last = now
-        try:
-            import psycopg
-
-            with psycopg.connect(self.local_dsn, autocommit=True, connect_timeout=2) as conn:
-                conn.execute(
-                    "update ccsync.progress set what = %s, done = %s, total = %s, updated_at = now()",
-                    (self.what, self.done if self.what else None, self.total),
-                )
-        except Exception:  # progress is a courtesy: never let it break a sync
-            pass
+        try:  # progress is a courtesy: never let it break a sync
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self.local_dsn, autocommit=True, connect_timeout=2,
+                                             application_name="ccsync progress")
+            self._conn.execute(
+                "update ccsync.progress set what = %s, done = %s, total = %s, updated_at = now()",
+                (self.what, self.shown() if self.what else None, self.total if self.what else None),
+            )
+            self._written = self.what is not None
+        except psycopg.Error:
+            self._close()
 
     def start(self, what, total, unit="changes"):
-        self.what, self.total, self.done = what, total, 0
-        self._write(force=True)
+        super().start(what, total, unit)
+        self.what = what if (total or 0) >= self.min_total else None
+        if self.what is not None or self._written:
+            self._write(force=True)
 
-    def advance(self, n):
-        self.done += n
-        self._write()
+    def show(self):
+        if self.what is not None:
+            self._write()
 
     def finish(self):
-        self.what, self.total, self.done = None, None, 0
-        self._write(force=True)
+        self.what = None
+        self.total, self.done, self.moving = None, 0, 0
+        if self._written or not self.min_total:
+            self._write(force=True)
+        self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -17,14 +17,15 @@ from collections.abc import Callable
 
 import psycopg
 
-from . import db as _db, history, mode
+from . import db as _db, history, labels, mode, reasons
 from .db import CLOUD_LINK
 from .mode import LOCK_KEY, lock_holder  # noqa: F401  (lock_holder: part of the service's API)
 from .engine import pull, push
 from .engine.sides import Sides, open_cloud, open_node
 from .config import Settings
-from .errors import CcsyncError
+from .errors import CcsyncError, Unreachable
 from .progress import Stored
+from .reasons import Reason
 
 log = logging.getLogger("ccsync.service")
 
@@ -35,11 +36,31 @@ class Stop(BaseException):
     """SIGTERM or Ctrl-C: unwinds the work in flight (its transaction rolls back, nothing is lost)."""
 
 
-def set_mode(node: psycopg.Connection, mode: str) -> bool:
-    """Store the mode; True when it changed (so each transition is logged once)."""
-    return node.execute(
-        "update ccsync.state set mode = %s, mode_since = now(), updated_at = now() where mode <> %s", (mode, mode)
-    ).rowcount == 1
+ONLINE_PROGRESS = 1000  # an online push or pull of at least this many changes shows its progress (the light blinks)
+
+
+def set_mode(node: psycopg.Connection, mode: str, reason: Reason | None = None) -> bool:
+    """Store the mode (and, offline, why); True when it changed (so each transition is logged once). Going
+    offline begins an offline period in the history and makes the reason the last error; reaching the cloud
+    again ends the period."""
+    with node.transaction():
+        was = node.execute("select mode, reason from ccsync.state for update").fetchone()
+        if was is None or (was[0], was[1]) == (mode, reason and str(reason)):
+            return False
+        node.execute(
+            "update ccsync.state set mode = %s, reason = %s, updated_at = now(), "
+            "mode_since = case when mode = %s then mode_since else now() end",
+            (mode, reason and str(reason), mode),
+        )
+        if mode == "offline" and reason is not None:
+            node.execute("update ccsync.state set last_error = %s, last_error_code = %s, last_error_at = now()",
+                         (reasons.sentence(reason), str(reason)))
+            if was[0] != "offline" or was[1] != str(reason):
+                history.back_online(node)  # (a new reason: a new period)
+                history.went_offline(node, reason)
+        elif was[0] == "offline" and mode != "offline":
+            history.back_online(node)
+    return was[0] != mode
 
 
 class Service:
@@ -64,6 +85,7 @@ class Service:
                 f"another `ccsync run` already serves node {self.name!r}: stop it first (one service per PC)"
             )
         self.home = home
+        Stored(self.local).finish()  # what a killed service left is not a sync in progress
         previous = {s: signal.signal(s, self._stop) for s in (signal.SIGTERM, signal.SIGINT)}
         log.info("ccsync service started for node %s", self.name)
         try:
@@ -75,7 +97,7 @@ class Service:
                 signal.signal(s, handler)
             self._close_sides()
             try:
-                set_mode(home, "offline")
+                set_mode(home, "offline", Reason.SERVICE_STOPPED)
                 home.close()
             except psycopg.Error:
                 pass
@@ -96,9 +118,12 @@ class Service:
             try:
                 self._connect()
             except (CcsyncError, psycopg.Error) as exc:
+                why = reasons.of(exc)
                 reason = " ".join(str(exc).split())
-                if set_mode(self.home, "offline") or reason != last_reason:  # each new reason is said once
-                    log.warning("cannot sync with the cloud (%s): working offline, retrying with backoff", reason)
+                if set_mode(self.home, "offline", why) or reason != last_reason:  # each new reason is said once
+                    log.warning("cannot sync with the cloud: %s (%s): working offline, retrying with backoff",
+                                reasons.sentence(why), str(exc).strip().splitlines()[0] if str(exc).strip() else
+                                type(exc).__name__)
                 else:
                     log.debug("still offline (%s); next try in %.1f s", reason, backoff)
                 last_reason = reason
@@ -118,10 +143,10 @@ class Service:
                 if set_mode(self.home, "online"):
                     log.info("online: the replica follows the cloud")
                 self._online()
-            except psycopg.OperationalError as exc:
-                log.warning("lost the cloud (%s)", " ".join(str(exc).split())[:200])
+            except (psycopg.OperationalError, Unreachable) as exc:
+                log.warning("lost the cloud (%s)", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
             except CcsyncError as exc:
-                log.error("sync failed: %s", exc)
+                log.error("sync failed: %s", exc)  # (recorded as the last error, in words, by history)
                 time.sleep(min(backoff * 5, self.max_backoff))
             self._close_sides()
 
@@ -134,22 +159,31 @@ class Service:
             node.close()
             raise
         self.sides = Sides(node, cloud, name)
+        labels.follow(cloud, node)
 
     def _synchronize(self, progress=None) -> None:
         self._push(progress)
         self._pull(progress)
 
     def _push(self, progress=None) -> None:
-        with history.recorded(self.local, "push") as result:
-            result.update(push.run(self.sides, progress=progress))
-            pull.refresh(self.sides)
+        progress = progress or Stored(self.local, min_total=ONLINE_PROGRESS)
+        try:
+            with history.recorded(self.local, "push", conn=self.home) as result:
+                result.update(push.run(self.sides, progress=progress))
+                pull.refresh(self.sides)
+        finally:
+            progress.finish()
         if result.get("changes"):
             log.info("pushed %s change(s), %s conflict(s)", result["changes"], result["conflicts"])
 
     def _pull(self, progress=None) -> None:
-        with history.recorded(self.local, "pull") as result:
-            result.update(pull.run(self.sides, progress=progress))
-            pull.refresh(self.sides)
+        progress = progress or Stored(self.local, min_total=ONLINE_PROGRESS)
+        try:
+            with history.recorded(self.local, "pull", conn=self.home) as result:
+                result.update(pull.run(self.sides, progress=progress))
+                pull.refresh(self.sides)
+        finally:
+            progress.finish()
         if result.get("changes"):
             log.info("pulled %s change(s)", result["changes"])
 
@@ -219,8 +253,14 @@ def run(settings: Settings, **kwargs) -> None:
 
 
 def database_for_app(settings: Settings) -> str:
-    """The DSN the application should use now: the cloud while online, the local replica otherwise."""
+    """The DSN the application should use now, as the one rule decides (`use` of `ccsync status --json`): the
+    cloud while it is reachable and no backlog of this PC is being synchronized, the local replica otherwise."""
     local = settings.need_local()
-    with _db.open_local(local) as conn:
-        use = mode.current(conn, settings.cloud).use
+    try:
+        conn = _db.open_local(local)
+    except Unreachable:
+        use = mode.when_local_is_down(settings.cloud).use
+    else:
+        with conn:
+            use = mode.current(conn, settings.cloud).use
     return settings.need_cloud() if use == "cloud" else local

@@ -1,35 +1,65 @@
-"""The node's status for people and scripts: `ccsync status --json` and the panel's light.
+"""The node's status for people and scripts: `ccsync status` (human and `--json`) and the panel's light.
 
-The mode comes from the one rule in `reconciler.mode`; this module adds the counts around it.
+The state comes from the one rule in `reconciler.mode`; this module adds the counts and the words around it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 import psycopg
 
-from . import db as _db, mode as _mode
+from . import db as _db, mode as _mode, reasons
 from .config import Settings
 from .engine import pull as _pull
 from .engine.sides import Sides
-from .errors import CcsyncError
+from .errors import CcsyncError, Unreachable
 from .sumehr.publisher import summary as sumehr_summary
+
+KEYS = ("mode", "node", "pending_push", "pending_pull", "open_conflicts", "hub_failures", "hub_waiting",
+        "hub_configured", "last_sync_at", "last_error", "use", "service", "mode_since", "progress", "state", "reason",
+        "reason_text", "state_since", "failures", "last_error_code", "last_error_at", "cloud_reason")
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def describe(m: _mode.Mode) -> str | None:
+    """The state's reason as one English sentence (the panel translates the code instead)."""
+    text = reasons.sentence(m.reason)
+    if text and m.cloud_reason and m.cloud_reason != m.reason:
+        text += "; " + reasons.sentence(m.cloud_reason)
+    return text
 
 
 def current(settings: Settings, *, probe_timeout: float = 2.0) -> dict:
     """The node's status.
 
-    Keys: mode, node, pending_push, pending_pull (null while offline), open_conflicts, hub_failures (Sumehrs
-    not on the HUB for a reason someone must look at; null when Sumehr publication is not configured),
-    hub_waiting (Sumehrs waiting for their first try or for the cloud), hub_configured, last_sync_at,
-    last_error, use ('cloud' or 'local'), service (a `ccsync run` serves this node), mode_since, progress ({what, done, total} while a long sync runs, else null).
+    Keys: mode (online, synchronizing, offline), node, pending_push, pending_pull (null while offline),
+    open_conflicts, hub_failures (Sumehrs not on the HUB for a reason someone must look at; null when Sumehr
+    publication is not configured), hub_waiting (Sumehrs waiting for their first try or for the cloud),
+    hub_configured, last_sync_at, last_error, use ('cloud' or 'local'), service (a `ccsync run` serves this
+    node), mode_since, progress ({what, done, total} while a long sync runs, else null); and
+    state (the light: online, synchronizing, offline, attention), reason (why it is not online: a code),
+    reason_text (the same in words), state_since, failures (syncs failed in a row), last_error_code,
+    last_error_at, cloud_reason (why the cloud is out of reach, when it is known to be). Counts that cannot be
+    read are null; when this PC's database is down, node is null too.
     """
     local = settings.need_local()
-    with _db.open_local(local) as conn:
+    try:
+        conn = _db.open_local(local)
+    except Unreachable:
+        m = _mode.when_local_is_down(settings.cloud, timeout=probe_timeout)
+        doc = dict.fromkeys(KEYS)
+        doc.update(_mode_keys(m), service=False)
+        return doc
+    with conn:
         name = _db.identity(conn)
         now = _mode.current(conn, settings.cloud, timeout=probe_timeout)
         st = conn.execute(
-            "select s.mode_since, s.last_sync_at, s.last_error, p.what, p.done, p.total "
-            "from ccsync.state s, ccsync.progress p"
+            "select s.mode_since, s.last_sync_at, s.last_error, s.last_error_code, s.last_error_at, s.failures, "
+            "p.what, p.done, p.total from ccsync.state s, ccsync.progress p"
         ).fetchone()
         pending_push = conn.execute("select count(*) from ccsync.journal where origin = %s", (name,)).fetchone()[0]
         open_conflicts = conn.execute("select count(*) from ccsync.conflicts where status = 'open'").fetchone()[0]
@@ -37,15 +67,20 @@ def current(settings: Settings, *, probe_timeout: float = 2.0) -> dict:
     pending_pull = None
     if now.mode != "offline" and settings.cloud:
         pending_pull = _pending_pull(settings, local, name, probe_timeout)
-    progress = {"what": st[3], "done": st[4], "total": st[5]} if st[3] else None
+    progress = {"what": st[6], "done": st[7], "total": st[8]} if st[6] and now.state == "synchronizing" else None
     return {
-        "mode": now.mode, "node": name, "pending_push": pending_push, "pending_pull": pending_pull,
-        "open_conflicts": open_conflicts, "hub_failures": hub["attention"],
-        "hub_waiting": hub["waiting"], "hub_configured": hub["configured"],
-        "last_sync_at": st[1].isoformat() if st[1] else None, "last_error": st[2],
-        "use": now.use, "service": now.service,
-        "mode_since": st[0].isoformat() if st[0] else None, "progress": progress,
+        "node": name, "pending_push": pending_push, "pending_pull": pending_pull,
+        "open_conflicts": open_conflicts, "hub_failures": hub["attention"], "hub_waiting": hub["waiting"],
+        "hub_configured": hub["configured"],
+        "last_sync_at": _iso(st[1]), "last_error": st[2], "last_error_code": st[3], "last_error_at": _iso(st[4]),
+        "failures": st[5], "mode_since": _iso(st[0]), "progress": progress, **_mode_keys(now),
     }
+
+
+def _mode_keys(m: _mode.Mode) -> dict:
+    return {"mode": m.mode, "use": m.use, "service": m.service, "state": str(m.state),
+            "reason": None if m.reason is None else str(m.reason), "reason_text": describe(m),
+            "state_since": _iso(m.since), "cloud_reason": None if m.cloud_reason is None else str(m.cloud_reason)}
 
 
 def _pending_pull(settings: Settings, local: str, name: str, probe_timeout: float) -> int | None:

@@ -7,7 +7,7 @@ import time
 from .engine import pull as pull_mod
 from .engine import push as push_mod
 from .engine import initial_copy as snapshot
-from . import history
+from . import history, labels
 from .engine.sides import Sides, open_cloud, open_node, open_sides
 from .errors import Unreachable
 from .config import Settings
@@ -19,6 +19,7 @@ def init(settings: Settings, *, force: bool = False, progress: Progress | None =
     with history.recorded(local, "init") as result, open_sides(local, cloud) as sides:
         result.update(snapshot.run(sides, force=force, progress=progress))
         result["changes"] = result["rows"]
+        labels.follow(sides.cloud, sides.node)
     return result
 
 
@@ -33,6 +34,7 @@ def push(settings: Settings, *, progress: Progress | None = None) -> dict:
 def pull(settings: Settings, *, progress: Progress | None = None) -> dict:
     local, cloud = settings.need_local(), settings.need_cloud()
     with history.recorded(local, "pull") as result, open_sides(local, cloud) as sides:
+        labels.follow(sides.cloud, sides.node)
         result.update(pull_mod.run(sides, progress=progress))
         result["refreshed"] = pull_mod.refresh(sides)
     return result
@@ -43,6 +45,7 @@ def sync(settings: Settings, *, progress: Progress | None = None) -> dict:
     local, cloud = settings.need_local(), settings.need_cloud()
     started = time.monotonic()
     with history.recorded(local, "sync") as result, open_sides(local, cloud) as sides:
+        labels.follow(sides.cloud, sides.node)
         pushed = push_mod.run(sides, progress=progress)
         pull_mod.refresh(sides)
         pulled = pull_mod.run(sides, progress=progress)
@@ -72,6 +75,7 @@ def login(settings: Settings, *, progress: Progress | None = None) -> dict:
             return {"mode": "offline", "node": name, "pending_pull": None, "pulled": 0, "conflicts": 0,
                     "seconds": round(time.monotonic() - started, 3), "reason": str(exc)}
         with Sides(node, cloud, name) as sides, history.recorded(local, "login") as result:
+            labels.follow(cloud, node)
             pending = pull_mod.pending_count(sides)
             result.update(pull_mod.run(sides, progress=progress))
             pull_mod.refresh(sides)

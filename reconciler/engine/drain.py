@@ -24,6 +24,7 @@ import psycopg
 
 from . import journal as _journal
 from .faults import checkpoint
+from .. import progress as _progress
 from ..errors import CcsyncError
 
 CHUNK = int(os.environ.get("CCSYNC_CHUNK", 50_000))  # entries per target transaction (a larger source transaction is never split)
@@ -58,6 +59,11 @@ class Direction(Protocol):
 
 
 def drain(d: Direction, *, progress=None, chunk: int = CHUNK) -> Counter:
+    with _progress.active(progress):  # the rows relayed inside a chunk move the progress too
+        return _drain(d, progress, chunk)
+
+
+def _drain(d: Direction, progress, chunk: int) -> Counter:
     totals: Counter = Counter()
     started = resumed = None
     while True:

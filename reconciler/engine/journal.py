@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from .. import progress as _progress
+
 MODES = ("merged", "runs", "exact")
 
 RELAY_BLOCK = 1 << 18  # bytes
@@ -448,9 +450,11 @@ def relay(src: psycopg.Connection, query, params: dict | None, dst: psycopg.Conn
                     inp.write(b"".join(block))
                     if on_block:
                         on_block(size)
+                    _progress.relayed(len(block))
                     block.clear()
                     size = 0
             if block:
                 inp.write(b"".join(block))
                 if on_block:
                     on_block(size)
+                _progress.relayed(len(block))
