@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import sys
+import textwrap
 
 import click
 import psycopg
@@ -69,7 +71,29 @@ def bar():
 
 
 def emit_json(doc) -> None:
-    click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
+    click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str, ensure_ascii=False))
+
+
+def width() -> int:
+    return max(60, min(shutil.get_terminal_size((100, 24)).columns, 160))
+
+
+def echo_wrapped(text: str, indent: str = "  ") -> None:
+    """A long line wrapped at the terminal's width, never cut."""
+    click.echo(textwrap.fill(text, width(), initial_indent=indent, subsequent_indent=indent + "  ",
+                             break_long_words=True, break_on_hyphens=False))
+
+
+def zone(cfg):
+    from reconciler import localtime
+
+    return localtime.zone(cfg)
+
+
+def when(value, tz, default: str = "never") -> str:
+    from reconciler import localtime
+
+    return localtime.text(value, tz, default=default)
 
 
 def _printable(text: str) -> str:
@@ -194,7 +218,7 @@ def untrack(dsn, force, tables):
 def tables(dsn, as_json):
     """List the tracked tables with their primary key, policy and journaled changes.
 
-    JSON: a list of {table, primary_key, policy, tracked_at, journaled}.
+    JSON: a list of {table, primary_key, policy, tracked_at, journaled, label}.
 
     Example: ccsync tables --dsn "$DSN" --json
     """
@@ -205,6 +229,40 @@ def tables(dsn, as_json):
         click.echo("no table is tracked: add one with `ccsync track`")
     for r in rows:
         click.echo(f"{r['table']:40} pk=({', '.join(r['primary_key'])}) policy={r['policy']} journaled={r['journaled']}")
+        if r.get("label"):
+            echo_wrapped(f"label: {r['label']}", "    ")
+
+
+@main.command()
+@dsn_option
+@click.argument("table")
+@click.argument("expression", required=False)
+@click.option("--columns", metavar="COL,COL", help="Name rows by these columns, joined by spaces, instead of an expression.")
+@click.option("--clear", is_flag=True, help="Remove the table's label (rows are named by their key again).")
+@json_option
+@handle_errors
+def label(dsn, table, expression, columns, clear, as_json):
+    """Set how the panel and the CLI name a row of TABLE: an SQL EXPRESSION over its columns, or --columns.
+
+    Run it on the cloud as the schema owner: every PC copies the labels at its next sync. The expression may
+    follow a foreign key to the patient. It is checked on the table before it is stored.
+
+    JSON: {table, label}.
+
+    Example: ccsync label --dsn "$CLOUD_OWNER_DSN" public.contacts "(select p.name from public.patients p where p.id = patient_id) || ' (contact)'"
+    """
+    if clear and (expression or columns):
+        raise reconciler.CcsyncError("--clear takes no expression and no --columns")
+    if not clear and not expression and not columns:
+        raise reconciler.CcsyncError("give an SQL expression, --columns COL,COL, or --clear")
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    result = reconciler.labels.set_label(dsn, table, expression, columns=cols)
+    if as_json:
+        return emit_json(result)
+    if result["label"] is None:
+        click.echo(f"{result['table']}: no label, rows are named by their key")
+    else:
+        click.echo(f"{result['table']} rows are named by: {result['label']}")
 
 
 # -- the PCs seen from the cloud -------------------------------------------------------------------
@@ -427,14 +485,31 @@ def conflicts_list(local, include_resolved, as_json):
 
     Example: ccsync conflicts list --all --json
     """
-    rows = reconciler.conflicts.list_conflicts(settings(local).need_local(), include_resolved=include_resolved)
+    cfg = settings(local)
+    rows = reconciler.conflicts.list_conflicts(cfg.need_local(), include_resolved=include_resolved)
     if as_json:
         return emit_json(rows)
     if not rows:
         click.echo("no conflict" if include_resolved else "no open conflict")
+    tz = zone(cfg)
     for c in rows:
-        click.echo(f"#{c['id']:<5} {c['status']:8} {c['kind']:14} {c['table_name']} {json.dumps(c['pk'], default=str)} "
-                   f"from {c['node']} at {c['detected_at'][:19]}")
+        echo_wrapped(f"#{c['id']:<5} {c['status']:8} {c['kind']:14} {_record(c)} from {c['node']}, "
+                     f"{when(c['detected_at'], tz)}", "")
+
+
+def _record(c: dict) -> str:
+    """A conflict's row as people know it: its label, then its table and key."""
+    key = ", ".join(f"{k}={_text(v)}" for k, v in (c["pk"] or {}).items())
+    where = f"{c['table_name']} {key}"
+    return f"{c['label']} ({where})" if c.get("label") else where
+
+
+def _text(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, ensure_ascii=False)
 
 
 @conflicts.command(name="show")
@@ -450,20 +525,42 @@ def conflicts_show(local, conflict_id, as_json):
 
     Example: ccsync conflicts show 12
     """
-    c = reconciler.conflicts.get_conflict(settings(local).need_local(), conflict_id)
+    cfg = settings(local)
+    c = reconciler.conflicts.get_conflict(cfg.need_local(), conflict_id)
     if as_json:
         return emit_json(c)
-    click.echo(f"conflict #{c['id']} ({c['kind']}, {c['status']}) on {c['table_name']} {json.dumps(c['pk'], default=str)}")
-    click.echo(f"from node {c['node']}, detected {c['detected_at']}; conflicting columns: {', '.join(c['columns']) or '-'}")
-    names = sorted(set(c["local_row"] or {}) | set(c["cloud_row"] or {}))
-    click.echo(f"{'column':20} {'local':30} {'cloud':30}")
-    for n in names:
-        lv = "(deleted)" if c["local_row"] is None else json.dumps((c["local_row"] or {}).get(n), default=str)
-        cv = "(deleted)" if c["cloud_row"] is None else json.dumps((c["cloud_row"] or {}).get(n), default=str)
-        mark = "*" if n in c["columns"] else " "
-        click.echo(f"{mark}{n:19} {lv[:30]:30} {cv[:30]:30}")
+    tz = zone(cfg)
+    echo_wrapped(f"conflict #{c['id']} ({c['kind']}, {c['status']}): {_record(c)}", "")
+    echo_wrapped(f"from node {c['node']}, detected {when(c['detected_at'], tz)}; conflicting columns: "
+                 f"{', '.join(c['columns']) or '-'}")
+    _print_versions(c)
     if c["status"] == "resolved":
-        click.echo(f"resolved ({c['resolution']}) by {c['resolved_by']} at {c['resolved_at']}")
+        echo_wrapped(f"resolved ({c['resolution']}) by {c['resolved_by']}, {when(c['resolved_at'], tz)}", "")
+
+
+def _print_versions(c: dict) -> None:
+    """Column, base, this PC, cloud: each value wrapped in its cell (never cut); * marks a conflicting column."""
+    sides = [("base", c["base"], "(none)"), ("this PC", c["local_row"], "(deleted)"), ("cloud", c["cloud_row"], "(deleted)")]
+    names = list(dict.fromkeys([*(c["pk"] or {}), *(c["base"] or {}), *(c["local_row"] or {}), *(c["cloud_row"] or {})]))
+    name_w = min(max([len(n) for n in names] + [6]) + 1, 24)
+    cell_w = max(12, (width() - name_w - 4) // 3)
+
+    def cell(doc, gone, n):
+        if doc is None:
+            return gone
+        return _text(doc.get(n)) if n in doc else ""
+
+    def row(mark, name, cells):
+        wrapped = [textwrap.wrap(name, name_w - 1) or [""]] + [textwrap.wrap(v, cell_w - 1, break_on_hyphens=False)
+                                                              or [""] for v in cells]
+        for i in range(max(len(w) for w in wrapped)):
+            parts = [w[i] if i < len(w) else "" for w in wrapped]
+            click.echo((mark if i == 0 else " ") + parts[0].ljust(name_w) + "".join(p.ljust(cell_w) for p in parts[1:])
+                       .rstrip())
+
+    row(" ", "column", [label for label, _, _ in sides])
+    for n in names:
+        row("*" if n in c["columns"] else " ", n, [cell(doc, gone, n) for _, doc, gone in sides])
 
 
 @conflicts.command(name="resolve")
@@ -552,18 +649,22 @@ def login(local, cloud, as_json):
 @click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
 @handle_errors
 def status_cmd(local, cloud, as_json, watch):
-    """The node's state: mode, changes waiting each way, conflicts, HUB failures, last sync and error.
+    """The node's state: the light, changes waiting each way, conflicts, HUB failures, last sync and error.
 
     JSON keys: mode (online, offline, synchronizing), node, pending_push, pending_pull (null while
     offline), open_conflicts, hub_failures (Sumehrs failing or invalid; null when no HUB is configured),
     hub_waiting, hub_configured, last_sync_at, last_error, use (cloud or local: the database the
-    application should use now), service, mode_since, progress.
+    application should use now), service, mode_since, progress; state (the light: online,
+    synchronizing, offline, attention), reason (why not online: a code), reason_text, state_since,
+    failures, last_error_code, last_error_at, cloud_reason. Times are ISO 8601; the human output shows
+    them in the practice's time zone.
 
     Example: ccsync status --json
     """
     import time as _time
 
     cfg = settings(local, cloud)
+    tz = zone(cfg)
     while True:
         doc = reconciler.status.current(cfg)
         if as_json:
@@ -571,7 +672,7 @@ def status_cmd(local, cloud, as_json, watch):
         else:
             if watch:
                 click.clear()
-            _print_status(doc)
+            _print_status(doc, tz)
         if not watch:
             return
         try:
@@ -580,18 +681,32 @@ def status_cmd(local, cloud, as_json, watch):
             return
 
 
-def _print_status(doc: dict) -> None:
-    light = {"online": "● online", "offline": "○ offline", "synchronizing": "◐ synchronizing"}[doc["mode"]]
-    click.echo(f"{doc['node']}: {light} (use the {doc['use']} database)")
-    pull_text = "unknown (offline)" if doc["pending_pull"] is None else doc["pending_pull"]
+LIGHT = {"online": "● online", "synchronizing": "◐ synchronizing", "offline": "○ offline",
+         "attention": "▲ attention needed"}
+
+
+def _print_status(doc: dict, tz) -> None:
+    from reconciler import localtime
+
+    head = f"{doc['node'] or 'this PC'}: {LIGHT[doc['state']]}"
+    if doc["state"] == "offline" and doc["state_since"]:
+        head += f" for {localtime.span(localtime.since(doc['state_since']))}"
+    click.echo(head)
+    if doc["reason_text"]:
+        echo_wrapped(doc["reason_text"])
+    click.echo("  the application uses " + ("the cloud database" if doc["use"] == "cloud" else "this PC's replica"))
+    click.echo("  sync service (ccsync run): " + ("running" if doc["service"] else "not running"))
+    if doc["node"] is None:
+        return
+    pull_text = "unknown (the cloud did not answer)" if doc["pending_pull"] is None else doc["pending_pull"]
     click.echo(f"  waiting to push: {doc['pending_push']}   waiting to pull: {pull_text}")
     click.echo(f"  open conflicts: {doc['open_conflicts']}   {_sumehr_status(doc)}")
     if doc["progress"]:
         p = doc["progress"]
-        click.echo(f"  {p['what']}: {p['done']}/{p['total']}")
-    click.echo(f"  last sync: {doc['last_sync_at'] or 'never'}")
+        click.echo(f"  {p['what']}: {p['done']} of {p['total']} changes")
+    click.echo(f"  last sync: {when(doc['last_sync_at'], tz)}")
     if doc["last_error"]:
-        click.echo(f"  last error: {doc['last_error']}")
+        echo_wrapped(f"last error ({when(doc['last_error_at'], tz, '')}): {doc['last_error']}")
 
 
 def _sumehr_status(doc: dict) -> str:
@@ -602,23 +717,46 @@ def _sumehr_status(doc: dict) -> str:
 
 @main.command()
 @local_option
-@click.option("--limit", default=20, show_default=True, type=int, help="How many runs.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many rows.")
+@click.option("--kind", type=click.Choice(["push", "pull", "sync", "init", "login", "offline"]),
+              help="Only this kind of row (offline: the periods without the cloud).")
+@click.option("--errors", "errors_only", is_flag=True, help="Only the runs that failed.")
+@click.option("--before", type=click.IntRange(1), metavar="ID", help="Rows older than this id (the next page).")
 @json_option
 @handle_errors
-def history(local, limit, as_json):
-    """Recent sync runs: start, direction, changes, conflicts, duration, error.
+def history(local, limit, kind, errors_only, before, as_json):
+    """Recent sync runs and offline periods, newest first: start, kind, changes, conflicts, duration, error.
 
-    JSON: a list of {id, started_at, finished_at, direction, changes, transactions, conflicts, seconds, error}.
+    Routine runs that follow each other within a minute share one row (runs counts them). The panel's
+    History page shows the same rows with the same defaults.
 
-    Example: ccsync history --limit 5
+    JSON: a list of {id, started_at, finished_at, direction, changes, transactions, conflicts, seconds, error,
+    runs, reason}.
+
+    Example: ccsync history --kind push --errors --limit 5
     """
-    rows = reconciler.history.history(settings(local).need_local(), limit)
+    cfg = settings(local)
+    rows = reconciler.history.history(cfg.need_local(), limit, kind=kind, errors_only=errors_only, before=before)
     if as_json:
         return emit_json(rows)
+    from reconciler import localtime
+
+    tz = zone(cfg)
+    if not rows:
+        click.echo("no run recorded" + (" with these filters" if kind or errors_only or before else ""))
     for r in rows:
+        start = when(r["started_at"], tz)
+        if r["direction"] == "offline":
+            end = f"back online after {localtime.span(r['seconds'])}" if r["finished_at"] else "still offline"
+            echo_wrapped(f"#{r['id']:<6} {start} offline  {end}: {r['error'] or ''}", "")
+            continue
+        runs = f" x{r['runs']}" if r["runs"] > 1 else ""
         secs = f"{r['seconds']:.2f} s" if r["seconds"] is not None else "running"
-        click.echo(f"{r['started_at'][:19]} {r['direction']:5} {r['changes']:>8} change(s) {r['conflicts']:>4} conflict(s) "
-                   f"{secs:>10} {r['error'] or ''}")
+        echo_wrapped(f"#{r['id']:<6} {start} {r['direction'] + runs:8} {r['changes']:>8} change(s) "
+                     f"{r['conflicts']:>4} conflict(s) {secs:>10}" + (f"  failed: {r['error']}" if r["error"] else ""),
+                     "")
+    if len(rows) == limit:
+        click.echo(f"(older rows: --before {rows[-1]['id']})")
 
 
 @main.command(name="service-units")

@@ -24,9 +24,14 @@ UNINSTALLED = ("ccsync is no longer installed in this PC's database (it was unin
                "install ccsync again (`ccsync install`, then `ccsync init`)")
 
 
-def answer(code: int, message: str, title: str | None = None):
+# what /api/status answers when it cannot read this PC's database: the light then says why (the one rule's
+# words for that state: reconciler.mode.decide with no facts)
+LOCAL_DOWN = {"state": "offline", "mode": "offline", "reason": "local_down", "use": "local", "service": False}
+
+
+def answer(code: int, message: str, title: str | None = None, **extra):
     if is_api():
-        response = jsonify(error=message)
+        response = jsonify(error=message, **extra)
     else:
         response = render_template("errors/error.html", code=code, title=title or _TITLES.get(code, "Error"),
                                    message=message)
@@ -56,7 +61,7 @@ def _ccsync(exc: CcsyncError):
     if isinstance(exc.__cause__, psycopg.Error):
         # libpq's own words can name hosts and users: they go to the log, not to the page
         log.warning("database unreachable: %s", exc)
-        return answer(503, UNREACHABLE)
+        return answer(503, UNREACHABLE, **LOCAL_DOWN)
     if isinstance(exc, NotInstalled):
         return answer(503, str(exc))
     return answer(400, str(exc))
@@ -82,7 +87,7 @@ def _database(exc: psycopg.Error):
         return answer(400, f"the database refused the values: {primary}")
     if isinstance(exc, psycopg.OperationalError):
         log.warning("database error: %s", " ".join(str(exc).split()))
-        return answer(503, UNREACHABLE)
+        return answer(503, UNREACHABLE, **LOCAL_DOWN)
     log.exception("database error")
     return answer(500, INTERNAL)
 

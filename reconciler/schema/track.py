@@ -99,20 +99,22 @@ def _tracked_name(conn: psycopg.Connection, name: str) -> str:
 
 
 def tables(dsn: str) -> list[dict]:
-    """The tracked tables with their primary key, policy and number of journaled changes."""
+    """The tracked tables with their primary key, policy, number of journaled changes and display label."""
     with _db.connect(dsn) as conn:
         _db.identity(conn)
         rows = conn.execute(
             """
             select t.table_name, t.pk_columns, t.policy, t.tracked_at,
-                   (select count(*) from ccsync.journal j where j.table_name = t.table_name) as journaled
+                   (select count(*) from ccsync.journal j where j.table_name = t.table_name) as journaled,
+                   t.label
               from ccsync.tracked t
              where t.schema_name <> 'ccsync'
              order by t.table_name
             """
         ).fetchall()
     return [
-        {"table": r[0], "primary_key": list(r[1]), "policy": r[2], "tracked_at": r[3].isoformat(), "journaled": r[4]}
+        {"table": r[0], "primary_key": list(r[1]), "policy": r[2], "tracked_at": r[3].isoformat(), "journaled": r[4],
+         "label": r[5]}
         for r in rows
     ]
 
