@@ -197,15 +197,7 @@ def resolve(local_dsn: str, conflict_id: int, keep: str, *, by: str, merged: str
         raise CcsyncError(f"unknown choice {keep!r}: keep local, cloud or merged")
     if not by or not by.strip():
         raise CcsyncError("say who resolves the conflict (--by NAME)")
-    merged_text = None
-    if keep == "merged":
-        merged_text = merged if isinstance(merged, str) else json.dumps(merged)
-        try:
-            merged_doc = parse(merged_text)
-        except (TypeError, ValueError):
-            raise CcsyncError("the merged row is not valid JSON: give an object of column: value") from None
-        if not isinstance(merged_doc, dict):
-            raise CcsyncError("the merged row must be a JSON object of column: value")
+    merged_text = _merged_text(merged) if keep == "merged" else None
     with _db.canonical(_local(local_dsn)) as conn:
         with conn.transaction():
             row = conn.execute(_SELECT + " where id = %s for update", (conflict_id,)).fetchone()
@@ -235,26 +227,73 @@ def resolve(local_dsn: str, conflict_id: int, keep: str, *, by: str, merged: str
     return get_conflict(local_dsn, conflict_id)
 
 
-def _write_resolution(conn, t: Table, c: dict, keep: str, merged_text: str | None) -> str | None:
-    """Write the chosen version locally (the trigger stays quiet) and journal it by hand against the cloud's."""
+def _target(conn, c: dict, keep: str, merged_text: str | None) -> str | None:
+    """The row a decision writes (jsonb text; None: the record is deleted). The one place that says it, for the
+    resolution itself and for its preview."""
     cloud_row, local_row = c["cloud_row"], c["local_row"]
     if keep == "cloud":
         return cloud_row
     if keep == "merged":
-        target = conn.execute(
+        return conn.execute(
             "select coalesce(%s::jsonb, %s::jsonb, '{}') || %s::jsonb || %s::jsonb",
             (cloud_row, local_row, merged_text, c["pk"]),
         ).fetchone()[0]
-    elif c["kind"] in (Kind.UPDATE_UPDATE, Kind.INSERT_INSERT):
-        target = conn.execute(
+    if c["kind"] in (Kind.UPDATE_UPDATE, Kind.INSERT_INSERT):
+        return conn.execute(
             "select coalesce(%s::jsonb, '{}') || coalesce((select jsonb_object_agg(e.key, e.value) "
             "from jsonb_each(coalesce(%s::jsonb, '{}')) e where e.key = any(%s)), '{}')",
             (cloud_row, local_row, list(c["columns"])),
         ).fetchone()[0]
-    elif c["kind"] == Kind.UPDATE_DELETE:
-        target = local_row
-    else:  # delete_update: the local version is the deletion
-        target = None
+    if c["kind"] == Kind.UPDATE_DELETE:
+        return local_row
+    return None  # delete_update: the local version is the deletion
+
+
+def preview(local_dsn: str, conflict_id: int, keep: str, *, merged: str | dict | None = None) -> dict:
+    """What a decision would write, without writing it: {action (update, insert, delete or none), row (the
+    record as it would be everywhere; null when deleted), changes: [{column, now, then}]}: `now` is the value
+    in place everywhere (the cloud's), `then` the value after the decision."""
+    if keep not in ("local", "cloud", "merged"):
+        raise CcsyncError(f"unknown choice {keep!r}: keep local, cloud or merged")
+    merged_text = _merged_text(merged) if keep == "merged" else None
+    with _db.canonical(_local(local_dsn)) as conn:
+        row = conn.execute(_SELECT + " where id = %s", (conflict_id,)).fetchone()
+        if row is None:
+            raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list` shows the open ones")
+        c = dict(zip(_FIELDS, row))
+        target = _target(conn, c, keep, merged_text)
+    now, then = parse(c["cloud_row"]), parse(target)
+    if now is None and then is None:
+        action = "none"
+    elif then is None:
+        action = "delete"
+    elif now is None:
+        action = "insert"
+    else:
+        action = "update" if now != then else "none"
+    names = list(dict.fromkeys([*(now or {}), *(then or {})]))
+    changes = [{"column": n, "now": (now or {}).get(n), "then": (then or {}).get(n)} for n in names
+               if now is None or then is None or now.get(n) != then.get(n)]
+    return {"action": action, "row": then, "changes": changes}
+
+
+def _merged_text(merged: str | dict | None) -> str:
+    text = merged if isinstance(merged, str) else json.dumps(merged)
+    try:
+        doc = parse(text)
+    except (TypeError, ValueError):
+        raise CcsyncError("the merged row is not valid JSON: give an object of column: value") from None
+    if not isinstance(doc, dict):
+        raise CcsyncError("the merged row must be a JSON object of column: value")
+    return text
+
+
+def _write_resolution(conn, t: Table, c: dict, keep: str, merged_text: str | None) -> str | None:
+    """Write the chosen version locally (the trigger stays quiet) and journal it by hand against the cloud's."""
+    cloud_row = c["cloud_row"]
+    target = _target(conn, c, keep, merged_text)
+    if keep == "cloud":
+        return target
 
     _apply.applying(conn, True)  # written here without the trigger, journaled below against the cloud's version
     self_name = conn.execute("select name from ccsync.identity").fetchone()[0]

@@ -1,7 +1,9 @@
-"""Panel users: accounts that may log in to the admin panel, with hashed passwords and API tokens.
+"""Panel users: accounts that may log in to the admin panel, with hashed passwords, API tokens and sessions.
 
-Passwords get werkzeug's salted, deliberately slow hash. API tokens are 256 random bits, so a plain
-SHA-256 suffices for them and lets a request find its user with one indexed lookup.
+Passwords get werkzeug's salted, deliberately slow hash. API tokens and session ids are 256 random bits, so a
+plain SHA-256 suffices for them and lets a request find its user with one indexed lookup. Sessions live in the
+node's database (ccsync.panel_sessions): logging out, a new password or removing the user ends them on the
+server, so a copy of the cookie is worth nothing afterwards.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ def add(local_dsn: str, name: str, password: str, *, token: bool = False, replac
         exists = conn.execute("select 1 from ccsync.panel_users where name = %s", (name,)).fetchone()
         if exists and not replace:
             raise CcsyncError(f"panel user {name!r} exists: add --replace to set a new password")
+        if exists:
+            conn.execute("delete from ccsync.panel_sessions where user_name = %s", (name,))  # a new password
         conn.execute(
             "insert into ccsync.panel_users (name, password_hash, api_token_hash) values (%s, %s, %s) "
             "on conflict (name) do update set password_hash = excluded.password_hash, "
@@ -141,3 +145,26 @@ def user_for_token(conn: psycopg.Connection, token: str) -> str | None:
     row = conn.execute("select name from ccsync.panel_users where api_token_hash = %s",
                        (token_hash(token),)).fetchone()
     return row[0] if row else None
+
+
+def open_session(conn: psycopg.Connection, name: str, lifetime_seconds: int) -> str:
+    """A new session for a user who just logged in: its id (for the signed cookie; only its hash is kept)."""
+    sid = secrets.token_urlsafe(32)
+    conn.execute("delete from ccsync.panel_sessions where expires_at < now()")
+    conn.execute("insert into ccsync.panel_sessions (id_hash, user_name, expires_at) "
+                 "values (%s, %s, now() + make_interval(secs => %s))", (token_hash(sid), name, lifetime_seconds))
+    return sid
+
+
+def session_user(conn: psycopg.Connection, sid: str) -> str | None:
+    """The user of a live session (None: logged out, expired, or the user removed or given a new password)."""
+    row = conn.execute(
+        "update ccsync.panel_sessions set last_seen_at = now() where id_hash = %s and expires_at > now() "
+        "returning user_name",
+        (token_hash(sid),),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def close_session(conn: psycopg.Connection, sid: str) -> None:
+    conn.execute("delete from ccsync.panel_sessions where id_hash = %s", (token_hash(sid),))

@@ -1,8 +1,12 @@
 """The admin panel: a Flask application factory over the reconciler (status light, conflicts, Sumehr, history).
 
 `create_app(config)` takes a mapping: SECRET_KEY (required), and either SETTINGS (a reconciler Settings) or
-LOCAL_DSN (+ CLOUD_DSN). Everything else is a Flask setting a test may override. The panel reads the
-node's database, so it keeps working while the cloud is out of reach.
+LOCAL_DSN (+ CLOUD_DSN). Everything else is a Flask setting a test may override, and ccsync's own:
+PROXY_HOPS (how many trusted proxies set X-Forwarded-For/-Proto/-Host: werkzeug's ProxyFix), the login
+limits LOGIN_LIMIT_CLIENT and LOGIN_LIMIT_USER (Flask-Limiter, failed attempts only). The panel reads the
+node's database, so it keeps working while the cloud is out of reach. It speaks French, Dutch and English
+(Flask-Babel: the browser's language, or the one chosen, remembered in a cookie) and shows times in the
+practice's time zone.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from collections.abc import Mapping
 from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from reconciler import localtime
 from reconciler.config import Settings
 from reconciler.errors import CcsyncError
 
@@ -53,6 +59,13 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "STATUS_POLL_MS": 1500,
     "STATUS_PROBE_TIMEOUT": 2.0,
+    # the names the panel answers to: another Host (a website rebinding its name to 127.0.0.1) gets a 400
+    "TRUSTED_HOSTS": ["127.0.0.1", "localhost", "::1", "[::1]"],
+    "PROXY_HOPS": 0,
+    "LOGIN_LIMIT_CLIENT": "20 per 10 minutes",  # failed logins from one address
+    "LOGIN_LIMIT_USER": "5 per 15 minutes",  # failed logins for one name: then it is locked until the window ends
+    "RATELIMIT_STORAGE_URI": "memory://",  # one waitress process serves the panel
+    "RATELIMIT_HEADERS_ENABLED": True,
 }
 
 
@@ -78,15 +91,22 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     app = Panel(__name__)
     app.config.update(DEFAULTS)
+    app.config["BABEL_DEFAULT_TIMEZONE"] = localtime.zone_name(settings)
+    localtime.zone(settings)  # an unknown zone is refused now, not at the first page
     app.config.update({k: v for k, v in cfg.items() if k not in ("SETTINGS", "LOCAL_DSN", "CLOUD_DSN")})
     # kept out of app.config so that no template or error page can ever print a DSN
     app.extensions["ccsync.settings"] = settings
+    if app.config["PROXY_HOPS"]:
+        hops = int(app.config["PROXY_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     csrf.init_app(app)
 
-    from . import api, auth, conflicts, db, errors, history, present, status, sumehr
+    from . import api, auth, conflicts, db, errors, history, i18n, present, status, sumehr
 
     db.init_app(app)
+    i18n.init_app(app)
+    auth.init_app(app)
     errors.init_app(app)
     present.init_app(app)
     app.register_blueprint(auth.bp)

@@ -76,4 +76,5 @@ def retry_sumehr(patient: str):
 
 @bp.get("/history")
 def get_history():
-    return jsonify(history.runs(history.limit_arg(default=20)))
+    """?limit=N (20), ?kind=..., ?errors=1, ?before=ID: as the History page and `ccsync history`."""
+    return jsonify(history.runs(history.limit_arg(), **history.filters()))

@@ -1,11 +1,20 @@
-"""Logging in and out, and the gate every request passes: a session or an API token, then CSRF for forms."""
+"""Logging in and out, and the gate every request passes: a session or an API token, then CSRF for forms.
+
+A session is a row in the node's database (the signed cookie carries its random id): logging out ends it on
+the server, and so do a new password and the user's removal. Failed logins are logged and limited with
+Flask-Limiter, per client address and per user name; past the limit the name (or the address) is locked
+until the window ends, before any password is checked (each check costs a deliberately slow hash).
+"""
 
 from __future__ import annotations
 
-import hmac
+import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 
 from reconciler import panel_users as users
 
@@ -13,8 +22,9 @@ from . import csrf
 from .db import get_db
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
+log = logging.getLogger("ccsync.panel.auth")
 
-PUBLIC = {"auth.login"}
+PUBLIC = {"auth.login", "lang.switch"}
 
 
 def is_api() -> bool:
@@ -38,18 +48,16 @@ def gate():
     header = request.headers.get("Authorization")
     if header is not None:
         # a token replaces the session entirely: a bad token never falls back to a cookie
-        scheme, _, token = header.partition(" ")
+        scheme, _sep, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return unauthorized("send the API token as `Authorization: Bearer <token>`")
         g.user = users.user_for_token(get_db(), token.strip())
         if g.user is None:
             return unauthorized("unknown or replaced API token: `ccsync panel-user token NAME` makes a new one")
         g.via_token = True
-    elif session.get("user"):
-        current = users.fingerprint(get_db(), session["user"])
-        if current is not None and hmac.compare_digest(current, str(session.get("auth", ""))):
-            g.user = session["user"]
-        else:  # the user was removed or got a new password: the session ends with it
+    elif session.get("sid"):
+        g.user = users.session_user(get_db(), str(session["sid"]))
+        if g.user is None:  # logged out, expired, new password, user removed: the cookie is worth nothing
             session.clear()
 
     if g.user is None and request.endpoint not in PUBLIC:
@@ -72,6 +80,14 @@ def safe_next(target: str | None) -> str:
     return url_for("status.index")
 
 
+def _login_name() -> str:
+    return "user:" + request.form.get("name", "").strip().casefold()
+
+
+def _failed(response) -> bool:
+    return response.status_code == 401
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     target = safe_next(request.values.get("next"))
@@ -83,10 +99,12 @@ def login():
         if name is not None:
             session.clear()  # a fresh session: nothing from before the login survives
             session.permanent = True
-            session["user"] = name
-            session["auth"] = users.fingerprint(get_db(), name)
+            lifetime = int(current_app.permanent_session_lifetime.total_seconds())
+            session["sid"] = users.open_session(get_db(), name, lifetime)
+            log.info("panel login: %r from %s", name, request.remote_addr)
             return redirect(target)
-        flash("Wrong name or password.", "error")
+        log.warning("failed panel login for %r from %s", request.form.get("name", "")[:100], request.remote_addr)
+        flash(_("Wrong name or password."), "error")
         status = 401
     no_users = users.count(get_db()) == 0
     return render_template("auth/login.html", next=request.values.get("next", ""), no_users=no_users,
@@ -95,6 +113,22 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    if session.get("sid"):
+        users.close_session(get_db(), str(session["sid"]))
     session.clear()
-    flash("You are logged out.", "info")
+    flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login"))
+
+
+def _locked(limit):
+    log.warning("panel login locked: %s failed attempts (%s) for %s from %s", limit.limit, limit.key,
+                request.form.get("name", "")[:100], request.remote_addr)
+
+
+def init_app(app) -> None:
+    """Limits on failed logins, per client address and per user name (this app's own limiter and counts)."""
+    limiter = Limiter(get_remote_address, app=app, on_breach=_locked)
+    limiter.limit(lambda: current_app.config["LOGIN_LIMIT_CLIENT"], methods=["POST"], deduct_when=_failed)(login)
+    limiter.limit(lambda: current_app.config["LOGIN_LIMIT_USER"], key_func=_login_name, methods=["POST"],
+                  deduct_when=_failed)(login)
+    app.extensions["ccsync.limiter"] = limiter

@@ -1,4 +1,5 @@
-"""Conflicts: the open ones, one record side by side (the magnifying glass), its resolution, the resolved ones."""
+"""Conflicts: the open ones named by their record's label, one record side by side (the magnifying glass), a
+decision confirmed on a page that shows exactly what it writes, and the decided ones."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import math
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
 
 from reconciler import conflicts as engine
 
@@ -16,7 +18,9 @@ from .present import column_order, conflict_fields
 bp = Blueprint("conflicts", __name__, url_prefix="/conflicts")
 
 MAX_ID = 2**63 - 1
-CHOICES = ("local", "cloud", "other")
+CHOICES = ("local", "cloud", "other", "")
+DONE = {"update": _l("the record is changed on this PC now."), "insert": _l("the record is brought back on this PC now."),
+        "delete": _l("the record is deleted on this PC now."), "none": _l("the record stays as it is.")}
 
 
 def fetch(conflict_id: int) -> dict:
@@ -25,8 +29,8 @@ def fetch(conflict_id: int) -> dict:
     return engine.get_conflict(local_dsn(), conflict_id)
 
 
-def resolve(conflict_id: int, keep: str, merged: dict | None = None) -> dict:
-    """Resolve as the logged-in user; the engine's errors become 400, 404 or 409 in errors.py."""
+def _check(conflict_id: int, keep: str, merged: dict | None) -> str | None:
+    """The decision's arguments checked (400 otherwise); the merged row as exact JSON text."""
     if keep not in ("local", "cloud", "merged"):
         abort(400, "keep must be local, cloud or merged")
     if (keep == "merged") != (merged is not None):
@@ -36,10 +40,20 @@ def resolve(conflict_id: int, keep: str, merged: dict | None = None) -> dict:
     if conflict_id > MAX_ID:
         abort(404, f"no conflict {conflict_id}")
     try:
-        text = None if merged is None else dump_exact(merged)
+        return None if merged is None else dump_exact(merged)
     except ValueError:
         abort(400, "the merged row holds a value that is not a finite number")
+
+
+def resolve(conflict_id: int, keep: str, merged: dict | None = None) -> dict:
+    """Decide as the logged-in user; the engine's errors become 400, 404 or 409 in errors.py."""
+    text = _check(conflict_id, keep, merged)
     return engine.resolve(local_dsn(), conflict_id, keep, by=g.user, merged=text)
+
+
+def preview(conflict_id: int, keep: str, merged: dict | None = None) -> dict:
+    text = _check(conflict_id, keep, merged)
+    return engine.preview(local_dsn(), conflict_id, keep, merged=text)
 
 
 def dump_exact(value) -> str:
@@ -83,20 +97,42 @@ def _typed(field: dict, text: str):
 
 
 def merged_from_form(c: dict, form) -> dict:
-    """Field by field: keep the cloud's value, take this PC's, or type another; only changes are sent."""
+    """Field by field: this PC's value, the cloud's, another typed one, or (no choice) the value in place now;
+    only the fields that change are sent."""
     merged = {}
     for field in conflict_fields(c):
         if not field["choosable"]:
             continue
-        choice = form.get(f"choice:{field['name']}", "cloud")
-        if choice not in CHOICES:
+        choice = form.get(f"choice:{field['name']}", "")
+        if choice not in CHOICES or (choice == "local" and c["local_row"] is None) or \
+                (choice == "cloud" and c["cloud_row"] is None):
             abort(400, f"choose local, cloud or other for {field['name']}")
-        if choice == "cloud":
+        now = field["cloud"] if c["cloud_row"] is not None else field["local"]
+        if choice == "":
             continue
-        value = field["local"] if choice == "local" else _typed(field, form.get(f"other:{field['name']}", ""))
-        if value != field["cloud"]:
+        value = {"local": field["local"], "cloud": field["cloud"]}.get(choice)
+        if choice == "other":
+            value = _typed(field, form.get(f"other:{field['name']}", ""))
+        if value != now or c["cloud_row"] is None:
             merged[field["name"]] = value
     return merged
+
+
+def _decision(conflict_id: int, form) -> tuple[dict, str, dict | None]:
+    """The conflict and the decision a form asks for: keep, and the merged row (from the merge form's fields,
+    or from the confirmation page's exact JSON)."""
+    c = fetch(conflict_id)
+    keep = form.get("keep", "")
+    merged = None
+    if keep == "merged":
+        if "merged_json" in form:
+            try:
+                merged = json.loads(form["merged_json"], parse_float=decimal.Decimal)
+            except ValueError:
+                abort(400, "the merged row is not valid JSON")
+        else:
+            merged = merged_from_form(c, form)
+    return c, keep, merged
 
 
 @bp.route("")
@@ -119,14 +155,24 @@ def detail(conflict_id: int):
     return render_template("conflicts/detail.html", c=c, fields=fields)
 
 
+@bp.route("/<int:conflict_id>/confirm", methods=["POST"])
+def confirm(conflict_id: int):
+    """The decision, not yet written: exactly what it writes, where, and a button to confirm it."""
+    c, keep, merged = _decision(conflict_id, request.form)
+    if c["status"] != "open":
+        return redirect(url_for("conflicts.detail", conflict_id=conflict_id))
+    what = preview(conflict_id, keep, merged)
+    merged_json = None if merged is None else dump_exact(merged)
+    return render_template("conflicts/confirm.html", c=c, keep=keep, what=what, merged_json=merged_json)
+
+
 @bp.route("/<int:conflict_id>/resolve", methods=["POST"])
 def resolve_form(conflict_id: int):
-    keep = request.form.get("keep", "")
-    merged = None
-    if keep == "merged":
-        merged = merged_from_form(fetch(conflict_id), request.form)
-    c = resolve(conflict_id, keep, merged)
-    what = {"kept local": "this PC's version kept", "kept cloud": "the cloud's version kept",
-            "kept merged": "the merged version written"}.get(c["resolution"], c["resolution"])
-    flash(f"Conflict #{c['id']} resolved: {what}. The next sync carries it to the cloud and every PC.", "success")
+    c, keep, merged = _decision(conflict_id, request.form)
+    before = preview(conflict_id, keep, merged) if c["status"] == "open" else None
+    done = resolve(conflict_id, keep, merged)
+    action = before["action"] if before else "none"
+    name = done.get("label") or "{} #{}".format(done["table_name"], done["id"])
+    flash(_("Decision recorded for %(record)s: %(what)s The next sync carries it to the cloud and every PC.",
+            record=name, what=DONE[action]), "success")
     return redirect(url_for("conflicts.index"))

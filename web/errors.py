@@ -6,6 +6,7 @@ import logging
 
 import psycopg
 from flask import jsonify, render_template, request
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -18,10 +19,11 @@ from .db import local_dsn
 
 log = logging.getLogger("ccsync.panel")
 
-UNREACHABLE = "the database of this PC cannot be reached: check that its PostgreSQL runs (details in the panel's log)"
-INTERNAL = "something went wrong inside the panel; the details are in the panel's log"
-UNINSTALLED = ("ccsync is no longer installed in this PC's database (it was uninstalled): stop the panel, or "
-               "install ccsync again (`ccsync install`, then `ccsync init`)")
+UNREACHABLE = _l("The database of this PC cannot be reached: check that its PostgreSQL runs (details in the "
+                 "panel's log).")
+INTERNAL = _l("Something went wrong inside the panel; the details are in the panel's log.")
+UNINSTALLED = _l("ccsync is no longer installed in this PC's database (it was uninstalled): stop the panel, or "
+                 "install ccsync again (`ccsync install`, then `ccsync init`).")
 
 
 # what /api/status answers when it cannot read this PC's database: the light then says why (the one rule's
@@ -31,25 +33,27 @@ LOCAL_DOWN = {"state": "offline", "mode": "offline", "reason": "local_down", "us
 
 def answer(code: int, message: str, title: str | None = None, **extra):
     if is_api():
-        response = jsonify(error=message, **extra)
+        response = jsonify(error=str(message), **extra)
     else:
-        response = render_template("errors/error.html", code=code, title=title or _TITLES.get(code, "Error"),
+        response = render_template("errors/error.html", code=code, title=title or _TITLES.get(code, _l("Error")),
                                    message=message)
     return response, code
 
 
-_TITLES = {400: "Bad request", 401: "Not logged in", 403: "Forbidden", 404: "Not found",
-           405: "Method not allowed", 409: "Already done", 413: "Too large", 500: "Internal error",
-           503: "Not available"}
+_TITLES = {400: _l("Bad request"), 401: _l("Not logged in"), 403: _l("Forbidden"), 404: _l("Not found"),
+           405: _l("Method not allowed"), 409: _l("Already done"), 413: _l("Too large"),
+           429: _l("Too many attempts"), 500: _l("Internal error"), 503: _l("Not available")}
 
 
 def _http(exc: HTTPException):
     if exc.code is None or exc.code < 400:
         return exc
     if isinstance(exc, CSRFError):
-        return answer(400, f"{exc.description} Reload the page and try again.", "Form expired or forged")
-    message = {404: "There is nothing at this address.",
-               405: "This address does not accept that method."}.get(exc.code, exc.description)
+        return answer(400, f"{exc.description} " + _("Reload the page and try again."), _("Form expired or forged"))
+    message = {404: _("There is nothing at this address."),
+               405: _("This address does not accept that method."),
+               413: _("The request is too large."),
+               429: _("Too many failed logins: wait a few minutes, then try again.")}.get(exc.code, exc.description)
     return answer(exc.code, message)
 
 

@@ -1,4 +1,5 @@
-"""How values look on the pages: times, logical clocks, keys, cell values, and a conflict laid out field by field."""
+"""How values look on the pages: times in the practice's zone, logical clocks, keys, cell values, the words of
+each state and conflict kind in the reader's language, and a conflict laid out field by field."""
 
 from __future__ import annotations
 
@@ -7,84 +8,141 @@ import decimal
 import json
 
 from flask import current_app, g
+from flask_babel import format_datetime, format_decimal, format_timedelta, lazy_gettext as _l
 
-from reconciler import clock
+from reconciler import clock, localtime
 
-KINDS = {
-    "update_update": ("changed on both sides",
-                      "This PC and the cloud changed the same field of this record. The cloud's version is in "
-                      "place everywhere until you decide; fields changed on one side only were merged."),
-    "update_delete": ("changed here, deleted on the cloud",
-                      "This PC changed the record while it was deleted on the cloud. It stays deleted everywhere "
-                      "until you decide."),
-    "delete_update": ("deleted here, changed on the cloud",
-                      "This PC deleted the record while it was changed on the cloud. The cloud's version is in "
-                      "place everywhere until you decide."),
-    "insert_insert": ("created on both sides",
-                      "This PC and the cloud each created a record with the same key. The cloud's version is in "
-                      "place everywhere until you decide."),
+# the light's states, and why a state is not online (the codes of reconciler.reasons)
+STATES = {
+    "online": _l("Online"),
+    "synchronizing": _l("Synchronizing"),
+    "offline": _l("Offline"),
+    "attention": _l("Attention needed"),
+    "unknown": _l("Status unknown"),
+}
+HINTS = {
+    "online": _l("Connected to the cloud: the application works on the cloud database, and this PC's copy "
+                 "follows it."),
+    "synchronizing": _l("Catching up with the cloud: changes are being pushed and pulled."),
+    "offline": _l("The application works on this PC's copy; every change is sent when the cloud is back."),
+    "attention": _l("Something needs a person: see the reason below."),
+    "unknown": _l("The panel cannot read this PC's status right now."),
+}
+REASONS = {
+    "cloud_unreachable": _l("The cloud cannot be reached (no network, or its server is down). ccsync keeps "
+                            "trying by itself."),
+    "cloud_refused": _l("The cloud refused this PC's login (user name, password or access rules): an "
+                        "administrator must fix this PC's settings."),
+    "cloud_not_ready": _l("The cloud database is not ready for this PC (ccsync is missing or older there): an "
+                          "administrator must upgrade it."),
+    "local_down": _l("This PC's database is down: check that its PostgreSQL service runs."),
+    "service_stopped": _l("The sync service is not running on this PC: nothing is synchronized until it is "
+                          "started again."),
+    "sync_failing": _l("Synchronization keeps failing: see the last error, and the service's log."),
+    "connection_lost": _l("The connection to a database was lost during a sync; the work in flight was rolled "
+                          "back and is retried."),
+    "sync_error": _l("A sync failed."),
+    "internal": _l("An unexpected error stopped a sync; the details are in the log."),
 }
 
+# per conflict kind: its name, what happened, and what each decision does to the record
+KINDS = {
+    "update_update": {
+        "label": _l("changed on both sides"),
+        "lead": _l("This PC and the cloud changed the same field of this record. The cloud's version is in "
+                   "place everywhere until you decide; fields changed on one side only were merged."),
+        "local": _l("Write this PC's values of the conflicting fields on the cloud and every PC. Fields changed "
+                    "on one side only keep their merged value."),
+        "cloud": _l("Keep the cloud's version, already in place everywhere. This PC's values of the conflicting "
+                    "fields are dropped (they stay readable in this record)."),
+        "merged": _l("Choose, field by field, this PC's value, the cloud's, or another one."),
+        "button_local": _l("Use this PC's values"), "button_cloud": _l("Keep the cloud's version"),
+    },
+    "update_delete": {
+        "label": _l("changed here, deleted on the cloud"),
+        "lead": _l("This PC changed the record while it was deleted on the cloud. It stays deleted everywhere "
+                   "until you decide."),
+        "local": _l("Bring the record back everywhere, as this PC has it (every field, not only the changed "
+                    "ones)."),
+        "cloud": _l("The record stays deleted everywhere. This PC's changes are dropped (they stay readable in "
+                    "this record)."),
+        "merged": _l("Bring the record back everywhere, with values you choose field by field."),
+        "button_local": _l("Bring the record back"), "button_cloud": _l("Leave it deleted"),
+    },
+    "delete_update": {
+        "label": _l("deleted here, changed on the cloud"),
+        "lead": _l("This PC deleted the record while it was changed on the cloud. The cloud's version is in "
+                   "place everywhere until you decide."),
+        "local": _l("Delete the record everywhere, as this PC did. The cloud's changes are dropped (they stay "
+                    "readable in this record)."),
+        "cloud": _l("Keep the record everywhere, with the cloud's changes: this PC's deletion is undone."),
+        "merged": _l("Keep the record everywhere, with values you choose field by field."),
+        "button_local": _l("Delete the record"), "button_cloud": _l("Keep the record"),
+    },
+    "insert_insert": {
+        "label": _l("created on both sides"),
+        "lead": _l("This PC and the cloud each created a record with the same key. The cloud's version is in "
+                   "place everywhere until you decide."),
+        "local": _l("Replace the cloud's values of the differing fields by this PC's, everywhere."),
+        "cloud": _l("Keep the cloud's record, already in place everywhere. This PC's record is dropped (it stays "
+                    "readable in this record)."),
+        "merged": _l("Choose, field by field, this PC's value, the cloud's, or another one."),
+        "button_local": _l("Use this PC's values"), "button_cloud": _l("Keep the cloud's record"),
+    },
+}
+RESOLUTIONS = {"kept local": _l("this PC's version"), "kept cloud": _l("the cloud's version"),
+               "kept merged": _l("a merged version")}
+DIRECTIONS = {"push": _l("push"), "pull": _l("pull"), "sync": _l("sync"), "init": _l("initial copy"),
+              "login": _l("login"), "offline": _l("offline")}
+SUMEHR_STATES = {"up_to_date": _l("up to date"), "pending": _l("pending"), "failed": _l("failed")}
 
-def _as_datetime(value) -> dt.datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time())
+
+def _moment(value) -> dt.datetime | None:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time())
     try:
-        return dt.datetime.fromisoformat(str(value))
+        return localtime.parse(value)
     except ValueError:
         return None
 
 
 def when(value) -> str:
-    """A stored time in this PC's time zone, to the second."""
-    moment = _as_datetime(value)
+    """A stored time in the practice's time zone, to the second, the zone named."""
+    moment = _moment(value)
     if moment is None:
         return "—" if value in (None, "") else str(value)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return format_datetime(moment, "yyyy-MM-dd HH:mm:ss zzz")
 
 
 def short(value) -> str:
     """Today's times as the time of day only; other days with their date, to the minute."""
-    moment = _as_datetime(value)
+    moment = _moment(value)
     if moment is None:
         return when(value)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone()
-    if moment.date() == dt.datetime.now(moment.tzinfo).date():
-        return moment.strftime("%H:%M:%S")
-    return moment.strftime("%Y-%m-%d %H:%M")
+    tz = localtime.zone(_settings())
+    if moment.astimezone(tz).date() == dt.datetime.now(tz).date():
+        return format_datetime(moment, "HH:mm:ss")
+    return format_datetime(moment, "yyyy-MM-dd HH:mm")
 
 
 def iso(value) -> str:
-    moment = _as_datetime(value)
+    moment = _moment(value)
     return moment.isoformat() if moment else ""
 
 
 def age(value, now: dt.datetime | None = None) -> str:
-    """How long ago, in words a person reads at a glance ("3 min ago", "in 20 s")."""
-    moment = _as_datetime(value)
+    """How long ago (or from now), in the reader's language ("il y a 3 minutes")."""
+    moment = _moment(value)
     if moment is None:
         return ""
-    now = now or dt.datetime.now(moment.tzinfo or None)
-    if moment.tzinfo is None and now.tzinfo is not None:
-        now = now.replace(tzinfo=None)
-    seconds = int((now - moment).total_seconds())
-    future, seconds = seconds < 0, abs(seconds)
-    if seconds < 60:
-        text = f"{seconds} s"
-    elif seconds < 3600:
-        text = f"{seconds // 60} min"
-    elif seconds < 86400:
-        text = f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    else:
-        text = f"{seconds // 86400} d {seconds % 86400 // 3600} h"
-    return f"in {text}" if future else f"{text} ago"
+    return format_timedelta(moment - (now or dt.datetime.now(dt.timezone.utc)), add_direction=True)
+
+
+def span(seconds) -> str:
+    """A duration in the reader's language ("12 minutes")."""
+    if seconds is None:
+        return ""
+    return format_timedelta(dt.timedelta(seconds=float(seconds)), threshold=1.5)
 
 
 def hlc(value, compact: bool = False) -> str:
@@ -93,9 +151,10 @@ def hlc(value, compact: bool = False) -> str:
     if value is None:
         return "—"
     value = int(value)
-    moment = clock.wall_time(value).astimezone()
+    tz = localtime.zone(_settings())
+    moment = clock.wall_time(value).astimezone(tz)
     counter = clock.counter(value)
-    today = compact and moment.date() == dt.datetime.now(moment.tzinfo).date()
+    today = compact and moment.date() == dt.datetime.now(tz).date()
     text = moment.strftime("%H:%M:%S." if today else "%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
     return f"{text} +{counter}" if counter else text
 
@@ -120,18 +179,22 @@ def pk(value) -> str:
 
 
 def kind_label(kind: str) -> str:
-    return KINDS.get(kind, (kind, ""))[0]
+    return str(KINDS[kind]["label"]) if kind in KINDS else kind
 
 
 def duration(seconds) -> str:
     if seconds is None:
-        return "running"
+        return "…"
     seconds = float(seconds)
     if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
+        return f"{format_decimal(round(seconds * 1000))} ms"
     if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+        return f"{format_decimal(round(seconds, 1))} s"
+    return span(seconds)
+
+
+def _settings():
+    return current_app.extensions["ccsync.settings"]
 
 
 # -- a conflict, field by field -----------------------------------------------------------------------------
@@ -144,7 +207,8 @@ def diff_columns(diff, names) -> set[str]:
 
 
 def conflict_fields(c: dict, order: list[str] | None = None) -> list[dict]:
-    """One entry per column: its base, local and cloud values, and whether it conflicts or merely differs."""
+    """One entry per column: its base, local and cloud values, whether it conflicts or merely differs, and
+    whether a merge may choose its value (every column but the key, of a record that survives somewhere)."""
     local, cloud, base = c.get("local_row"), c.get("cloud_row"), c.get("base") or {}
     keys = c.get("pk") or {}
     names = list(dict.fromkeys([*(order or []), *sorted(set(local or {}) | set(cloud or {}) | set(base))]))
@@ -162,7 +226,8 @@ def conflict_fields(c: dict, order: list[str] | None = None) -> list[dict]:
             "base": base.get(n), "in_base": n in base,
             "local": None if local is None else local.get(n), "in_local": local is not None and n in local,
             "cloud": None if cloud is None else cloud.get(n), "in_cloud": cloud is not None and n in cloud,
-            "choosable": state != "same" and n not in keys and local is not None and cloud is not None,
+            "choosable": n not in keys and (local is not None or cloud is not None)
+                         and (state != "same" or local is None or cloud is None),
         })
     rest = [r for r in rows if not r["key"]]
     if order is None:  # no table order known: what needs a decision first
@@ -183,10 +248,12 @@ def column_order(conn, table_name: str) -> list[str] | None:
 
 def init_app(app) -> None:
     for name, fn in {"when": when, "short": short, "iso": iso, "age": age, "hlc": hlc, "cell": cell, "pk": pk,
-                     "kind_label": kind_label, "duration": duration}.items():
+                     "kind_label": kind_label, "duration": duration, "span": span}.items():
         app.add_template_filter(fn, name)
 
     @app.context_processor
     def panel_globals():
         return {"current_user": g.get("user"), "poll_ms": current_app.config["STATUS_POLL_MS"],
-                "kinds": KINDS}
+                "kinds": KINDS, "states": STATES, "hints": HINTS, "reasons": REASONS,
+                "resolutions": RESOLUTIONS, "directions": DIRECTIONS, "sumehr_states": SUMEHR_STATES,
+                "plain": lambda words: {k: str(v) for k, v in words.items()}}

@@ -87,14 +87,46 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def panel_config(settings: Settings, host: str) -> dict:
+    """The app's settings from [panel] in ccsync.toml: the host names it answers to (trusted_hosts; the loopback
+    names, and the address it listens on), Secure cookies (secure_cookies = true behind HTTPS), and how many
+    proxies in front of it may set X-Forwarded-For/-Proto/-Host (proxy_hops)."""
+    panel = _panel_section(settings)
+    hosts = panel.get("trusted_hosts")
+    if hosts is not None and (not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts)):
+        raise CcsyncError("trusted_hosts under [panel] in ccsync.toml must be a list of host names")
+    trusted = ["127.0.0.1", "localhost", "::1", "[::1]"]
+    if host not in ("0.0.0.0", "::", "") and host not in trusted:
+        trusted.append(host)
+    hops = panel.get("proxy_hops", 0)
+    if not isinstance(hops, int) or isinstance(hops, bool) or not 0 <= hops <= 5:
+        raise CcsyncError("proxy_hops under [panel] in ccsync.toml must be a whole number from 0 to 5")
+    secure = panel.get("secure_cookies", False)
+    if not isinstance(secure, bool):
+        raise CcsyncError("secure_cookies under [panel] in ccsync.toml must be true or false")
+    return {"TRUSTED_HOSTS": trusted + list(hosts or []), "PROXY_HOPS": hops, "SESSION_COOKIE_SECURE": secure}
+
+
+# waitress: a body larger than the app accepts is refused before it is read; a connection that stays silent is
+# closed soon, and more connections are accepted than a few idle ones can exhaust
+CONNECTION_LIMIT = 500
+CHANNEL_TIMEOUT = 15  # seconds without any byte from the client
+
+
+def waitress_options(app) -> dict:
+    return {"max_request_body_size": app.config["MAX_CONTENT_LENGTH"], "connection_limit": CONNECTION_LIMIT,
+            "channel_timeout": CHANNEL_TIMEOUT, "cleanup_interval": 5, "max_request_header_size": 64 * 1024}
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8600, *, threads: int = 8,
           echo: Callable[[str], None] = print) -> None:
     """Serve the panel with waitress until Ctrl-C or SIGTERM."""
     node, count = check_database(settings)  # first: nothing is written for a panel that cannot start
     secret, source = secret_key(settings, node)
-    app = create_app({"SETTINGS": settings, "SECRET_KEY": secret})
+    app = create_app({"SETTINGS": settings, "SECRET_KEY": secret, **panel_config(settings, host)})
     try:
-        server = waitress.create_server(app, host=host, port=port, threads=threads, ident="ccsync panel")
+        server = waitress.create_server(app, host=host, port=port, threads=threads, ident="ccsync panel",
+                                        **waitress_options(app))
     except OSError as exc:
         raise CcsyncError(f"cannot listen on {host}:{port} ({exc.strerror}): choose another --port") from None
     shown = f"[{host}]" if ":" in host else host

@@ -188,21 +188,27 @@ def test_detail_shows_both_versions_base_and_highlights_from_the_diff(logged_in,
     assert 'class="state-conflict" data-field-name="phone"' in page
     assert 'class="state-conflict" data-field-name="name"' in page
     assert 'class="state-same" data-field-name="notes"' in page
-    for text in ("local 1", "cloud 1", "base 1", "Anna Cloud", "Keep local", "Keep cloud", "Save merged version"):
+    for text in ("local 1", "cloud 1", "base 1", "Anna Cloud", "Use this PC's values", "Keep the cloud's version",
+                 "Check the merged version"):
         assert text in page
+    # neutral: no choice is the filled primary button, and no merge choice is made for the user
+    decide = page[page.index('id="keep-local"') - 200:]
+    assert "button primary" not in decide
+    assert "checked" not in page[page.index('id="merge"'):]
 
 
-@pytest.mark.parametrize("patient, present, absent", [
-    (6, ["deleted", "Delete the record everywhere", "cloud 6"], ["Save merged version"]),
-    (7, ["local 7", "The record stays deleted"], ["Save merged version"]),
-    (8, ["from pc-1", "from the cloud"], ["Save merged version"]),
+@pytest.mark.parametrize("patient, present", [
+    (6, ["deleted", "Delete the record everywhere, as this PC did", "cloud 6", "Keep the record everywhere, with values"]),
+    (7, ["local 7", "The record stays deleted everywhere", "Bring the record back everywhere, as this PC has it",
+         "Bring the record back everywhere, with values"]),
+    (8, ["from pc-1", "from the cloud", "Keep the cloud's record", "Choose, field by field"]),
 ])
-def test_detail_of_each_other_kind_offers_keep_local_or_cloud(logged_in, web_practice, patient, present, absent):
+def test_detail_of_each_other_kind_says_what_happens_to_the_record_and_offers_a_merge(logged_in, web_practice,
+                                                                                       patient, present):
     page = html(logged_in.get(f"/conflicts/{cid(web_practice, patient)}"))
     for text in present:
         assert text in page
-    for text in absent:
-        assert text not in page
+    assert 'id="merge"' in page
 
 
 def test_a_patient_name_holding_a_script_is_escaped(logged_in, web_practice):
@@ -221,19 +227,26 @@ def test_history_page_and_api_list_the_runs(logged_in):
 
 
 # -- resolving ---------------------------------------------------------------------------------------------
-def test_keep_local_from_the_page_leaves_the_list_and_appears_resolved(logged_in, web_practice):
+def test_keep_local_is_confirmed_first_then_leaves_the_list_and_appears_decided(logged_in, web_practice):
     conflict = cid(web_practice, 2)
     token = csrf_token(logged_in, f"/conflicts/{conflict}")
+    confirm = logged_in.post(f"/conflicts/{conflict}/confirm", data={"keep": "local", "csrf_token": token})
+    assert confirm.status_code == 200
+    page = html(confirm)
+    # exactly what will be written, and where; nothing written yet
+    assert 'data-action="update"' in page and 'data-field-name="phone"' in page and "local 2" in page
+    assert "then on the cloud and every other PC at the next sync" in page
+    assert conflict_status(web_practice, 2) == "open" and local_row(web_practice, 2)["phone"] == "cloud 2"
     response = logged_in.post(f"/conflicts/{conflict}/resolve", data={"keep": "local", "csrf_token": token})
     assert response.status_code == 302 and response.headers["Location"] == "/conflicts"
     listing = html(logged_in.get("/conflicts"))
     assert f'id="conflict-{conflict}"' not in listing
-    assert f"Conflict #{conflict} resolved" in listing
+    assert "Decision recorded for" in listing and "the record is changed on this PC now." in listing
     resolved = html(logged_in.get("/conflicts/resolved"))
-    assert f'id="conflict-{conflict}"' in resolved and "kept local" in resolved and USER in resolved
+    assert f'id="conflict-{conflict}"' in resolved and "this PC's version" in resolved and USER in resolved
     assert local_row(web_practice, 2)["phone"] == "local 2"
     detail = html(logged_in.get(f"/conflicts/{conflict}"))
-    assert "Keep local" not in detail and "kept local" in detail
+    assert 'id="keep-local"' not in detail and "this PC's version" in detail
 
 
 def test_merged_version_from_the_form_writes_the_chosen_values(logged_in, web_practice):
@@ -482,8 +495,9 @@ def test_logical_times_and_diff_paths_read_for_people():
     from web import present
 
     ms = int(datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc).timestamp() * 1000)
-    assert present.hlc((ms << 16) + 2).endswith(":05.678 +2")
-    assert present.hlc(ms << 16).endswith(":05.678")
+    with create_app({"LOCAL_DSN": "dbname=x", "SECRET_KEY": SECRET}).test_request_context():
+        assert present.hlc((ms << 16) + 2) == "2025-01-02 04:04:05.678 +2"  # Europe/Brussels, the default zone
+        assert present.hlc(ms << 16).endswith(":05.678")
     stored = json.loads(diff(json.dumps({"it's": 1, "tags": [1, 2], "same": 0}),
                              json.dumps({"it's": 3, "tags": [1, 3], "same": 0, "new": 1})))
     assert present.diff_columns(stored, ["it's", "tags", "same", "new", "tag"]) == {"it's", "tags", "new"}

@@ -1,61 +1,86 @@
-/* ccsync panel: the live status light (polls /api/status) and small helpers for the conflict form. */
+/* ccsync panel: the live status light (polls /api/status) and small helpers for the conflict form. The words
+   come from the page (#light-words, in the reader's language); times are shown in the practice's time zone. */
 "use strict";
 
 (function () {
   const box = document.getElementById("status-light");
-  if (!box) return;
+  const words = document.getElementById("light-words");
+  if (!box || !words) return;
 
-  const WORDS = {online: "Online", offline: "Offline", synchronizing: "Synchronizing", unknown: "Status unknown"};
-  const HINTS = {
-    online: "Connected to the cloud: the application works on the cloud database.",
-    synchronizing: "Catching up with the cloud: changes are being pushed and pulled.",
-    offline: "The cloud cannot be reached: the application works on this PC's copy, and every change is sent " +
-             "when the cloud is back.",
-    unknown: "The panel cannot read this PC's status right now.",
-  };
+  const d = words.dataset;
+  const STATES = JSON.parse(d.states), HINTS = JSON.parse(d.hints), REASONS = JSON.parse(d.reasons);
   const every = Number(box.dataset.poll) || 1500;
+  const stamp = new Intl.DateTimeFormat("sv-SE", {
+    timeZone: d.zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    second: "2-digit", hour12: false,
+  });
+  const zoneName = new Intl.DateTimeFormat(d.lang, {timeZone: d.zone, timeZoneName: "short"});
+  const relative = new Intl.RelativeTimeFormat(d.lang, {numeric: "auto"});
 
-  function pad(n) { return String(n).padStart(2, "0"); }
-  function when(iso) {
-    if (!iso) return "never";
-    const d = new Date(iso);
-    if (isNaN(d)) return iso;
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-           `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  function when(iso, none) {
+    if (!iso) return none;
+    const t = new Date(iso);
+    if (isNaN(t)) return iso;
+    const zone = zoneName.formatToParts(t).find((p) => p.type === "timeZoneName");
+    return stamp.format(t).replace(",", "") + (zone ? " " + zone.value : "");
+  }
+  function ago(iso) {
+    const seconds = Math.round((new Date(iso) - new Date()) / 1000);
+    const units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+    for (const [unit, size] of units) {
+      if (Math.abs(seconds) >= size || unit === "second") return relative.format(Math.round(seconds / size), unit);
+    }
+    return "";
   }
   function set(field, text) {
     document.querySelectorAll(`[data-field="${field}"]`).forEach((el) => {
       if (el.textContent !== String(text)) el.textContent = text;
     });
   }
+  function reasonText(doc) {
+    let text = doc.reason ? (REASONS[doc.reason] || doc.reason_text || "") : "";
+    if (doc.cloud_reason && doc.cloud_reason !== doc.reason) text += " " + (REASONS[doc.cloud_reason] || "");
+    return text.trim();
+  }
 
   function show(doc) {
-    const mode = WORDS[doc.mode] ? doc.mode : "unknown";
-    document.querySelectorAll("[data-light], #status-light, .hero").forEach((el) => { el.dataset.mode = mode; });
-    set("word", WORDS[mode]);
-    set("hint", mode === "unknown" && doc.error ? doc.error : HINTS[mode]);
-    box.title = HINTS[mode];
-    if (mode === "unknown") return;
+    const state = STATES[doc.state] ? doc.state : "unknown";
+    document.querySelectorAll("[data-light], #status-light, .hero").forEach((el) => { el.dataset.mode = state; });
+    set("word", STATES[state]);
+    set("hint", HINTS[state]);
+    const reason = state === "unknown" ? (doc.error || "") : reasonText(doc);
+    set("reason", reason);
+    document.querySelectorAll('[data-field="reason"]').forEach((el) => { el.hidden = !reason; });
+    box.title = reason || HINTS[state];
+    const offlineSince = state === "offline" && doc.state_since ? ago(doc.state_since) : "";
+    document.querySelectorAll('[data-field="since"]').forEach((el) => {
+      el.hidden = !offlineSince;
+      if (offlineSince) el.textContent = el.dataset.template ? el.dataset.template.replace("%s", offlineSince) : offlineSince;
+    });
+    if (state === "unknown" || doc.node === null || doc.node === undefined) return;
 
     set("node", doc.node);
     set("pending_push", doc.pending_push);
-    set("pending_pull", doc.pending_pull === null ? "unknown" : doc.pending_pull);
+    set("pending_pull", doc.pending_pull === null ? d.unknown : doc.pending_pull);
     set("open_conflicts", doc.open_conflicts);
     set("hub_failures", doc.hub_failures === null ? "—" : doc.hub_failures);
-    set("hub_note", doc.hub_configured ? `failing or invalid on the HUB; ${doc.hub_waiting} waiting`
-                                       : "Sumehr publication not configured");
-    set("use_text", doc.use === "cloud" ? "the cloud" : "this PC's copy");
-    set("service_text", doc.service ? "running" : "not running on this PC");
-    set("mode_since", when(doc.mode_since));
-    set("last_sync_at", when(doc.last_sync_at));
-    set("last_error", doc.last_error || "none");
+    document.querySelectorAll('[data-field="hub_note"]').forEach((el) => {
+      const text = doc.hub_configured ? el.dataset.waiting.replace("%s", doc.hub_waiting) : el.dataset.off;
+      if (el.textContent !== text) el.textContent = text;
+    });
+    set("use_text", doc.use === "cloud" ? d.cloud : d.local);
+    set("service_text", doc.service ? d.running : d.notRunning);
+    set("state_since", when(doc.state_since, "—"));
+    set("last_sync_at", when(doc.last_sync_at, d.never));
+    const error = doc.last_error ? ((doc.last_error_code !== "sync_error" && REASONS[doc.last_error_code]) ||
+                                    doc.last_error) : d.none;
+    set("last_error", error);
     document.querySelectorAll('[data-field="last_error"]').forEach((el) => {
       el.classList.toggle("error-text", Boolean(doc.last_error));
     });
 
-    const p = mode === "synchronizing" ? doc.progress : null;  // a leftover count means nothing otherwise
-    const text = p ? `${p.what} ${p.done}/${p.total}` : "";
-    set("progress", text);
+    const p = state === "synchronizing" ? doc.progress : null;  // a leftover count means nothing otherwise
+    set("progress", p ? `${p.what} ${p.done}/${p.total}` : "");
     document.querySelectorAll('.statusbox [data-field="progress"], [data-progress-box]').forEach((el) => {
       el.hidden = !p;
     });
@@ -80,9 +105,10 @@
         return;
       }
       const doc = await r.json();
-      show(r.ok ? doc : {mode: "unknown", error: doc.error});
+      // 503 with a state: this PC's database is down, which the light shows as such
+      show(r.ok || doc.state ? doc : {state: "unknown", error: doc.error});
     } catch (e) {
-      show({mode: "unknown", error: "The panel does not answer: is `ccsync panel` still running?"});
+      show({state: "unknown", error: d.noAnswer});
     }
     // a tab in the background asks less often
     setTimeout(tick, document.hidden ? Math.max(every, 10000) : every);
