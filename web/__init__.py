@@ -106,7 +106,6 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     db.init_app(app)
     i18n.init_app(app)
-    auth.init_app(app)
     errors.init_app(app)
     present.init_app(app)
     app.register_blueprint(auth.bp)
@@ -115,6 +114,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.register_blueprint(sumehr.bp)
     app.register_blueprint(history.bp)
     app.register_blueprint(api.bp)
+    auth.init_app(app)  # (after the blueprints: it wraps the login view with the limits)
     app.after_request(_security_headers)
     return app
 

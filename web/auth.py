@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (Blueprint, Response, current_app, flash, g, jsonify, redirect, render_template, request,
+                   session, url_for)
 from flask_babel import gettext as _
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import SecurityError
 
 from reconciler import panel_users as users
 
@@ -43,6 +45,12 @@ def gate():
     """Who is asking: an API token (Authorization: Bearer) or the session; nothing else gets through."""
     g.user = None
     g.via_token = False
+    if isinstance(request.routing_exception, SecurityError):
+        # a Host name the panel does not answer to (TRUSTED_HOSTS): 400 before anything else, in plain text (no
+        # page can be built for a host the panel does not know)
+        log.warning("refused a request for host %r from %s", request.headers.get("Host", "")[:100], request.remote_addr)
+        return Response("400 Bad Request: this panel does not answer to that host name (TRUSTED_HOSTS)\n", 400,
+                        mimetype="text/plain")
     if request.endpoint == "static":
         return None
     header = request.headers.get("Authorization")
@@ -128,7 +136,8 @@ def _locked(limit):
 def init_app(app) -> None:
     """Limits on failed logins, per client address and per user name (this app's own limiter and counts)."""
     limiter = Limiter(get_remote_address, app=app, on_breach=_locked)
-    limiter.limit(lambda: current_app.config["LOGIN_LIMIT_CLIENT"], methods=["POST"], deduct_when=_failed)(login)
-    limiter.limit(lambda: current_app.config["LOGIN_LIMIT_USER"], key_func=_login_name, methods=["POST"],
-                  deduct_when=_failed)(login)
+    view = limiter.limit(lambda: current_app.config["LOGIN_LIMIT_CLIENT"], methods=["POST"], deduct_when=_failed)(login)
+    view = limiter.limit(lambda: current_app.config["LOGIN_LIMIT_USER"], key_func=_login_name, methods=["POST"],
+                         deduct_when=_failed)(view)
+    app.view_functions["auth.login"] = view  # this app's limiter checks the login, with this app's counts
     app.extensions["ccsync.limiter"] = limiter
