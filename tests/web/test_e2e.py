@@ -2,13 +2,15 @@
 (so it can be stopped), a PC running `ccsync run`, `ccsync panel` served by waitress, the HUB simulator.
 
 Screenshots of every page go to test-artifacts/panel/; with CCSYNC_SCREENSHOTS=docs they are also copied
-to docs/screenshots/ for the README.
+to docs/screenshots/ for the README (in French, one in Dutch). Every page is checked at 390 px (a phone) and
+1,366 px (a laptop) for horizontal overflow, and in French and Dutch for strings left in English.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -40,7 +42,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 HAS_SUMEHR = importlib.util.find_spec("reconciler.sumehr.publisher") is not None
 
 USER, PASSWORD = "Dr Peeters", "a panel password for the browser"
-LOCAL_PHONE, CLOUD_PHONE = "0470 11 22 33 (changed on the PC)", "0470 99 88 77 (changed on the cloud)"
+# a value longer than a phone's screen, without a space to wrap at
+LONG_NOTE = "Allergie-pénicilline-documentée-par-le-Dr-Peeters-lors-de-la-consultation-du-14-mars-" * 2
+LOCAL_PHONE, CLOUD_PHONE = "0470 11 22 33 (modifié sur le PC)", "0470 99 88 77 (modifié sur le cloud)"
 SCHEMA = """
 create table patients (
     id          int primary key,
@@ -80,7 +84,7 @@ def one(dsn: str, query: str, params=None):
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(300)  # let the light's first poll land
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, animations="disabled")
     if os.environ.get("CCSYNC_SCREENSHOTS") == "docs":
         DOCS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ARTIFACTS / f"{name}.png", DOCS / f"{name}.png")
@@ -114,9 +118,13 @@ class Stack:
         self.server = PgServer(tmp / "cloud", bindir=pg.bindir, settings={"fsync": "off"}).init().start()
         seed = ("insert into patients (id, name, phone, inss, hub_consent) values "
                 "(1, 'Anna Peeters', '0470 00 00 00', '85010100001', false), "
-                "(2, 'Marc Janssens', '0486 12 34 56', '85010100002', true);")
+                "(2, 'Marc Janssens', '0486 12 34 56', '85010100002', true), "
+                "(3, 'Chloé Vandenbroucke-Dewaele', '0499 00 00 03', '85010100003', false);")
         self.cloud_db = deployment_cloud(Databases(self.server), SCHEMA + seed, ["patients", "sumehr_documents"])
         self.cloud = self.cloud_db.app  # the practice application, online
+        reconciler.labels.set_label(self.cloud_db.owner, "patients", "name")
+        reconciler.labels.set_label(self.cloud_db.owner, "sumehr_documents",
+                                    "(select p.name from public.patients p where p.id = patient_id) || ' v' || version")
         self.local_dbs = Databases(pg)
         pc = deployment_pc(self.local_dbs, self.cloud_db, "pc-1", init=False, label="e2e_pc1")
         self.local = pc.local
@@ -129,8 +137,10 @@ class Stack:
         # the same record changed on both sides while they could not see each other
         with psycopg.connect(self.local, autocommit=True) as c:
             c.execute("update patients set phone = %s where id = 1", (LOCAL_PHONE,))
+            c.execute("update patients set notes = %s where id = 3", (LONG_NOTE + " (PC)",))
         with psycopg.connect(self.cloud, autocommit=True) as c:
             c.execute("update patients set phone = %s where id = 1", (CLOUD_PHONE,))
+            c.execute("update patients set notes = %s where id = 3", (LONG_NOTE + " (cloud)",))
             if HAS_SUMEHR:
                 from reconciler.sumehr.kmehr import build_sumehr
 
@@ -182,8 +192,8 @@ def stack(browser, pg, tmp_path_factory):
         s.start("service", "run", "--max-backoff", "0.5")
         s.start("panel", "panel", "--port", str(s.port))
         wait_for(lambda: s.status()["service"] and s.status()["mode"] == "online", 60, "the service online")
-        wait_for(lambda: one(s.local, "select count(*) from ccsync.conflicts where status = 'open'") == 1, 30,
-                 "the conflict on the PC")
+        wait_for(lambda: one(s.local, "select count(*) from ccsync.conflicts where status = 'open'") == 2, 30,
+                 "the conflicts on the PC")
         wait_for(s.panel_answers, 60, "the panel")
         yield s
     finally:
@@ -193,17 +203,60 @@ def stack(browser, pg, tmp_path_factory):
         s.local_dbs.drop_all()
 
 
+
 @pytest.fixture(scope="module")
-def page(browser, stack):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(30_000)
+def context(browser, stack):
+    """One browser context for the module, in French (the practice's language), logged in once."""
+    ctx = browser.new_context(viewport={"width": 1366, "height": 820}, locale="fr-BE",
+                              extra_http_headers={"Accept-Language": "fr-BE,fr;q=0.9"})
+    ctx.set_default_timeout(30_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture(scope="module")
+def page(context):
     p = context.new_page()
     yield p
-    context.close()
+    p.close()
 
 
 def light(page):
     return page.locator("#status-light [data-field=word]")
+
+
+def overflow(page) -> int:
+    """How many pixels the page is wider than the window (0: nothing to scroll sideways)."""
+    return page.evaluate("() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+                         " - window.innerWidth")
+
+
+# English words a French or Dutch page never holds (data is left out: values, labels, codes, times)
+ENGLISH = re.compile(r"\b(the|with|this|which|your|when|waiting|changes|nothing|cannot|decide)\b", re.I)
+
+
+def visible_words(page) -> str:
+    return page.evaluate("""() => {
+        const body = document.body.cloneNode(true);
+        body.querySelectorAll('bdi, code, .val, time, .mono, .reason, script, template, .langs').forEach(e => e.remove());
+        return body.innerText;
+    }""")
+
+
+def untranslated(page, lang: str) -> list[str]:
+    """The panel's English strings (of more than one word) found on the page, and English words."""
+    text = " ".join(visible_words(page).split())
+    found = [m for m in english_strings(lang) if m in text]
+    found += [w for w in ENGLISH.findall(text)]
+    return found
+
+
+def english_strings(lang: str) -> list[str]:
+    sys.path.insert(0, str(ROOT / "tools"))
+    import translations
+
+    catalog = translations.load(lang)
+    return [m.id for m in catalog if m.id and " " in m.id and "%(" not in m.id and m.string != m.id]
 
 
 def test_log_in_and_see_the_status_light(page, stack):
@@ -211,72 +264,82 @@ def test_log_in_and_see_the_status_light(page, stack):
 
     page.goto(stack.url + "/conflicts")
     expect(page).to_have_url(f"{stack.url}/auth/login?next=/conflicts")
+    expect(page.locator("h1")).to_have_text("ccsync")
+    expect(page.locator("button[type=submit]")).to_have_text("Se connecter")
     shot(page, "login")
     page.fill("#name", USER)
-    page.fill("#password", "not the password")
+    page.fill("#password", "pas le mot de passe")
     page.click("button[type=submit]")
-    expect(page.locator(".flash-error")).to_have_text("Wrong name or password.")
+    expect(page.locator(".flash-error")).to_have_text("Nom ou mot de passe incorrect.")
     page.fill("#name", USER)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     expect(page).to_have_url(f"{stack.url}/conflicts")
     page.goto(stack.url + "/")
-    expect(light(page)).to_have_text("Online")
+    expect(light(page)).to_have_text("En ligne")
     expect(page.locator("#status-light [data-light]")).to_have_attribute("data-mode", "online")
     expect(page.locator(".userbox .username")).to_have_text(USER)
     shot(page, "status-online")
 
 
-def test_the_light_goes_offline_when_the_cloud_stops_and_online_again(page, stack):
+def test_the_light_goes_offline_with_its_reason_when_the_cloud_stops_and_online_again(page, stack):
     from playwright.sync_api import expect
 
     page.goto(stack.url + "/")
-    expect(light(page)).to_have_text("Online")
+    expect(light(page)).to_have_text("En ligne")
     stack.server.stop("immediate")
     try:
         # no reload: the page polls /api/status
-        expect(light(page)).to_have_text("Offline", timeout=45_000)
+        expect(light(page)).to_have_text("Hors ligne", timeout=45_000)
         expect(page.locator("#status-light [data-light]")).to_have_attribute("data-mode", "offline")
-        expect(page.locator(".cards [data-field=pending_pull]")).to_have_text("unknown")
+        expect(page.locator(".hero [data-field=reason]")).to_contain_text("Le cloud est injoignable")
+        expect(page.locator(".hero [data-field=since]")).to_contain_text("Passé hors ligne")
+        expect(page.locator(".cards [data-field=pending_pull]")).to_have_text("inconnu")
         shot(page, "status-offline")
     finally:
         stack.server.start()
-    expect(light(page)).to_have_text("Online", timeout=60_000)
+    expect(light(page)).to_have_text("En ligne", timeout=60_000)
 
 
-def test_while_synchronizing_the_light_blinks_and_shows_progress(page, stack):
+def test_while_synchronizing_the_light_blinks_unless_motion_is_reduced(page, stack):
     """A backlog big enough to watch is slow to build, so the status answer is played to the page."""
     from playwright.sync_api import expect
 
-    doc = {**stack.status(), "mode": "synchronizing", "pending_push": 1250, "pending_pull": 40,
-           "progress": {"what": "push", "done": 750, "total": 1250}}
+    doc = {**stack.status(), "mode": "synchronizing", "state": "synchronizing", "pending_push": 1250,
+           "pending_pull": 40, "progress": {"what": "push", "done": 750, "total": 1250}}
     page.route("**/api/status", lambda route: route.fulfill(json=doc))
     try:
         page.goto(stack.url + "/")
-        expect(light(page)).to_have_text("Synchronizing")
+        expect(light(page)).to_have_text("Synchronisation")
         expect(page.locator("#status-light [data-field=progress]")).to_have_text("push 750/1250")
-        expect(page.locator("#status-light [data-field=pending_push]")).to_have_text("1250")
         expect(page.locator(".hero progress")).to_have_attribute("value", "750")
-        blink = page.locator("#status-light [data-light]").evaluate("el => getComputedStyle(el).animationName")
-        assert blink == "blink"
+        blink = "el => getComputedStyle(el).animationName"
+        assert page.locator("#status-light [data-light]").evaluate(blink) == "blink"
         shot(page, "status-synchronizing")
+        page.emulate_media(reduced_motion="reduce")
+        assert page.locator("#status-light [data-light]").evaluate(blink) == "none"
+        attention = {**doc, "mode": "online", "state": "attention", "reason": "service_stopped", "progress": None}
+        page.unroute("**/api/status")
+        page.route("**/api/status", lambda route: route.fulfill(json=attention))
+        page.goto(stack.url + "/")
+        expect(light(page)).to_have_text("Intervention requise")
+        expect(page.locator(".hero [data-field=reason]")).to_contain_text("ne tourne pas sur ce PC")
     finally:
+        page.emulate_media(reduced_motion="no-preference")
         page.unroute("**/api/status")
 
 
-def test_open_a_conflict_keep_local_and_the_cloud_gets_it(page, stack):
+def test_open_a_conflict_confirm_this_pcs_values_and_the_cloud_gets_them(page, stack):
     from playwright.sync_api import expect
 
     page.goto(stack.url + "/conflicts")
-    rows = page.locator("#conflicts tbody tr")
-    expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("public.patients")
-    expect(rows.first).to_contain_text("id=1")
-    expect(rows.first).to_contain_text("changed on both sides")
+    expect(page.locator("#conflicts tbody tr")).to_have_count(2)
+    row = page.locator("#conflicts tbody tr", has_text="Anna Peeters")  # the record's label
+    expect(row).to_contain_text("modifiée des deux côtés")
     shot(page, "conflicts")
 
-    rows.first.locator("a.icon-button").click()  # the magnifying glass
-    expect(page.locator("h1")).to_contain_text("Conflict #")
+    row.locator("a.icon-button").click()  # the magnifying glass
+    expect(page.locator("h1")).to_contain_text("Anna Peeters")
     phone = page.locator('#compare tr[data-field-name="phone"]')
     expect(phone).to_have_class("state-conflict")
     expect(phone.locator("td.local")).to_have_text(LOCAL_PHONE)
@@ -285,17 +348,22 @@ def test_open_a_conflict_keep_local_and_the_cloud_gets_it(page, stack):
     shot(page, "conflict")
 
     page.click("#keep-local")
-    expect(page.locator(".flash-success")).to_contain_text("resolved")
-    expect(page.locator("#conflicts")).to_have_count(0)  # the row left the list: no open conflict
-    # the resolution is a change like any other: the running service carries it to the cloud
+    expect(page.locator("h1")).to_have_text("Confirmer la décision")
+    expect(page.locator('#changes tr[data-field-name="phone"] td.then')).to_have_text(LOCAL_PHONE)
+    assert one(stack.local, "select status from ccsync.conflicts where pk->>'id' = '1'") == "open"  # not yet
+    shot(page, "conflict-confirm")
+    page.click("#confirm")
+    expect(page.locator(".flash-success")).to_contain_text("Décision enregistrée pour Anna Peeters")
+    expect(page.locator("#conflicts tbody tr")).to_have_count(1)  # the row left the list
+    # the decision is a change like any other: the running service carries it to the cloud
     wait_for(lambda: one(stack.cloud, "select phone from patients where id = 1") == LOCAL_PHONE, 30,
              "the local version on the cloud")
-    wait_for(lambda: one(stack.cloud_db.owner, "select status from ccsync.conflicts") == "resolved", 30,
-             "the resolution on the cloud")
-    page.locator(".tabs a", has_text="Resolved").click()
+    wait_for(lambda: one(stack.cloud_db.owner, "select status from ccsync.conflicts where pk->>'id' = '1'")
+             == "resolved", 30, "the decision on the cloud")
+    page.locator(".tabs a", has_text="Décidés").click()
     expect(page.locator("#resolved tbody tr")).to_have_count(1)
     expect(page.locator("#resolved tbody tr").first).to_contain_text(USER)
-    expect(page.locator("#resolved tbody tr").first).to_contain_text("kept local")
+    expect(page.locator("#resolved tbody tr").first).to_contain_text("la version de ce PC")
     shot(page, "conflicts-resolved")
 
     page.goto(stack.url + "/history")
@@ -327,6 +395,55 @@ def test_a_hub_failure_is_listed_and_retry_now_publishes_once_the_hub_is_back(pa
     expect(page.locator("#patient-2")).to_have_count(0)
     expect(page.locator(".empty")).to_contain_text("Nothing to look at")
     shot(page, "sumehr-published")
+
+
+PAGES = ["/", "/conflicts", "/conflicts/resolved", "open-conflict", "resolved-conflict", "/history", "/sumehr",
+         "/sumehr?all=1", "/nowhere"]
+
+
+def test_every_page_fits_a_phone_and_a_laptop_and_speaks_french_and_dutch(context, stack):
+    """390 px and 1,366 px wide: nothing wider than the window; in French and in Dutch: no English left."""
+    p = context.new_page()
+    try:
+        for lang in ("fr", "nl"):
+            p.goto(f"{stack.url}/lang/{lang}?next=/")
+            for width in (390, 1366):
+                p.set_viewport_size({"width": width, "height": 800})
+                for path in PAGES + ["confirm"]:
+                    if path in ("open-conflict", "resolved-conflict", "confirm"):
+                        status = "resolved" if path == "resolved-conflict" else "open"
+                        p.goto(f"{stack.url}/conflicts/{conflict_id(stack, status)}")
+                        if path == "confirm":
+                            p.click("#keep-cloud")
+                    else:
+                        p.goto(stack.url + path)
+                    p.wait_for_timeout(50)
+                    assert overflow(p) <= 0, f"{path} is {overflow(p)} px too wide at {width} px ({lang})"
+                    if width == 390 and not path.startswith("/sumehr"):  # (the sumehr stream's page: not yet)
+                        assert untranslated(p, lang) == [], f"{path} ({lang}) holds English: {untranslated(p, lang)}"
+            if lang == "nl":
+                p.set_viewport_size({"width": 1366, "height": 800})
+                p.goto(stack.url + "/")
+                shot(p, "status-nl")
+        p.goto(f"{stack.url}/lang/fr?next=/")
+        p.set_viewport_size({"width": 390, "height": 844})
+        p.goto(f"{stack.url}/conflicts/{conflict_id(stack, 'open')}")
+        shot(p, "conflict-phone")
+        p.goto(stack.url + "/conflicts/resolved")
+        shot(p, "conflicts-phone")
+        # and the login page, for someone not logged in
+        anon = context.browser.new_context(viewport={"width": 390, "height": 800}, locale="nl-BE",
+                                           extra_http_headers={"Accept-Language": "nl-BE"})
+        login = anon.new_page()
+        login.goto(stack.url + "/auth/login")
+        assert overflow(login) <= 0 and untranslated(login, "nl") == []
+        anon.close()
+    finally:
+        p.close()
+
+
+def conflict_id(stack, status: str) -> int:
+    return one(stack.local, "select min(id) from ccsync.conflicts where status = %s", (status,))
 
 
 def _listed(stack) -> list[dict]:
