@@ -38,6 +38,15 @@ PANEL_USER, PANEL_PASSWORD = "demo", "ccsync-demo"
 OFFLINE_ENCOUNTERS = 2000  # the reception's work while offline: the backlog the PC pushes when it is back
 SLOW_LINE = 48_000  # bytes per second on the cable while the PC catches up, so that "synchronizing" can be seen
 FIRST_OFFLINE_ID = 90_000_000  # encounters written by the scenario get ids above this
+# how the panel and the CLI name a row of each table (`ccsync label`): the patient, whatever the table
+PATIENT = "(select p.last_name || ' ' || p.first_name || ' (' || to_char(p.birth_date, 'DD/MM/YYYY') || ')' " \
+          "from public.patients p where p.id = patient_id)"
+LABELS = {
+    "patients": "last_name || ' ' || first_name || ' (' || to_char(birth_date, 'DD/MM/YYYY') || ')'",
+    "contacts": PATIENT + " || ' · ' || kind",
+    "encounters": PATIENT + " || ' · ' || to_char(at, 'DD/MM/YYYY')",
+    "sumehr_documents": PATIENT + " || ' · Sumehr v' || version",
+}
 
 SCHEMA = """
 create table patients (
@@ -195,6 +204,8 @@ def _prepare(demo: Demo, patients: int) -> None:
     say(", ".join(f"{n} {t}" for t, n in counts.items()) + f" ({sum(counts.values())} rows)")
     reconciler.install(demo.cloud_dsn, "cloud")
     reconciler.track(demo.cloud_dsn, TABLES)
+    for table, label in LABELS.items():
+        reconciler.labels.set_label(demo.cloud_dsn, table, label)
     reconciler.install(demo.pc_dsn, NODE)
     say("initial sync of the PC (COPY from one consistent cloud snapshot):")
     result = sync.init(Settings(local=demo.pc_dsn, cloud=demo.cloud_dsn), progress=Bar())  # lines in a log

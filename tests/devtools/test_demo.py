@@ -74,6 +74,14 @@ def test_the_demo_plays_again_on_its_own_data_and_starts_over_with_reset(tmp_pat
     assert "stopped; the data stays" in rest
     for name in ("cloud", "pc-reception"):
         assert not (base / name / "postmaster.pid").exists()
+    pc = PgServer(base / "pc-reception").start()
+    try:  # every table's rows are named by their patient, on the PC too (copied from the cloud)
+        with psycopg.connect(pc.dsn("practice")) as conn:
+            assert conn.execute("select count(*) from ccsync.tracked where schema_name <> 'ccsync' and label is null"
+                                ).fetchone()[0] == 0
+            assert conn.execute("select count(*) from ccsync.tracked where label is not null").fetchone()[0] == 4
+    finally:
+        pc.stop("fast")
 
     # its files: no secret in the working directory, the config readable by its owner only
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config", "demo", "src"]
