@@ -15,6 +15,7 @@ import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import CcsyncError
 
@@ -24,8 +25,17 @@ log = logging.getLogger("ccsync.config")
 # the keys of the top level; a section's own keys are checked by its owner (SECTIONS says who)
 TOP_LEVEL = {"local": "this PC's database (a PostgreSQL connection string or URI)",
              "cloud": "the cloud database (a PostgreSQL connection string or URI)"}
-SECTIONS = {"hub": "reconciler.sumehr", "sumehr": "reconciler.sumehr", "panel": "this module"}
+SECTIONS = {"hub": "reconciler.sumehr", "sumehr": "reconciler.sumehr", "panel": "this module",
+            "practice": "this module"}
 PANEL_KEYS = {"secret_key": "the panel's session secret", "secret_file": "the file that keeps it"}
+# the panel's other keys: (what it must be, a check)
+PANEL_OPTIONS = {
+    "trusted_hosts": ("a list of host names the panel answers to",
+                      lambda v: isinstance(v, list) and all(isinstance(h, str) and h.strip() for h in v)),
+    "secure_cookies": ("true or false (true behind HTTPS)", lambda v: isinstance(v, bool)),
+    "proxy_hops": ("a whole number from 0 to 5 (proxies in front of the panel)",
+                   lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 5),
+}
 
 # a password in a key/value connection string (password=...) or in a URI (scheme://user:password@host)
 _PASSWORD = re.compile(r"(^|\s)password\s*=|://[^/@\s:]*:[^/@\s]+@", re.IGNORECASE)
@@ -109,11 +119,31 @@ def check(doc: dict) -> list[str]:
     panel = doc.get("panel")
     if isinstance(panel, dict):
         for key, value in panel.items():
-            if key not in PANEL_KEYS:
-                problems.append(f"unknown key {key!r} in [panel] (known: {', '.join(PANEL_KEYS)})")
+            if key in PANEL_OPTIONS:
+                what, ok = PANEL_OPTIONS[key]
+                if not ok(value):
+                    problems.append(f"[panel] {key} must be {what}; it is {_kind(value)}")
+            elif key not in PANEL_KEYS:
+                problems.append(f"unknown key {key!r} in [panel] (known: {', '.join([*PANEL_KEYS, *PANEL_OPTIONS])})")
             elif not isinstance(value, str) or not value:
                 problems.append(f"[panel] {key} must be a non-empty string, {PANEL_KEYS[key]}; it is {_kind(value)}")
+    practice = doc.get("practice")
+    if isinstance(practice, dict):
+        for key, value in practice.items():
+            if key != "timezone":
+                problems.append(f"unknown key {key!r} in [practice] (known: timezone)")
+            elif not isinstance(value, str) or not _is_zone(value):
+                problems.append(f"[practice] timezone must be an IANA time zone such as \"Europe/Brussels\"; "
+                                f"it is {_kind(value) if not isinstance(value, str) else repr(value)}")
     return problems
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def secrets_in(doc: dict) -> list[str]:

@@ -84,7 +84,7 @@ def _database(exc: psycopg.Error):
     if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName,
                         psycopg.errors.UndefinedFunction)) and _uninstalled():
         log.warning("ccsync is not installed in this PC's database any more")
-        return answer(503, UNINSTALLED, "ccsync uninstalled")
+        return answer(503, UNINSTALLED, _("ccsync uninstalled"))
     if isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)):
         # the row was refused by PostgreSQL (a value of the wrong type, a constraint): the user can fix it
         primary = exc.diag.message_primary or type(exc).__name__

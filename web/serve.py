@@ -88,23 +88,16 @@ def is_loopback(host: str) -> bool:
 
 
 def panel_config(settings: Settings, host: str) -> dict:
-    """The app's settings from [panel] in ccsync.toml: the host names it answers to (trusted_hosts; the loopback
-    names, and the address it listens on), Secure cookies (secure_cookies = true behind HTTPS), and how many
-    proxies in front of it may set X-Forwarded-For/-Proto/-Host (proxy_hops)."""
+    """The app's settings from [panel] in ccsync.toml (checked when the file is read, reconciler.config): the
+    host names it answers to (the loopback names, the address it listens on, trusted_hosts), Secure cookies
+    (secure_cookies = true behind HTTPS), and how many proxies in front of it may set X-Forwarded-For/-Proto/-Host
+    (proxy_hops)."""
     panel = _panel_section(settings)
-    hosts = panel.get("trusted_hosts")
-    if hosts is not None and (not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts)):
-        raise CcsyncError("trusted_hosts under [panel] in ccsync.toml must be a list of host names")
     trusted = ["127.0.0.1", "localhost", "::1", "[::1]"]
     if host not in ("0.0.0.0", "::", "") and host not in trusted:
         trusted.append(host)
-    hops = panel.get("proxy_hops", 0)
-    if not isinstance(hops, int) or isinstance(hops, bool) or not 0 <= hops <= 5:
-        raise CcsyncError("proxy_hops under [panel] in ccsync.toml must be a whole number from 0 to 5")
-    secure = panel.get("secure_cookies", False)
-    if not isinstance(secure, bool):
-        raise CcsyncError("secure_cookies under [panel] in ccsync.toml must be true or false")
-    return {"TRUSTED_HOSTS": trusted + list(hosts or []), "PROXY_HOPS": hops, "SESSION_COOKIE_SECURE": secure}
+    return {"TRUSTED_HOSTS": trusted + list(panel.get("trusted_hosts") or []),
+            "PROXY_HOPS": int(panel.get("proxy_hops", 0)), "SESSION_COOKIE_SECURE": bool(panel.get("secure_cookies"))}
 
 
 # waitress: a body larger than the app accepts is refused before it is read; a connection that stays silent is

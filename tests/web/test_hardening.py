@@ -12,7 +12,7 @@ import pytest
 import waitress
 
 from reconciler import panel_users as users
-from reconciler.config import Settings
+from reconciler.config import Settings, check
 from tests.fix_web import PASSWORD, SECRET, USER, csrf_token, log_in  # noqa: F401
 from web import create_app
 from web.serve import panel_config, waitress_options
@@ -101,8 +101,12 @@ def test_secure_cookies_and_proxy_headers_are_settings(web_practice, caplog):
         other.post(https + "/auth/login", data={"name": USER, "password": "wrong", "csrf_token": token},
                    headers=proxied)
     assert any("from 203.0.113.9" in r.getMessage() for r in caplog.records)
-    with pytest.raises(Exception, match="must be"):
-        panel_config(Settings(extra={"panel": {"proxy_hops": "yes"}}), "127.0.0.1")
+    assert check({"panel": {"proxy_hops": "yes", "secure_cookies": 1, "trusted_hosts": "x"}, "practice": {
+        "timezone": "Mars/Olympus"}}) == [
+        "[panel] proxy_hops must be a whole number from 0 to 5 (proxies in front of the panel); it is a string",
+        "[panel] secure_cookies must be true or false (true behind HTTPS); it is an integer",
+        "[panel] trusted_hosts must be a list of host names the panel answers to; it is a string",
+        '[practice] timezone must be an IANA time zone such as "Europe/Brussels"; it is \'Mars/Olympus\'']
     plain = create_app({"SETTINGS": web_practice.settings(), "SECRET_KEY": SECRET})
     assert plain.config["SESSION_COOKIE_SECURE"] is False and plain.config["PROXY_HOPS"] == 0
 
