@@ -297,12 +297,12 @@ def nodes_list(dsn, as_json):
     if not rows:
         click.echo("no PC is registered on this cloud: a PC registers with `ccsync init`")
         return
-    click.echo(f"{'PC':20} {'role':24} {'last push':19} {'last pull':19} {'behind':>8}  pruning")
+    tz = zone(settings(None))
+    click.echo(f"{'PC':20} {'role':24} {'last push':23} {'last pull':23} {'behind':>8}  pruning")
     for n in rows:
-        when = {k: (getattr(n, k).isoformat(sep=" ", timespec="seconds")[:19] if getattr(n, k) else "never")
-                for k in ("last_push_at", "last_pull_at")}
+        push_at, pull_at = when(n.last_push_at, tz), when(n.last_pull_at, tz)
         behind = "-" if n.changes_behind is None else n.changes_behind
-        click.echo(f"{n.name:20} {n.role or '-':24} {when['last_push_at']:19} {when['last_pull_at']:19} {behind:>8}  "
+        click.echo(f"{n.name:20} {n.role or '-':24} {push_at:23} {pull_at:23} {behind:>8}  "
                    f"{'held back by this PC' if n.holds_back_pruning else 'ok'}")
 
 
@@ -320,7 +320,7 @@ def nodes_remove(dsn, name):
     from reconciler import nodes as nodes_mod
 
     node = nodes_mod.remove(dsn, name)
-    last = node.last_pull_at.isoformat(sep=" ", timespec="seconds") if node.last_pull_at else "never"
+    last = when(node.last_pull_at, zone(settings(None)))
     click.echo(f"{node.name} removed (last pull: {last}); the cloud's journal is no longer kept for it")
 
 
@@ -911,12 +911,13 @@ def sumehr_list(local, cloud, failed_only, show, search, sort, limit, offset, as
                    "every Sumehr is up to date on the HUB" if show in ("not_up_to_date", "attention", "waiting")
                    else "no patient keeps a Sumehr on the HUB")
         return
-    click.echo(f"{'patient':10} {'name':24} {'latest':>6} {'HUB':>6} {'state':11} {'since':19} {'tries':>5} reason")
+    tz = zone(settings(local, cloud))
+    click.echo(f"{'patient':10} {'name':24} {'latest':>6} {'HUB':>6} {'state':11} {'since':23} {'tries':>5} reason")
     for r in page.rows:
         hub_version = "-" if r["hub_version"] is None else r["hub_version"]
         tries = r["attempts"] if r["state"] in ("failing", "invalid") else "-"
         click.echo(f"{_printable(r['patient']):10} {_printable(r['name'] or '-')[:24]:24} {r['latest_version']:>6} "
-                   f"{hub_version:>6} {r['state']:11} {(r['since'] or '-')[:19]:19} {tries:>5} "
+                   f"{hub_version:>6} {r['state']:11} {when(r['since'], tz, '-'):23} {tries:>5} "
                    f"{_printable(r['reason'] or '')}")
     if page.total > len(page.rows):
         click.echo(f"{offset + 1}-{offset + len(page.rows)} of {page.total}: --offset {offset + len(page.rows)} "
@@ -1069,14 +1070,16 @@ def panel_user_list(local, as_json):
     """
     from reconciler import panel_users as users
 
-    rows = users.list_users(settings(local).need_local())
+    cfg = settings(local)
+    rows = users.list_users(cfg.need_local())
     if as_json:
         return emit_json(rows)
     if not rows:
         click.echo("no panel user: add one with `ccsync panel-user add NAME`")
+    tz = zone(cfg)
     for r in rows:
         click.echo(f"{r['name']:30} token={'yes' if r['has_token'] else 'no ':3} "
-                   f"last login {(r['last_login_at'] or 'never')[:19]}")
+                   f"last login {when(r['last_login_at'], tz)}")
 
 
 @panel_user.command(name="remove")

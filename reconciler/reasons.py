@@ -75,13 +75,10 @@ def of(exc: BaseException, *, where: str = "cloud") -> Reason:
 
 
 def explain(exc: BaseException, *, where: str = "cloud") -> tuple[Reason, str]:
-    """(code, sentence) to store and show; the raw text goes to the log (its first line only above DEBUG: a
-    server's detail line may quote a row)."""
+    """(code, sentence) to store and show. The raw text is for the log: the command line prints its error,
+    the service logs it (its first line above DEBUG: a server's detail line may quote a row)."""
     reason = of(exc, where=where)
-    text = " ".join(str(exc).split())
     if isinstance(exc, CcsyncError) and reason in (Reason.SYNC_ERROR, Reason.CLOUD_NOT_READY):
-        return reason, text  # ccsync's own words: one line that says what to do
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    log.warning("%s: %s", SENTENCES[reason], first)
-    log.debug("full error: %s", text)
+        return reason, " ".join(str(exc).split())  # ccsync's own words: one line that says what to do
+    log.debug("%s: %s", SENTENCES[reason], " ".join(str(exc).split()))
     return reason, SENTENCES[reason]

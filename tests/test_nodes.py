@@ -115,6 +115,6 @@ def test_a_panel_left_running_after_uninstall_says_so_instead_of_a_bare_500(two_
     for path in ("/auth/login", "/", "/conflicts/"):
         page = client.get(path)
         assert page.status_code == 503, path
-        assert "ccsync is no longer installed in this PC&#39;s database" in page.get_data(as_text=True)
+        assert "ccsync is no longer installed in this PC's database" in page.get_data(as_text=True)
     api = client.get("/api/status")  # the same session, through the API
     assert api.status_code == 503 and "no longer installed" in api.get_json()["error"]
