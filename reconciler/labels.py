@@ -171,8 +171,12 @@ def set_label(dsn: str, table: str, expression: str | None = None, *, columns: l
                 sql.SQL(", ").join(sql.Identifier("r", c) for c in columns)).as_string(conn)
         if expression is not None:
             _check(conn, qualified, expression)
-        with conn.transaction():
-            conn.execute("update ccsync.tracked set label = %s where table_name = %s", (expression, qualified))
+        try:
+            with conn.transaction():
+                conn.execute("update ccsync.tracked set label = %s where table_name = %s", (expression, qualified))
+        except psycopg.errors.InsufficientPrivilege:
+            raise CcsyncError("only the schema owner may set a display label: run `ccsync label` with the cloud "
+                              "owner's DSN") from None
     return {"table": qualified, "label": expression}
 
 

@@ -59,6 +59,11 @@ class WebPractice:
     def cloud(self) -> str:
         return self.practice.cloud
 
+    @property
+    def cloud_owner(self) -> str:
+        """The cloud's schema owner (who sets display labels)."""
+        return self.practice.cloud_owner
+
     def settings(self):
         return self.practice.settings("pc-1")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +26,8 @@ from reconciler.mode import FAILING, Facts, State, decide
 from reconciler.progress import Progress
 from reconciler.reasons import Reason
 from reconciler.sumehr import publisher
-from tests.fix_sync import SCHEMA
+from tests.fix_pg import Databases
+from tests.fix_sync import SCHEMA, deployment_cloud, deployment_pc
 from web import create_app
 
 pytestmark = pytest.mark.one_version
@@ -127,25 +129,20 @@ def wait_for(predicate, timeout, what):
 
 @pytest.fixture(scope="module")
 def pc(pg, tmp_path_factory):
-    """A cloud on a server of its own (the tests stop it), a PC's database on the shared one, a panel user."""
+    """A cloud on a server of its own (the tests stop it), a PC's database on the shared one, a panel user; as a
+    deployment runs: the schema owner, the PC's role on the cloud, the application's role."""
     server = PgServer(tmp_path_factory.mktemp("status") / "cloud", bindir=pg.bindir, settings={"fsync": "off"})
     server.init().start()
-    cloud = server.create_database("practice")
-    reconciler.install(cloud, "cloud")
-    with psycopg.connect(cloud, autocommit=True) as c:
-        c.execute(SCHEMA)
-    reconciler.track(cloud, ["patients", "encounters"])
-    name = f"t_status_{os.getpid()}"
-    local = pg.create_database(name)
-    reconciler.install(local, "pc-1")
-    sync.init(Settings(local=local, cloud=cloud))
-    token = users.add(local, "robot", "a long enough password", token=True)["token"]
-    node = Pc(local, cloud, token)
+    cloud = deployment_cloud(Databases(server), SCHEMA, ["patients", "encounters"])
+    local_dbs = Databases(pg)
+    deployed = deployment_pc(local_dbs, cloud, "pc-1", label="status_pc1")
+    token = users.add(deployed.local, "robot", "a long enough password", token=True)["token"]
+    node = Pc(deployed.local, deployed.cloud, token)
     node.server = server
     yield node
     node.stop()
+    local_dbs.drop_all()
     server.stop("immediate")
-    pg.drop_database(name)
 
 
 def test_no_service_is_attention_and_the_application_uses_the_cloud_while_it_answers(pc):
@@ -166,7 +163,7 @@ def test_online_synchronizing_offline_and_back_with_the_service(pc):
         assert (doc["state"], doc["use"], doc["reason"], doc["last_error"]) == ("online", "cloud", None, None)
 
         # a large transaction pushed while the cloud's table is locked: synchronizing, with its progress
-        with psycopg.connect(pc.cloud) as lock:
+        with psycopg.connect(pc.cloud) as lock:  # (the PC's role may write the tracked tables: it may lock them)
             lock.execute("lock table patients in exclusive mode")
             with psycopg.connect(pc.local, autocommit=True) as c:
                 c.execute("insert into patients (id, name) select g, 'p' || g from generate_series(1, 2000) g")
@@ -195,7 +192,7 @@ def test_online_synchronizing_offline_and_back_with_the_service(pc):
 
 
 def test_a_refused_login_is_offline_with_its_reason(pc):
-    refused = pc.cloud.replace("user=postgres", "user=nobody_here")
+    refused = re.sub(r"user=\S+", "user=nobody_here", pc.cloud)
     assert refused != pc.cloud
     pc.start(cloud=refused)
     try:

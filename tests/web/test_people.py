@@ -68,7 +68,7 @@ def test_times_are_in_the_practices_zone_with_the_zone_named(logged_in, web_prac
 # -- labels -------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def labelled(web_practice):
-    cloud = web_practice.cloud
+    cloud = web_practice.cloud_owner
     labels.set_label(cloud, "patients", "name || coalesce(' · ' || phone, '')")
     labels.set_label(cloud, "encounters", "(select p.name from public.patients p where p.id = patient_id)")
     sync.sync(web_practice.settings())
@@ -101,13 +101,15 @@ def test_labels_follow_a_foreign_key_and_name_rows_by_their_key(labelled):
 
 
 def test_a_label_is_checked_when_set_and_can_never_write(labelled):
+    with pytest.raises(CcsyncError):  # only the schema owner writes labels: not the application, not a PC
+        labels.set_label(labelled.cloud, "patients", "name")
     with pytest.raises(CcsyncError, match="the label does not work on public.patients"):
-        labels.set_label(labelled.cloud, "patients", "nonsense +")
+        labels.set_label(labelled.cloud_owner, "patients", "nonsense +")
     with pytest.raises(CcsyncError, match="has no column 'nope'"):
-        labels.set_label(labelled.cloud, "patients", columns=["name", "nope"])
-    assert labels.set_label(labelled.cloud, "patients", columns=["name", "phone"])["label"] == \
+        labels.set_label(labelled.cloud_owner, "patients", columns=["name", "nope"])
+    assert labels.set_label(labelled.cloud_owner, "patients", columns=["name", "phone"])["label"] == \
         'concat_ws(\' \', "r"."name", "r"."phone")'
-    labels.set_label(labelled.cloud, "patients", "name || coalesce(' · ' || phone, '')")
+    labels.set_label(labelled.cloud_owner, "patients", "name || coalesce(' · ' || phone, '')")
     # a label that would write (set by the PC's database owner, the only other authority): refused, unnamed
     with psycopg.connect(labelled.local, autocommit=True) as conn:
         conn.execute("create table scratch (v text)")
@@ -124,13 +126,13 @@ def test_a_label_is_checked_when_set_and_can_never_write(labelled):
 
 
 def test_ccsync_label_command(labelled):
-    result = run("label", "--dsn", labelled.cloud, "encounters", "--columns", "summary", "--json")
+    result = run("label", "--dsn", labelled.cloud_owner, "encounters", "--columns", "summary", "--json")
     assert json.loads(result.stdout)["label"] == 'concat_ws(\' \', "r"."summary")'
-    bad = CliRunner().invoke(cli.main, ["label", "--dsn", labelled.cloud, "encounters"])
+    bad = CliRunner().invoke(cli.main, ["label", "--dsn", labelled.cloud_owner, "encounters"])
     assert bad.exit_code == 1 and "give an SQL expression" in bad.output
-    tables = json.loads(run("tables", "--dsn", labelled.cloud, "--json").stdout)
+    tables = json.loads(run("tables", "--dsn", labelled.cloud_owner, "--json").stdout)
     assert {t["table"]: t["label"] for t in tables}["public.encounters"] == 'concat_ws(\' \', "r"."summary")'
-    run("label", "--dsn", labelled.cloud, "encounters", "(select p.name from public.patients p where p.id = patient_id)")
+    run("label", "--dsn", labelled.cloud_owner, "encounters", "(select p.name from public.patients p where p.id = patient_id)")
 
 
 # -- the CLI's output -------------------------------------------------------------------------------------------
