@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import psycopg
 
-from .errors import CcsyncError, NotInstalled, Refused, SchemaTooOld, Unreachable
+from .errors import CcsyncError, NotInstalled, Refused, SchemaTooNew, SchemaTooOld, Unreachable
 
 
 class Reason(StrEnum):
@@ -32,8 +32,8 @@ SENTENCES = {
                               "ccsync keeps trying by itself",
     Reason.CLOUD_REFUSED: "the cloud refused this PC's login (user name, password or access rules): "
                           "an administrator must fix this PC's cloud DSN",
-    Reason.CLOUD_NOT_READY: "the cloud database is not ready for this PC (ccsync missing or older there): "
-                            "an administrator must run `ccsync install` on the cloud",
+    Reason.CLOUD_NOT_READY: "the cloud database does not match this PC's ccsync (ccsync missing there, or another "
+                            "version): see the last error for what to upgrade",
     Reason.LOCAL_DOWN: "this PC's database is down: check that its PostgreSQL service runs",
     Reason.SERVICE_STOPPED: "the sync service (`ccsync run`) is not running on this PC: nothing is synchronized "
                             "until it is started again",
@@ -65,7 +65,7 @@ def of(exc: BaseException, *, where: str = "cloud") -> Reason:
         if where == "local":
             return Reason.LOCAL_DOWN
         return Reason.CLOUD_REFUSED if isinstance(exc, Refused) else Reason.CLOUD_UNREACHABLE
-    if isinstance(exc, (NotInstalled, SchemaTooOld)) and "cloud database" in str(exc):
+    if isinstance(exc, (NotInstalled, SchemaTooOld, SchemaTooNew)) and "cloud database" in str(exc):
         return Reason.CLOUD_NOT_READY
     if isinstance(exc, psycopg.OperationalError):
         return Reason.CONNECTION_LOST

@@ -33,8 +33,8 @@ REASONS = {
                             "trying by itself."),
     "cloud_refused": _l("The cloud refused this PC's login (user name, password or access rules): an "
                         "administrator must fix this PC's settings."),
-    "cloud_not_ready": _l("The cloud database is not ready for this PC (ccsync is missing or older there): an "
-                          "administrator must upgrade it."),
+    "cloud_not_ready": _l("The cloud database does not match this PC's ccsync (missing there, or another version): "
+                          "an administrator must upgrade one of them, as the last error says."),
     "local_down": _l("This PC's database is down: check that its PostgreSQL service runs."),
     "service_stopped": _l("The sync service is not running on this PC: nothing is synchronized until it is "
                           "started again."),
@@ -90,6 +90,8 @@ KINDS = {
         "button_local": _l("Use this PC's values"), "button_cloud": _l("Keep the cloud's record"),
     },
 }
+# reasons whose stored text (ccsync's own sentence, saying what to do) is shown rather than the general words
+OWN_WORDS = ("sync_error", "cloud_not_ready")
 RESOLUTIONS = {"kept local": _l("this PC's version"), "kept cloud": _l("the cloud's version"),
                "kept merged": _l("a merged version")}
 DIRECTIONS = {"push": _l("push"), "pull": _l("pull"), "sync": _l("sync"), "init": _l("initial copy"),
@@ -255,5 +257,5 @@ def init_app(app) -> None:
     def panel_globals():
         return {"current_user": g.get("user"), "poll_ms": current_app.config["STATUS_POLL_MS"],
                 "kinds": KINDS, "states": STATES, "hints": HINTS, "reasons": REASONS,
-                "resolutions": RESOLUTIONS, "directions": DIRECTIONS, "sumehr_states": SUMEHR_STATES,
+                "resolutions": RESOLUTIONS, "own_words": OWN_WORDS, "directions": DIRECTIONS, "sumehr_states": SUMEHR_STATES,
                 "plain": lambda words: {k: str(v) for k, v in words.items()}}

@@ -72,7 +72,8 @@
     set("service_text", doc.service ? d.running : d.notRunning);
     set("state_since", when(doc.state_since, "—"));
     set("last_sync_at", when(doc.last_sync_at, d.never));
-    const error = doc.last_error ? ((doc.last_error_code !== "sync_error" && REASONS[doc.last_error_code]) ||
+    const ownWords = ["sync_error", "cloud_not_ready"];  // ccsync's own sentence says what to do: shown as it is
+    const error = doc.last_error ? ((!ownWords.includes(doc.last_error_code) && REASONS[doc.last_error_code]) ||
                                     doc.last_error) : d.none;
     set("last_error", error);
     document.querySelectorAll('[data-field="last_error"]').forEach((el) => {
