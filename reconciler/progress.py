@@ -99,8 +99,8 @@ class Bar(Progress):
         if self._bar is not None:
             if shown > self._bar.n:
                 self._bar.update(shown - self._bar.n)
-        elif self._lines is not None and shown > self._lines.done:
-            self._lines.advance(shown - self._lines.done)
+        elif self._lines is not None:
+            self._lines.advance(max(0, shown - self._lines.done))  # (a line when its interval has passed)
 
     def set_description(self, text: str) -> None:
         if self._bar is not None:

@@ -58,6 +58,12 @@ EXAMPLES = {
     "ccsync run -v": "tests/test_upgrade.py::test_the_service_says_why_it_cannot_sync_and_keeps_the_pc_working_offline",
     "ccsync login": "tests/test_service.py::test_login_pulls_what_the_node_lacks_and_says_so",
     "ccsync status --json": "tests/test_service.py::test_status_json_keys_and_values",
+    # the panel's light, history and display labels
+    "ccsync status": "tests/test_status.py::test_no_service_is_attention_and_the_application_uses_the_cloud_while_it_answers",
+    "ccsync history": "tests/web/test_people.py::test_history_filters_pages_and_the_same_defaults_in_panel_and_cli",
+    "ccsync label": "tests/web/test_people.py::test_ccsync_label_command",
+    'ccsync label --dsn "$CLOUD_OWNER_DSN" public.patients --columns last_name,first_name':
+        "tests/web/test_people.py::test_ccsync_label_command",
     # running as a service
     "sudo useradd --system --home-dir /var/lib/ccsync --shell /usr/sbin/nologin ccsync": MACHINE,
     "sudo install -d -m 0750 -o root -g ccsync /etc/ccsync": MACHINE,
