@@ -178,6 +178,17 @@ def _ccsync(*args: str, env: dict, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", *args], env=env, **kwargs)
 
 
+def _label(demo: Demo) -> None:
+    """Every table's rows named by their patient (`ccsync label`), on the cloud; what is set already stays."""
+    from reconciler import labels
+
+    with psycopg.connect(demo.cloud_dsn, autocommit=True) as conn:
+        have = labels.expressions(conn)
+    for table, label in LABELS.items():
+        if f"public.{table}" not in have:
+            labels.set_label(demo.cloud_dsn, table, label)
+
+
 def _prepare(demo: Demo, patients: int) -> None:
     import reconciler
     from reconciler import sync
@@ -194,6 +205,7 @@ def _prepare(demo: Demo, patients: int) -> None:
             if done["changed"]:
                 say(f"upgraded the {name} database to this ccsync: schema {done['from_revision']} -> "
                     f"{done['to_revision']}")
+        _label(demo)  # (a practice made by a ccsync without labels gets them; the PC copies them at its sync)
         return
     for server in (demo.cloud, demo.pc):
         if _has_database(server, "practice"):
@@ -204,8 +216,7 @@ def _prepare(demo: Demo, patients: int) -> None:
     say(", ".join(f"{n} {t}" for t, n in counts.items()) + f" ({sum(counts.values())} rows)")
     reconciler.install(demo.cloud_dsn, "cloud")
     reconciler.track(demo.cloud_dsn, TABLES)
-    for table, label in LABELS.items():
-        reconciler.labels.set_label(demo.cloud_dsn, table, label)
+    _label(demo)
     reconciler.install(demo.pc_dsn, NODE)
     say("initial sync of the PC (COPY from one consistent cloud snapshot):")
     result = sync.init(Settings(local=demo.pc_dsn, cloud=demo.cloud_dsn), progress=Bar())  # lines in a log
