@@ -208,6 +208,8 @@ def test_a_refused_login_is_offline_with_its_reason(pc):
 def test_a_sync_failing_again_and_again_needs_attention(pc):
     with psycopg.connect(pc.local, autocommit=True) as c:
         c.execute("alter table encounters add column drift int")  # a column the cloud lacks: every push fails
+    reconciler.track(pc.local, ["encounters"])  # (tracked again after the ALTER, as the README says)
+    with psycopg.connect(pc.local, autocommit=True) as c:
         c.execute("insert into encounters (id, patient_id, summary) values (1, 1, 'x')")
     pc.start()
     try:
@@ -219,8 +221,11 @@ def test_a_sync_failing_again_and_again_needs_attention(pc):
         pc.stop()
         with psycopg.connect(pc.local, autocommit=True) as c:
             c.execute("delete from ccsync.journal where table_name = 'public.encounters'")
-            c.execute("delete from encounters")
             c.execute("alter table encounters drop column drift")
+        reconciler.track(pc.local, ["encounters"])
+        with psycopg.connect(pc.local, autocommit=True) as c:
+            c.execute("delete from encounters")
+            c.execute("delete from ccsync.journal where table_name = 'public.encounters'")
 
 
 def test_this_pcs_database_down_is_offline_and_the_application_goes_to_the_cloud(pc):
