@@ -9,11 +9,12 @@ import math
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
+from markupsafe import Markup
 
 from reconciler import conflicts as engine
 
 from .db import get_db, local_dsn
-from .present import column_order, conflict_fields
+from .present import column_order, conflict_fields, sentence
 
 bp = Blueprint("conflicts", __name__, url_prefix="/conflicts")
 
@@ -173,6 +174,6 @@ def resolve_form(conflict_id: int):
     done = resolve(conflict_id, keep, merged)
     action = before["action"] if before else "none"
     name = done.get("label") or "{} #{}".format(done["table_name"], done["id"])
-    flash(_("Decision recorded for %(record)s: %(what)s The next sync carries it to the cloud and every PC.",
-            record=name, what=DONE[action]), "success")
+    flash(sentence(_("Decision recorded for %(record)s: %(what)s The next sync carries it to the cloud and every PC."),
+                   record=name, what=Markup.escape(str(DONE[action]))), "success")
     return redirect(url_for("conflicts.index"))

@@ -8,6 +8,7 @@ import decimal
 import json
 
 from flask import current_app, g
+from markupsafe import Markup, escape
 from flask_babel import format_datetime, format_decimal, format_timedelta, lazy_gettext as _l
 
 from reconciler import clock, localtime
@@ -97,6 +98,13 @@ RESOLUTIONS = {"kept local": _l("this PC's version"), "kept cloud": _l("the clou
 DIRECTIONS = {"push": _l("push"), "pull": _l("pull"), "sync": _l("sync"), "init": _l("initial copy"),
               "login": _l("login"), "offline": _l("offline")}
 SUMEHR_STATES = {"up_to_date": _l("up to date"), "pending": _l("pending"), "failed": _l("failed")}
+
+
+def sentence(message: str, **values) -> Markup:
+    """A translated sentence (its %(name)s placeholders unfilled) with values from the data, each isolated in
+    <bdi>: a right-to-left override in a patient's name turns only the name around, never the sentence."""
+    return Markup(escape(message)) % {k: v if isinstance(v, Markup) else Markup("<bdi>{}</bdi>").format(v)
+                                      for k, v in values.items()}
 
 
 def _moment(value) -> dt.datetime | None:

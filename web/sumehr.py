@@ -7,11 +7,13 @@ from types import ModuleType
 
 import psycopg
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.exceptions import ServiceUnavailable
 
 from reconciler.errors import CcsyncError
 
 from .db import settings
+from .present import sentence
 
 bp = Blueprint("sumehr", __name__, url_prefix="/sumehr")
 
@@ -53,8 +55,15 @@ def listing(*, show: str = "all", search: str | None = None, sort: str = "patien
         if not module.configured(settings()):
             abort(503, str(exc))
         if _not_set_up(exc):
-            abort(503, f"Sumehr publication is not set up on this PC: {exc}")
+            raise _unavailable(f"Sumehr publication is not set up on this PC: {exc}", words=str(exc)) from None
         raise
+
+
+def _unavailable(description: str, *, words: str) -> ServiceUnavailable:
+    """A 503 that keeps the publisher's own words apart, for the page to put after its translated lead."""
+    error = ServiceUnavailable(description)
+    error.words = words
+    return error
 
 
 def patients(failed_only: bool = True) -> list[dict]:
@@ -66,15 +75,22 @@ def patients(failed_only: bool = True) -> list[dict]:
 
 def retry(patient: str) -> int:
     """Ask the publisher to try this patient again now; 404 for a patient it does not list."""
+    return _retry(patient)[0]
+
+
+def _retry(patient: str) -> tuple[int, dict]:
+    """How many tries were asked for, and the patient's row (its name for the page)."""
     module = publisher()
     if module is None:
         abort(503, NOT_AVAILABLE)
     if not 1 <= len(patient) <= 64 or not patient.isprintable():
         abort(400, "a patient is named by 1 to 64 printable characters")
-    if patient not in {p["patient"] for p in patients(failed_only=False) if p["state"] != "no_consent"}:
+    row = next((p for p in patients(failed_only=False) if p["patient"] == patient and p["state"] != "no_consent"),
+               None)
+    if row is None:
         abort(404, f"no patient {patient} keeps a Sumehr on the HUB")
     try:
-        return module.retry(settings(), patient)
+        return module.retry(settings(), patient), row
     except CcsyncError as exc:
         if _not_set_up(exc):  # offline, or the cloud lacks the Sumehr state: nothing the request could fix
             abort(503, str(exc))
@@ -110,8 +126,8 @@ def index():
         try:
             result = listing(show=show, search=search or None, sort=sort, limit=PAGE_SIZE,
                              offset=(page - 1) * PAGE_SIZE)
-        except ServiceUnavailable as exc:  # not set up: said on the page, which stays usable
-            problem = exc.description
+        except ServiceUnavailable as exc:  # not set up: said on the page (in the publisher's words), which stays usable
+            problem = getattr(exc, "words", exc.description)
     pages = max(1, -(-result.total // PAGE_SIZE)) if result else 1
     return render_template("sumehr/index.html", result=result, show=show, sort=sort, search=search, page=page,
                            pages=pages, problem=problem, available=publisher() is not None,
@@ -120,12 +136,13 @@ def index():
 
 @bp.route("/<patient>/retry", methods=["POST"])
 def retry_form(patient: str):
-    count = retry(patient)
+    count, row = _retry(patient)
+    who = row.get("name") or patient
     if count:
-        flash(f"Patient {patient}: a new try is asked for now; the Sumehr is published as soon as the HUB "
-              "answers.", "success")
+        flash(sentence(_("%(who)s: a new try is asked for now; the Sumehr is published as soon as the HUB answers."),
+                       who=who), "success")
     else:
-        flash(f"Patient {patient}: nothing failed to retry; the publisher sends the latest Sumehr at its next pass.",
-              "info")
+        flash(sentence(_("%(who)s: nothing failed to retry; the publisher sends the latest Sumehr at its next pass."),
+                       who=who), "info")
     back = {k: v for k, v in request.args.items() if k in ("show", "sort", "q", "page")}
     return redirect(url_for("sumehr.index", **back))

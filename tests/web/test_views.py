@@ -421,7 +421,8 @@ def test_sumehr_page_lists_the_patients_to_look_at_and_waiting_apart_and_retry_n
     assert "85010100003" in html(logged_in.get("/sumehr?all=1"))
     response = logged_in.post("/sumehr/85010100001/retry", data={"csrf_token": csrf_token(logged_in, "/sumehr")})
     assert response.status_code == 302 and fake_publisher == ["85010100001"]
-    assert "a new try is asked for now" in html(logged_in.get("/sumehr"))
+    # the flash names the patient, the name isolated and escaped
+    assert "<bdi>Anne &lt;i&gt;Peeters&lt;/i&gt;</bdi>: a new try is asked for now" in html(logged_in.get("/sumehr"))
     assert [r["patient"] for r in logged_in.get("/api/sumehr").get_json()] == ["85010100001", "85010100002"]
     assert len(logged_in.get("/api/sumehr?all=1").get_json()) == 3
     api = logged_in.post("/api/sumehr/85010100002/retry", headers=api_headers(logged_in))
@@ -444,11 +445,42 @@ def test_sumehr_page_keeps_a_bidi_override_in_a_key_name_or_reason_inside_it(log
            "hub_transaction_id": None}
     counts = {"invalid": 0, "failing": 1, "waiting": 0, "up_to_date": 0, "no_consent": 0}
     monkeypatch.setattr(module, "listing", lambda settings, **options: types.SimpleNamespace(
-        rows=[dict(row)], total=1, counts=counts), raising=False)
+        rows=[dict(row), dict(row, patient="P13")], total=2, counts=counts), raising=False)
     page = html(logged_in.get("/sumehr"))
     # each isolated (<bdi>): an override turns its own text around, never the rest of the row
     assert '<bdi><code class="patient">P\u202e12</code></bdi>' in page
-    assert '<bdi class="name">\u202eAnne</bdi>' in page and "<bdi>HUB \u202erefused</bdi>" in page
+    assert '<bdi class="name record-label">\u202eAnne</bdi>' in page and "<bdi>HUB \u202erefused</bdi>" in page
+    response = logged_in.post("/sumehr/P13/retry", data={"csrf_token": csrf_token(logged_in, "/sumehr")})
+    assert response.status_code == 302
+    assert "<bdi>\u202eAnne</bdi>: a new try" in html(logged_in.get("/sumehr"))
+
+
+@pytest.mark.parametrize("lang, words, english", [
+    ("fr", ["Les Sumehr sur le HUB", "Réessayer maintenant", "À examiner", "Trier par", "en échec"], "Retry now"),
+    ("nl", ["Sumehrs op de HUB", "Nu opnieuw proberen", "Na te kijken", "Sorteren op", "mislukt"], "Retry now"),
+])
+def test_sumehr_page_speaks_the_readers_language(logged_in, fake_publisher, lang, words, english):
+    page = html(logged_in.get("/sumehr", headers={"Accept-Language": lang}))
+    assert all(w in page for w in words), [w for w in words if w not in page]
+    assert english not in page
+    token = csrf_token(logged_in, "/sumehr")
+    logged_in.post("/sumehr/85010100001/retry", data={"csrf_token": token}, headers={"Accept-Language": lang})
+    flashed = html(logged_in.get("/sumehr", headers={"Accept-Language": lang}))
+    assert "a new try is asked for now" not in flashed and "<bdi>Anne &lt;i&gt;Peeters&lt;/i&gt;</bdi>" in flashed
+
+
+def test_sumehr_page_not_set_up_says_so_in_the_readers_language_with_the_publishers_words(logged_in, fake_publisher,
+                                                                                          monkeypatch):
+    from reconciler.errors import CcsyncError
+
+    def listing(settings, **options):
+        raise CcsyncError("[sumehr] documents_table public.nope does not exist")
+
+    monkeypatch.setattr(sys.modules["reconciler.sumehr.publisher"], "listing", listing)
+    page = html(logged_in.get("/sumehr", headers={"Accept-Language": "fr"}))
+    assert "La publication des Sumehr n’est pas prête sur ce PC" in page
+    assert '<bdi class="reason">[sumehr] documents_table public.nope does not exist</bdi>' in page
+    assert logged_in.get("/api/sumehr").status_code == 503
 
 
 def test_sumehr_page_without_a_hub_says_not_configured(logged_in, fake_publisher, monkeypatch):
