@@ -1,7 +1,7 @@
 """Where the local and cloud databases are: options, then CCSYNC_* environment variables, then ccsync.toml.
 
-ccsync.toml is checked when it is read: the top level and [panel] here, [hub] and [sumehr] by the Sumehr
-publisher (reconciler.sumehr). Every problem is one line of one error, so a file is fixed in one go; a file
+ccsync.toml is checked when it is read: the top level, [panel], [practice] and [app] here, [hub] and [sumehr]
+by the Sumehr publisher (reconciler.sumehr). Every problem is one line of one error, so a file is fixed in one go; a file
 that holds a password or a secret and that others may read gets a warning.
 """
 
@@ -26,7 +26,12 @@ log = logging.getLogger("ccsync.config")
 TOP_LEVEL = {"local": "this PC's database (a PostgreSQL connection string or URI)",
              "cloud": "the cloud database (a PostgreSQL connection string or URI)"}
 SECTIONS = {"hub": "reconciler.sumehr", "sumehr": "reconciler.sumehr", "panel": "this module",
-            "practice": "this module"}
+            "practice": "this module", "app": "this module"}
+# [app]: the databases as the practice application reaches them, with its own role (never ccsync's): what
+# reconciler.service.database_for_app() hands out
+APP_KEYS = {"cloud": "the cloud database as the practice application connects to it (its own role)",
+            "local": "this PC's database as the practice application connects to it (its own role)"}
+APP_ENV = {"cloud": "CCSYNC_APP_CLOUD_DSN", "local": "CCSYNC_APP_LOCAL_DSN"}
 PANEL_KEYS = {"secret_key": "the panel's session secret", "secret_file": "the file that keeps it"}
 # the panel's other keys: (what it must be, a check)
 PANEL_OPTIONS = {
@@ -46,6 +51,8 @@ class Settings:
     local: str | None = None
     cloud: str | None = None
     extra: dict = field(default_factory=dict)  # the rest of ccsync.toml: [hub], [sumehr], [panel]...
+    app_local: str | None = None  # [app] local: this PC's database as the application reaches it
+    app_cloud: str | None = None  # [app] cloud: the cloud as the application reaches it
 
     def need_local(self) -> str:
         if not self.local:
@@ -56,6 +63,16 @@ class Settings:
         if not self.cloud:
             raise CcsyncError("no cloud database: pass --cloud DSN, set CCSYNC_CLOUD_DSN or add cloud = \"…\" to ccsync.toml")
         return self.cloud
+
+    def need_app(self, side: str) -> str:
+        """The application's DSN for `side` ("cloud" or "local"): its own role, never this PC's."""
+        dsn = self.app_cloud if side == "cloud" else self.app_local
+        if not dsn:
+            where = "on the cloud" if side == "cloud" else "on this PC"
+            raise CcsyncError(f"no database for the application {where}: add {side} = \"…\" under [app] in "
+                              f"ccsync.toml (or set {APP_ENV[side]}), connecting as the application's own role, "
+                              "not this PC's")
+        return dsn
 
 
 def file_path(path: Path | str | None = None) -> tuple[Path, bool]:
@@ -127,6 +144,13 @@ def check(doc: dict) -> list[str]:
                 problems.append(f"unknown key {key!r} in [panel] (known: {', '.join([*PANEL_KEYS, *PANEL_OPTIONS])})")
             elif not isinstance(value, str) or not value:
                 problems.append(f"[panel] {key} must be a non-empty string, {PANEL_KEYS[key]}; it is {_kind(value)}")
+    app = doc.get("app")
+    if isinstance(app, dict):
+        for key, value in app.items():
+            if key not in APP_KEYS:
+                problems.append(f"unknown key {key!r} in [app] (known: {', '.join(APP_KEYS)})")
+            elif not isinstance(value, str) or not value.strip():
+                problems.append(f"[app] {key} must be a non-empty string, {APP_KEYS[key]}; it is {_kind(value)}")
     practice = doc.get("practice")
     if isinstance(practice, dict):
         for key, value in practice.items():
@@ -149,6 +173,10 @@ def _is_zone(name: str) -> bool:
 def secrets_in(doc: dict) -> list[str]:
     """Which keys of a configuration document hold a password or a secret."""
     held = [f"a password in {key}" for key in TOP_LEVEL if isinstance(doc.get(key), str) and _PASSWORD.search(doc[key])]
+    app = doc.get("app")
+    if isinstance(app, dict):
+        held += [f"a password in [app] {key}" for key in APP_KEYS
+                 if isinstance(app.get(key), str) and _PASSWORD.search(app[key])]
     panel = doc.get("panel")
     if isinstance(panel, dict) and panel.get("secret_key"):
         held.append("the panel's secret_key")
@@ -172,8 +200,11 @@ def warn_if_readable(path: Path, doc: dict) -> bool:
 def resolve(local: str | None = None, cloud: str | None = None, config_path: Path | str | None = None) -> Settings:
     """Options win over the environment, which wins over ccsync.toml in the working directory."""
     doc = load_file(config_path)
+    app = doc.get("app") or {}
     return Settings(
         local=local or os.environ.get("CCSYNC_LOCAL_DSN") or doc.get("local"),
         cloud=cloud or os.environ.get("CCSYNC_CLOUD_DSN") or doc.get("cloud"),
-        extra={k: v for k, v in doc.items() if k not in TOP_LEVEL},
+        extra={k: v for k, v in doc.items() if k not in TOP_LEVEL and k != "app"},
+        app_local=os.environ.get(APP_ENV["local"]) or app.get("local"),
+        app_cloud=os.environ.get(APP_ENV["cloud"]) or app.get("cloud"),
     )

@@ -254,8 +254,10 @@ def run(settings: Settings, **kwargs) -> None:
 
 def database_for_app(settings: Settings) -> str:
     """The DSN the application should use now, as the one rule decides (`use` of `ccsync status --json`): the
-    cloud while it is reachable and no backlog of this PC is being synchronized, the local replica otherwise."""
+    cloud while it is reachable and no backlog of this PC is being synchronized, the local replica otherwise.
+    Always the application's own DSN ([app] cloud / local): this PC's role is ccsync's, never the application's."""
     local = settings.need_local()
+    app = {side: settings.need_app(side) for side in ("cloud", "local")}  # both, whichever is used now
     try:
         conn = _db.open_local(local)
     except Unreachable:
@@ -263,4 +265,4 @@ def database_for_app(settings: Settings) -> str:
     else:
         with conn:
             use = mode.current(conn, settings.cloud).use
-    return settings.need_cloud() if use == "cloud" else local
+    return app[use]

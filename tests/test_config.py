@@ -58,6 +58,10 @@ def test_any_document_gets_one_line_per_problem_and_nothing_else(doc):
     ("[hub]\nconnect_timeout = nan\n", ["[hub] connect_timeout = nan is not a finite number"]),
     ("[sumehr]\nretry_max_seconds = -inf\n", ["[sumehr] retry_max_seconds = -inf is not a finite number"]),
     ('[panel]\nsecret_key = "x"\nsecret_fiel = "y"\n', ["unknown key 'secret_fiel' in [panel]"]),
+    ('[app]\ncloud = 5\n', ["[app] cloud must be a non-empty string", "application", "it is an integer"]),
+    ('[app]\nlocal = " "\n', ["[app] local must be a non-empty string"]),
+    ('[app]\napp_dsn = "dbname=x"\n', ["unknown key 'app_dsn' in [app] (known: cloud, local)"]),
+    ('app = "dbname=x"\n', ["app must be a table"]),
 ])
 def test_a_bad_file_is_refused_with_its_problems_named(tmp_path, text, expected):
     path = tmp_path / "ccsync.toml"
@@ -108,6 +112,25 @@ def test_a_named_file_that_does_not_exist_is_an_error_a_missing_default_is_not(t
 ])
 def test_a_password_in_a_dsn_is_found(dsn):
     assert secrets_in({"cloud": dsn}) == ["a password in cloud"]
+    assert secrets_in({"app": {"local": dsn, "cloud": dsn}}) == ["a password in [app] cloud", "a password in [app] local"]
+
+
+def test_the_applications_dsns_come_from_app_or_the_environment_and_stay_apart_from_ccsyncs(tmp_path, monkeypatch):
+    path = tmp_path / "ccsync.toml"
+    path.write_text('local = "dbname=pc"\ncloud = "host=cloud user=pc1"\n'
+                    '[app]\ncloud = "host=cloud user=app"\nlocal = "dbname=pc user=app"\n')
+    for name in ("CCSYNC_LOCAL_DSN", "CCSYNC_CLOUD_DSN", "CCSYNC_APP_LOCAL_DSN", "CCSYNC_APP_CLOUD_DSN"):
+        monkeypatch.delenv(name, raising=False)
+    s = config.resolve(config_path=path)
+    assert (s.cloud, s.app_cloud, s.local, s.app_local) == \
+        ("host=cloud user=pc1", "host=cloud user=app", "dbname=pc", "dbname=pc user=app")
+    assert "app" not in s.extra  # no other reader gets them (the panel shows no DSN)
+    assert s.need_app("cloud") == "host=cloud user=app"
+    monkeypatch.setenv("CCSYNC_APP_CLOUD_DSN", "host=cloud user=app2")
+    assert config.resolve(config_path=path).need_app("cloud") == "host=cloud user=app2"
+    with pytest.raises(CcsyncError, match=r"no database for the application on this PC: add local = .* under "
+                                          r"\[app\] .*CCSYNC_APP_LOCAL_DSN.* not this PC's"):
+        config.Settings(local="dbname=pc", cloud="host=cloud").need_app("local")
 
 
 @pytest.mark.parametrize("dsn", ["host=cloud dbname=practice user=pc passfile=/etc/ccsync/pgpass",

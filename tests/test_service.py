@@ -51,6 +51,7 @@ class Node:
 
     def __init__(self, pc: PcDb, app: str):
         self.local, self.cloud, self.app = pc.local, pc.cloud, app
+        self.app_local = pc.app  # the application on this PC's database
         local, cloud = self.local, self.cloud
         self.env = {**os.environ, "CCSYNC_LOCAL_DSN": local, "CCSYNC_CLOUD_DSN": cloud}
         self.proc = None
@@ -209,12 +210,13 @@ def test_status_json_keys_and_values(setup):
 
 
 def test_database_for_app_follows_the_mode(setup):
-    cfg = Settings(local=setup.local, cloud=setup.cloud)
+    apps = {"app_local": setup.app_local, "app_cloud": setup.app}  # the application's own DSNs ([app])
+    cfg = Settings(local=setup.local, cloud=setup.cloud, **apps)
     # no service: the cloud while it answers (never a stale replica then), the replica when it does not
-    assert reconciler.service.database_for_app(cfg) == setup.cloud
+    assert reconciler.service.database_for_app(cfg) == setup.app
     assert reconciler.status.current(cfg)["use"] == "cloud"
-    gone = Settings(local=setup.local, cloud="host=127.0.0.1 port=1 dbname=nothing")
-    assert reconciler.service.database_for_app(gone) == setup.local
+    gone = Settings(local=setup.local, cloud="host=127.0.0.1 port=1 dbname=nothing", **apps)
+    assert reconciler.service.database_for_app(gone) == setup.app_local
     assert reconciler.status.current(gone)["use"] == "local"
     setup.start()
-    assert reconciler.service.database_for_app(cfg) == setup.cloud
+    assert reconciler.service.database_for_app(cfg) == setup.app

@@ -27,7 +27,7 @@ from reconciler.progress import Progress
 from reconciler.reasons import Reason
 from reconciler.sumehr import publisher
 from tests.fix_pg import Databases
-from tests.fix_sync import SCHEMA, deployment_cloud, deployment_pc
+from tests.fix_sync import APP, LOCAL, SCHEMA, deployment_cloud, deployment_pc
 from web import create_app
 
 pytestmark = pytest.mark.one_version
@@ -62,14 +62,16 @@ def test_the_rule_is_green_only_when_everything_holds(facts, reachable):
 
 # -- every door agrees ---------------------------------------------------------------------------------------
 class Pc:
-    def __init__(self, local: str, cloud: str, token: str):
+    def __init__(self, local: str, cloud: str, token: str, app_local: str, app_cloud: str):
         self.local, self.cloud, self.token = local, cloud, token
+        self.app_local, self.app_cloud = app_local, app_cloud  # the application's own role on each side
         self.proc = None
         self.app = create_app({"SETTINGS": Settings(local=local, cloud=cloud), "SECRET_KEY": SECRET,
                                "TESTING": True, "STATUS_PROBE_TIMEOUT": 1})
 
     def settings(self, cloud: str | None = None, local: str | None = None) -> Settings:
-        return Settings(local=local or self.local, cloud=cloud or self.cloud)
+        return Settings(local=local or self.local, cloud=cloud or self.cloud, app_local=self.app_local,
+                        app_cloud=self.app_cloud)
 
     def start(self, cloud: str | None = None):
         env = {**os.environ, "CCSYNC_LOCAL_DSN": self.local, "CCSYNC_CLOUD_DSN": cloud or self.cloud}
@@ -102,7 +104,7 @@ class Pc:
         for other in (from_cli, panel):
             for key in ("state", "mode", "use", "reason", "service"):
                 assert other.get(key) == doc[key], (key, other, doc)
-        assert dsn == (s.cloud if doc["use"] == "cloud" else s.local)
+        assert dsn == (s.app_cloud if doc["use"] == "cloud" else s.app_local)
         if doc["node"] is not None:  # the publisher reads the node's database
             with psycopg.connect(s.local, autocommit=True) as node:
                 assert publisher._offline(s, node) == (doc["mode"] == "offline")
@@ -137,7 +139,7 @@ def pc(pg, tmp_path_factory):
     local_dbs = Databases(pg)
     deployed = deployment_pc(local_dbs, cloud, "pc-1", label="status_pc1")
     token = users.add(deployed.local, "robot", "a long enough password", token=True)["token"]
-    node = Pc(deployed.local, deployed.cloud, token)
+    node = Pc(deployed.local, deployed.cloud, token, deployed.app, cloud.app)
     node.server = server
     yield node
     node.stop()
@@ -232,7 +234,7 @@ def test_this_pcs_database_down_is_offline_and_the_application_goes_to_the_cloud
     down = "host=127.0.0.1 port=1 dbname=x user=u connect_timeout=1"
     doc = status.current(pc.settings(local=down), probe_timeout=1)
     assert (doc["state"], doc["reason"], doc["use"], doc["node"]) == ("offline", "local_down", "cloud", None)
-    assert service.database_for_app(pc.settings(local=down)) == pc.cloud
+    assert service.database_for_app(pc.settings(local=down)) == pc.app_cloud
     from_cli = json.loads(CliRunner().invoke(cli.main, ["status", "--json", "--local", down, "--cloud", pc.cloud]).stdout)
     assert (from_cli["state"], from_cli["reason"]) == ("offline", "local_down")
     app = create_app({"SETTINGS": pc.settings(local=down), "SECRET_KEY": SECRET, "TESTING": True})
@@ -260,3 +262,25 @@ def test_a_single_large_transaction_reports_progress_while_it_is_pushed(make_pra
     assert len(inside) >= 3, recorder.seen  # not "push 0/40000" until the end
     assert recorder.seen[-1][0] == recorder.seen[-1][1] == 40000
     assert all(a[0] <= b[0] for a, b in zip(recorder.seen, recorder.seen[1:]))
+
+
+def test_the_application_is_sent_to_its_own_role_never_this_pcs(pc):
+    """database_for_app() hands out the application's DSN on each side ([app] cloud / local): the role that
+    writes tracked tables without any privilege on ccsync, never the PC's role (which may push as the PC)."""
+    s = pc.settings()
+    gone = pc.settings(cloud="host=127.0.0.1 port=1 dbname=x user=u connect_timeout=1")
+    with psycopg.connect(pc.cloud, autocommit=True) as conn:
+        pc_role = conn.execute("select current_user").fetchone()[0]
+    for settings, side in ((s, "cloud"), (gone, "local")):
+        dsn = service.database_for_app(settings)
+        assert status.current(settings, probe_timeout=1)["use"] == side
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("select current_user").fetchone()[0] == APP not in (LOCAL, pc_role)
+            conn.execute("update patients set name = name where false")  # it writes the tracked tables
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("select count(*) from ccsync.journal")  # and nothing of ccsync
+    # without [app]: one clear line, never this PC's own DSN in its place
+    for app_local, app_cloud, missing in ((None, s.app_cloud, "local"), (s.app_local, None, "cloud")):
+        partial = Settings(local=pc.local, cloud=pc.cloud, app_local=app_local, app_cloud=app_cloud)
+        with pytest.raises(reconciler.CcsyncError, match=rf"add {missing} = .* under \[app\]"):
+            service.database_for_app(partial)
