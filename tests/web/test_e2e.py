@@ -226,9 +226,11 @@ def light(page):
 
 
 def overflow(page) -> int:
-    """How many pixels the page is wider than the window (0: nothing to scroll sideways)."""
-    return page.evaluate("() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
-                         " - window.innerWidth")
+    """How many pixels the page is wider than the window, or a table wider than its box (0: nothing to scroll
+    sideways, not even a table's last column hidden behind its own scroll bar)."""
+    return page.evaluate("""() => Math.max(
+        Math.max(document.documentElement.scrollWidth, document.body.scrollWidth) - window.innerWidth,
+        ...[...document.querySelectorAll('.table-wrap')].map(w => w.scrollWidth - w.clientWidth))""")
 
 
 # English words a French or Dutch page never holds (data is left out: values, labels, codes, times)
@@ -384,6 +386,10 @@ def test_a_hub_failure_is_listed_and_retry_now_publishes_once_the_hub_is_back(pa
     expect(row.locator("td.reason")).not_to_have_text("—")
     expect(page.locator('[data-count="hub_failures"]')).to_have_text("1")
     shot(page, "sumehr")
+    for width in (390, 1366):  # a failing row, its reason and its button: on a phone and a laptop
+        page.set_viewport_size({"width": width, "height": 820})
+        assert overflow(page) <= 0, f"the Sumehr page is {overflow(page)} px too wide at {width} px"
+        assert untranslated(page, "fr") == []
 
     stack.hub.ok()
     row.locator("button", has_text="Réessayer maintenant").click()
