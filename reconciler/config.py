@@ -112,6 +112,8 @@ def _not_finite(doc, where: str = ""):
         yield where, doc
     elif isinstance(doc, dict):
         for key, value in doc.items():
+            if not key.isprintable():  # a line break in a key would split the one-line problem
+                key = repr(key)
             inner = f"[{key}]" if not where and key in SECTIONS else f"{where} {key}" if where.endswith("]") else \
                 f"{where}.{key}" if where else key
             yield from _not_finite(value, inner)

@@ -50,6 +50,14 @@ def test_any_document_gets_one_line_per_problem_and_nothing_else(doc):
         assert all(isinstance(doc[k], dict) for k in config.SECTIONS if k in doc)
 
 
+def test_a_key_holding_a_line_break_stays_on_its_problems_one_line():
+    assert check({"\n": math.inf, "a\rb": 1}) == ["'\\n' = inf is not a finite number",
+                                                    "unknown key '\\n' at the top level (known: local, cloud, [hub], "
+                                                    "[sumehr], [panel], [practice], [app])",
+                                                    "unknown key 'a\\rb' at the top level (known: local, cloud, [hub], "
+                                                    "[sumehr], [panel], [practice], [app])"]
+
+
 @pytest.mark.parametrize("text, expected", [
     ("local = 5\n", ["local must be a non-empty string", "it is an integer"]),
     ('cloud = ["a"]\n', ["cloud must be a non-empty string", "it is an array"]),
