@@ -15,6 +15,8 @@
 \i functions/ccsync.row_image_sql.sql
 \i functions/ccsync.key_match_sql.sql
 \i functions/ccsync.capture_function.sql
+\i functions/ccsync.table_shape_sql.sql
+\i functions/ccsync.capture_sql.sql
 \i functions/ccsync.capture_function_sql.sql
 \i functions/ccsync.canonical_sql.sql
 \i functions/ccsync.convert_images.sql

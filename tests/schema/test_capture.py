@@ -322,15 +322,3 @@ def test_depth_says_which_statement_a_trigger_ran(node, conn):
                         "(select max(txid) from ccsync.journal) order by id").fetchall()
     assert rows == [("public.audit", "I", 2), ("public.parent", "U", 1), ("public.child", "U", 1),
                     ("public.child", "U", 1)]
-
-
-def test_a_column_added_without_tracking_again_is_refused_not_lost(node, conn):
-    conn.execute("create table t (id int primary key)")
-    reconciler.track(node, ["t"])
-    conn.execute("alter table t add column v text")
-    with pytest.raises(psycopg.Error, match=r"public.t was altered since ccsync tracked it: track it again "
-                                            r"\(`ccsync track public.t`"):
-        conn.execute("insert into t values (1, 'not captured: refused')")
-    reconciler.track(node, ["t"])
-    conn.execute("insert into t values (1, 'captured')")
-    assert conn.execute("select new ->> 'v' from ccsync.journal").fetchall() == [("captured",)]

@@ -1,0 +1,58 @@
+-- ----------------------------------------------------------------------
+-- Function: ccsync.capture_sql(5)
+--
+--      The statement that journals what one statement did to a table,
+--      run inside its capture trigger (the transition tables cc_new,
+--      cc_old): every row the statement changed, with full row images in
+--      canonical form (ccsync.row_image_sql) and one clock value for the
+--      statement (ccsync.hlc_next, evaluated once, and only if a row is
+--      journaled); an update's old and new rows are paired by position, and
+--      an update that changes nothing journals nothing. The generated
+--      capture function holds it written out for the table as tracked; the
+--      same function runs it, written from the catalog as it is now, for a
+--      table altered since (ccsync.capture_function_sql).
+--
+-- Parameters:
+--      p_table    the table
+--      p_name     its qualified name as journaled (ccsync.tracked.table_name)
+--      p_op       tg_op: INSERT, UPDATE, DELETE or TRUNCATE
+--      p_origin   the SQL expression of the origin (v_origin, $1)
+--      p_depth    the SQL expression of the depth (v_depth, $2)
+--
+-- Returns:
+--      text: an INSERT into ccsync.journal
+--
+-- Tables:
+--      pg_attribute, pg_index (read, through ccsync.row_image_sql)
+-- ----------------------------------------------------------------------
+create or replace function ccsync.capture_sql(p_table regclass, p_name text, p_op text, p_origin text, p_depth text)
+returns text
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select case p_op
+        when 'INSERT' then format(
+            'insert into ccsync.journal (hlc, origin, table_name, op, pk, new, depth)
+        select (select ccsync.hlc_next()), %1$s, %2$L, ''I'', %3$s, %4$s, %5$s
+          from cc_new as n',
+            p_origin, p_name, ccsync.row_image_sql(p_table, 'n', true), ccsync.row_image_sql(p_table, 'n'), p_depth)
+        when 'UPDATE' then format(
+            'insert into ccsync.journal (hlc, origin, table_name, op, pk, old, new, depth)
+        select (select ccsync.hlc_next()), %1$s, %2$L, ''U'', o.k, o.i, n.i, %5$s
+          from (select row_number() over () as p, %3$s as k, %4$s as i from cc_old as o) as o
+          join (select row_number() over () as p, %6$s as i from cc_new as n) as n on n.p = o.p
+         where o.i::text <> n.i::text',
+            p_origin, p_name, ccsync.row_image_sql(p_table, 'o', true), ccsync.row_image_sql(p_table, 'o'), p_depth,
+            ccsync.row_image_sql(p_table, 'n'))
+        when 'DELETE' then format(
+            'insert into ccsync.journal (hlc, origin, table_name, op, pk, old, depth)
+        select (select ccsync.hlc_next()), %1$s, %2$L, ''D'', %3$s, %4$s, %5$s
+          from cc_old as o',
+            p_origin, p_name, ccsync.row_image_sql(p_table, 'o', true), ccsync.row_image_sql(p_table, 'o'), p_depth)
+        else format(
+            'insert into ccsync.journal (hlc, origin, table_name, op, depth)
+        values (ccsync.hlc_next(), %1$s, %2$L, ''T'', %3$s)',
+            p_origin, p_name, p_depth)
+    end
+$$;
