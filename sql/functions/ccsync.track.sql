@@ -3,8 +3,9 @@
 --
 --      Starts capturing the changes of a table, or changes its policy.
 --      Generates the table's capture function with its columns written
---      out (ccsync.capture_function_sql), so run it again after any ALTER
---      TABLE of a tracked table. Creates the capture triggers (ENABLE
+--      out (ccsync.capture_function_sql); after an ALTER TABLE of a tracked
+--      table its writes are captured through a slower path until it is
+--      tracked again. Creates the capture triggers (ENABLE
 --      ALWAYS, so that they fire even under session_replication_role =
 --      replica) and records the table in ccsync.tracked. Idempotent.
 --
