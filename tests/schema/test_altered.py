@@ -92,8 +92,8 @@ def alter(conn, table: str, step: tuple[str, int, str], names) -> None:
     elif kind == "rename":
         conn.execute(sql.SQL("alter table {} rename column {} to {}").format(t, col, sql.Identifier(next(names))))
     else:
-        conn.execute(sql.SQL("alter table {} alter column {} type {} using {}").format(
-            t, col, sql.SQL(type_), sql.Literal(VALUES[type_])))
+        conn.execute(sql.SQL("alter table {} alter column {} drop default, alter column {} type {} using {}").format(
+            t, col, col, sql.SQL(type_), sql.Literal(VALUES[type_])))
 
 
 def write(owner, app, table: str, key: int) -> None:
