@@ -6,6 +6,7 @@ import itertools
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,7 +17,6 @@ from psycopg.types.json import Jsonb
 import reconciler
 from reconciler.db import CANONICAL
 from tests.fix_sync import APP, OWNER, as_role, ensure_role, new_database
-from tests.test_upgrade import ROOT, previous_ccsync
 
 # a value of each type, written as text and read by the type's input function in the application's session
 VALUES = {
@@ -185,11 +185,27 @@ def test_the_same_alter_everywhere_without_tracking_again_replicates_every_write
         (1, "-0", "1.500"), (2, "71.3", "0.000"), (3, "0.1", "2.125")]
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ccsync_before(added: str, tmp_path) -> Path:
+    """The source of ccsync as it was before the commit that added the file `added`, from git."""
+    commits = subprocess.run(["git", "log", "--diff-filter=A", "--format=%H", "--", added], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert commits, f"no commit added {added} (a shallow clone?)"
+    tree = tmp_path / "before"
+    tree.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", f"{commits[-1]}^"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    (tree / "ccsync_sql").symlink_to("sql")  # its SQL files, as its wheel names them
+    return tree
+
+
 @pytest.mark.one_version
 def test_an_upgrade_brings_back_the_writes_the_previous_capture_refused(databases, tmp_path):
-    """A table altered under the previous ccsync refused the application's writes; after `ccsync install` of this
-    one they are captured, without tracking the table again."""
-    previous = previous_ccsync(tmp_path)
+    """A table altered under a ccsync from before this capture refused the application's writes; after `ccsync
+    install` of this one they are captured, without tracking the table again."""
+    previous = ccsync_before("sql/functions/ccsync.table_shape_sql.sql", tmp_path)
     dsn = databases.new("upgrade")
 
     def ccsync(tree, *args):
