@@ -11,11 +11,15 @@ are the result.
 2. One `insert ... select ... from generate_series(1, N)` into a realistic table: median seconds per
    side, ratio tracked/untracked (target <= 2.0). Before each run the table is truncated and, on the
    tracked side, so is the journal (as after a push), so every run starts from the same state.
+3. One `update pgbench_accounts set abalance = abalance + 1 where aid <= N` (N = 100,000 by default, the
+   peers' figure): median seconds per side, ratio tracked/untracked (target <= 2.0). Before each run the
+   table is vacuumed and, on the tracked side, the journal truncated.
 
 Usage:
     .venv/bin/python bench/capture.py                      # full run (about 5 minutes)
     .venv/bin/python bench/capture.py --seconds 10         # quick run
     .venv/bin/python bench/capture.py --bindir /usr/lib/postgresql/15/bin --json
+    .venv/bin/python bench/capture.py --only update        # the 100,000-row update alone
 
 Progress goes to stderr; the report (or with --json one JSON object) to stdout.
 
@@ -32,6 +36,7 @@ JSON keys:
                 target_max, met,
                 cpu: untracked_seconds, tracked_seconds (CPU seconds of the inserting backend, every
                 run), untracked, tracked (the medians), ratio (tracked / untracked)
+    update      table, rows, runs, and the keys of insert
 The cpu figures need Linux's /proc (absent elsewhere); they barely move when other work shares the
 machine, so they are the steadier view of the overhead. A section skipped with --only is absent.
 """
@@ -60,6 +65,8 @@ UNTRACKED, TRACKED = "bench_untracked", "bench_tracked"
 PGBENCH_TABLES = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"]
 TPS_TARGET_MIN = 0.85
 INSERT_TARGET_MAX = 2.0
+UPDATE_TARGET_MAX = 2.0
+ACCOUNTS_UPDATE = "update pgbench_accounts set abalance = abalance + 1 where aid <= %s"
 SHOWN_SETTINGS = ["fsync", "synchronous_commit", "full_page_writes", "wal_level", "wal_sync_method",
                   "shared_buffers", "max_wal_size", "checkpoint_timeout"]
 
@@ -99,7 +106,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3, help="pgbench runs per side, alternating (default 3)")
     p.add_argument("--rows", type=int, default=200_000, help="rows of the bulk insert (default 200000)")
     p.add_argument("--insert-runs", type=int, default=5, help="bulk inserts per side, alternating (default 5)")
-    p.add_argument("--only", choices=["pgbench", "insert"], help="run one of the two benchmarks")
+    p.add_argument("--update-rows", type=int, default=100_000, help="rows of the update (default 100000)")
+    p.add_argument("--update-runs", type=int, default=5, help="updates per side, alternating (default 5)")
+    p.add_argument("--only", choices=["pgbench", "insert", "update"], help="run one of the three benchmarks")
     p.add_argument("--bindir", type=Path, default=None,
                    help="PostgreSQL bin directory (default: embedded PostgreSQL 18)")
     p.add_argument("--workdir", type=Path, default=None,
@@ -203,12 +212,12 @@ def prepare_databases(server: PgServer, args: argparse.Namespace) -> None:
             if args.only != "insert":
                 # ccsync tracks only tables with a primary key; both sides get it so the work is identical
                 conn.execute("alter table pgbench_history add column id bigserial primary key")
-            if args.only != "pgbench":
+            if args.only in (None, "insert"):
                 conn.execute(VISIT_TABLE)
             conn.execute("vacuum analyze")
     tracked_dsn = server.dsn(TRACKED)
     reconciler.install(tracked_dsn, "pc-bench")
-    tables = ([] if args.only == "insert" else PGBENCH_TABLES) + ([] if args.only == "pgbench" else ["visit"])
+    tables = ([] if args.only == "insert" else PGBENCH_TABLES) + (["visit"] if args.only in (None, "insert") else [])
     reconciler.track(tracked_dsn, tables)
     log(f"{TRACKED}: ccsync installed as pc-bench, tracking {', '.join(tables)}")
 
@@ -251,42 +260,54 @@ def bench_pgbench(server: PgServer, args: argparse.Namespace) -> dict:
     return result
 
 
-# -- 2. bulk insert -----------------------------------------------------------------------------------
+# -- 2. bulk insert, 3. bulk update -------------------------------------------------------------------
 def bench_insert(server: PgServer, args: argparse.Namespace) -> dict:
+    return bench_statement(server, "visit", "truncate visit", VISIT_INSERT, args.rows, args.insert_runs,
+                           INSERT_TARGET_MAX, "insert")
+
+
+def bench_update(server: PgServer, args: argparse.Namespace) -> dict:
+    return bench_statement(server, "pgbench_accounts", "vacuum pgbench_accounts", ACCOUNTS_UPDATE, args.update_rows,
+                           args.update_runs, UPDATE_TARGET_MAX, "update")
+
+
+def bench_statement(server: PgServer, table: str, reset: str, statement: str, rows: int, runs: int,
+                    target_max: float, what: str) -> dict:
+    """One statement touching `rows` rows, timed on both sides in alternation (each run after `reset`)."""
     seconds: dict[str, list[float]] = {UNTRACKED: [], TRACKED: []}
     cpu: dict[str, list[float]] = {UNTRACKED: [], TRACKED: []}
     conns = {db: psycopg.connect(server.dsn(db), autocommit=True) for db in (UNTRACKED, TRACKED)}
     pids = {db: conn.execute("select pg_backend_pid()").fetchone()[0] for db, conn in conns.items()}
     try:
-        for run in range(1, args.insert_runs + 1):
+        for run in range(1, runs + 1):
             for db, conn in conns.items():
-                conn.execute("truncate visit")
+                conn.execute(reset)
                 if db == TRACKED:
                     conn.execute("truncate ccsync.journal")  # as after a push: every run starts alike
                 checkpoint(server)
                 cpu_before = process_cpu(pids[db])
                 started = time.perf_counter()
-                conn.execute(VISIT_INSERT, (args.rows,))  # autocommit: the time includes the commit
+                conn.execute(statement, (rows,))  # autocommit: the time includes the commit
                 seconds[db].append(time.perf_counter() - started)
                 cpu_after = process_cpu(pids[db])
                 if cpu_before is not None and cpu_after is not None:
                     cpu[db].append(cpu_after - cpu_before)
-                log(f"insert run {run}/{args.insert_runs} on {db}: {args.rows} rows in {seconds[db][-1]:.3f} s"
+                log(f"{what} run {run}/{runs} on {db}: {rows} rows in {seconds[db][-1]:.3f} s"
                     + (f" ({cpu[db][-1]:.2f} s backend CPU)" if len(cpu[db]) == run else ""))
         journaled = conns[TRACKED].execute("select count(*) from ccsync.journal").fetchone()[0]
-        if journaled != args.rows:
-            raise SystemExit(f"the tracked insert journaled {journaled} rows, expected {args.rows}")
+        if journaled != rows:
+            raise SystemExit(f"the tracked {what} journaled {journaled} rows, expected {rows}")
     finally:
         for conn in conns.values():
             conn.close()
     untracked, tracked = statistics.median(seconds[UNTRACKED]), statistics.median(seconds[TRACKED])
     ratio = tracked / untracked
-    result = {"table": "visit", "rows": args.rows, "runs": args.insert_runs, "aggregate": "median",
+    result = {"table": table, "rows": rows, "runs": runs, "aggregate": "median",
               "untracked_seconds": seconds[UNTRACKED], "tracked_seconds": seconds[TRACKED],
               "run_ratios": [t / u for u, t in zip(seconds[UNTRACKED], seconds[TRACKED])],
               "untracked": untracked, "tracked": tracked, "ratio": ratio,
-              "target_max": INSERT_TARGET_MAX, "met": ratio <= INSERT_TARGET_MAX}
-    if len(cpu[UNTRACKED]) == len(cpu[TRACKED]) == args.insert_runs:
+              "target_max": target_max, "met": ratio <= target_max}
+    if len(cpu[UNTRACKED]) == len(cpu[TRACKED]) == runs:
         cu, ct = statistics.median(cpu[UNTRACKED]), statistics.median(cpu[TRACKED])
         result["cpu"] = {"untracked_seconds": cpu[UNTRACKED], "tracked_seconds": cpu[TRACKED],
                          "untracked": cu, "tracked": ct, "ratio": ct / cu}
@@ -326,12 +347,16 @@ def report(result: dict) -> str:
                 f"    untracked {c['untracked']:8.0f}   tracked {c['tracked']:8.0f}   "
                 f"ratio untracked/tracked {c['ratio']:6.3f} (the TPS ratio if the server's CPU were the limit)",
             ]
-    if "insert" in result:
-        b = result["insert"]
+    for what in ("insert", "update"):
+        if what not in result:
+            continue
+        b = result[what]
         lines += [
             "",
             f"insert of {b['rows']:,} rows in one statement into {b['table']} "
-            f"(bigint pk, int, 2 text, numeric, 2 timestamptz), {b['runs']} runs per side",
+            f"(bigint pk, int, 2 text, numeric, 2 timestamptz), {b['runs']} runs per side" if what == "insert" else
+            f"update of {b['rows']:,} rows in one statement of {b['table']} (abalance = abalance + 1), "
+            f"{b['runs']} runs per side",
             "  runs untracked (s)     " + "  ".join(f"{t:8.3f}" for t in b["untracked_seconds"]),
             "  runs tracked (s)       " + "  ".join(f"{t:8.3f}" for t in b["tracked_seconds"]),
             "  run ratios             " + "  ".join(f"{r:8.3f}" for r in b["run_ratios"]),
@@ -343,7 +368,7 @@ def report(result: dict) -> str:
         if "cpu" in b:
             c = b["cpu"]
             lines += [
-                "  backend CPU of the insert (s, median; less sensitive to other load on the machine):",
+                f"  backend CPU of the {what} (s, median; less sensitive to other load on the machine):",
                 f"    untracked {c['untracked']:8.3f}   tracked {c['tracked']:8.3f}   "
                 f"ratio tracked/untracked {c['ratio']:6.3f}",
             ]
@@ -361,10 +386,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             result = {"server": server_facts(server)}
             prepare_databases(server, args)
-            if args.only != "insert":
+            if args.only in (None, "pgbench"):
                 result["pgbench"] = bench_pgbench(server, args)
-            if args.only != "pgbench":
+            if args.only in (None, "insert"):
                 result["insert"] = bench_insert(server, args)
+            if args.only in (None, "update"):
+                result["update"] = bench_update(server, args)
             result["server"]["load_after"] = round(os.getloadavg()[0], 2)
         finally:
             server.destroy()
