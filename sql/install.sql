@@ -9,6 +9,7 @@
 \i functions/ccsync.trusted_session.sql
 \i functions/ccsync.caller_node.sql
 \i functions/ccsync.require_node.sql
+\i functions/ccsync.notify_journal.sql
 \i functions/ccsync.journal_notify.sql
 \i functions/ccsync.value_sql.sql
 \i functions/ccsync.changed.sql

@@ -16,7 +16,8 @@
 --      CC013  the table is not tracked
 --
 -- Tables:
---      ccsync.journal (insert), ccsync.tracked (read), the table (read)
+--      ccsync.journal (insert), ccsync.tracked (read), the table (read);
+--      notifies (ccsync.notify_journal)
 -- ----------------------------------------------------------------------
 create or replace function ccsync.journal_for_node(p_table text, p_pk jsonb)
 returns void
@@ -47,5 +48,6 @@ begin
       using p_pk;
     insert into ccsync.journal (hlc, origin, table_name, op, pk, new, target)
     values (ccsync.hlc_next(), 'cloud', p_table, case when v_image is null then 'D' else 'I' end, p_pk, v_image, v_node);
+    perform ccsync.notify_journal();
 end;
 $$;
