@@ -1,7 +1,8 @@
 """The sync service (`ccsync run`): keeps a PC's replica current, online, offline and synchronizing.
 
-Online, it LISTENs on both databases (the journal's statement trigger notifies at commit) and pushes or
-pulls as soon as a change is committed on either side. A lost cloud is noticed within seconds (connect
+Online, it LISTENs on both databases (a transaction that journals notifies at commit) and pushes or pulls
+as soon as a change is committed on either side; while changes keep coming, at most one push and one pull
+every GATHER seconds, each taking all that committed meanwhile. A lost cloud is noticed within seconds (connect
 timeout, TCP keepalives, a probe when idle); offline it retries with capped exponential backoff, and when
 the cloud is back it synchronizes (push the backlog, pull what it missed) before it is online again. The
 mode lives in the node's ccsync.state, so `ccsync status`, the panel and a restarted service agree.
@@ -30,6 +31,7 @@ from .reasons import Reason
 log = logging.getLogger("ccsync.service")
 
 POLL = 0.25  # seconds between two looks at the journal sequences when no notification came
+GATHER = 0.2  # seconds: while changes keep coming, a push or pull starts at least this long after the last one ended
 
 
 class Stop(BaseException):
@@ -217,6 +219,7 @@ class Service:
         last_activity = last_safety = time.monotonic()
         catch_up = True  # what committed before LISTEN sent no notification to us
         seen = {"node": None, "cloud": None}
+        last_work = 0.0
         while True:
             events = [] if catch_up else sel.select(timeout=POLL)
             want_push = want_pull = catch_up
@@ -236,12 +239,16 @@ class Service:
             if now - last_safety > self.safety_interval:
                 want_push = want_pull = True
                 last_safety = now
+            if want_push or want_pull:
+                # a busy practice commits many small transactions: one push (or pull) takes all that committed
+                # while it waited, instead of one per commit, which would slow down the practice's own writes
+                time.sleep(max(0.0, last_work + GATHER - time.monotonic()))
             if want_push:
                 self._push()
             if want_pull:
                 self._pull()
             if want_push or want_pull:
-                last_activity = time.monotonic()
+                last_activity = last_work = time.monotonic()
             elif now - last_activity > self.probe_interval:
                 cloud.execute("select 1")  # an idle link: make sure the cloud still answers
                 last_activity = now
