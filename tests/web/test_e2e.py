@@ -390,6 +390,8 @@ def test_a_hub_failure_is_listed_and_retry_now_publishes_once_the_hub_is_back(pa
         page.set_viewport_size({"width": width, "height": 820})
         assert overflow(page) <= 0, f"the Sumehr page is {overflow(page)} px too wide at {width} px"
         assert untranslated(page, "fr") == []
+        if width == 390:
+            shot(page, "sumehr-phone")
 
     stack.hub.ok()
     row.locator("button", has_text="Réessayer maintenant").click()
