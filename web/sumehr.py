@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import re
 from types import ModuleType
 
 import psycopg
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 from werkzeug.exceptions import ServiceUnavailable
 
 from reconciler.errors import CcsyncError
@@ -21,6 +22,43 @@ NOT_AVAILABLE = "Sumehr publication is not part of this version of ccsync"
 PAGE_SIZE = 50
 SHOW = ("attention", "waiting", "not_up_to_date", "all")
 SORTS = ("state", "patient", "name", "since")
+
+
+# the publisher's reasons a receptionist meets every day, in her language (the words of reconciler/sumehr/hub.py
+# and state.py; tests/web/test_views.py holds them to those modules); any other reason is shown as written
+REASONS = [
+    (re.compile(r"HUB answered HTTP (?P<status>\d{3})"), _l("The HUB answered with an error (HTTP %(status)s).")),
+    (re.compile(r"HUB timeout after (?P<seconds>[\d.]+)s"), _l("The HUB did not answer within %(seconds)s s.")),
+    (re.compile(r"HUB timeout: no complete answer within (?P<seconds>[\d.]+)s"),
+     _l("The HUB did not answer within %(seconds)s s.")),
+    (re.compile(r"HUB unreachable \((?P<host>[^)]*)\): no connection within (?P<seconds>[\d.]+)s"),
+     _l("The HUB (%(host)s) cannot be reached: no connection within %(seconds)s s.")),
+    (re.compile(r"HUB unreachable \((?P<host>[^)]*)\): TLS error: (?P<detail>.*)"),
+     _l("The HUB (%(host)s) cannot be reached: its certificate or encryption was refused (%(detail)s).")),
+    (re.compile(r"HUB unreachable \((?P<host>[^)]*)\): (?P<detail>.*)"),
+     _l("The HUB (%(host)s) cannot be reached (%(detail)s).")),
+    (re.compile(r"HUB answered a SOAP fault: (?P<detail>.*)"), _l("The HUB refused the Sumehr: %(detail)s")),
+    (re.compile(r"offline: the cloud cannot be reached; published once it can"),
+     _l("Offline: the cloud cannot be reached; the Sumehr is published once it can.")),
+    (re.compile(r"the document is for another patient \(its INSS is not the one in this patient's record\)"),
+     _l("The document is about another patient (its INSS is not the one in this patient's record): it is not sent.")),
+    (re.compile(r"this patient's record has no valid INSS \(11 digits\).*"),
+     _l("This patient's record has no valid INSS (11 digits): fill it in, so that the document can be checked "
+        "and sent.")),
+]
+
+
+@bp.app_template_filter("reason_words")
+def reason_words(text: str | None) -> str | None:
+    """A publisher's reason in the reader's language when it is one of REASONS (the values it names kept as
+    they are), else as the publisher wrote it."""
+    if not text:
+        return text
+    for pattern, words in REASONS:
+        found = pattern.fullmatch(text.strip())
+        if found:
+            return str(words) % found.groupdict()
+    return text
 
 
 def publisher() -> ModuleType | None:

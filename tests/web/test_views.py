@@ -661,3 +661,35 @@ def test_ccsync_panel_serves_with_waitress_on_127_0_0_1(web_practice):
         out, err = proc.communicate(timeout=30)
     assert f"on http://127.0.0.1:{port}/" in out
     assert web_practice.local not in out + err and "Traceback" not in err
+
+
+def test_the_publishers_everyday_reasons_are_shown_in_the_readers_language():
+    """Each reason as reconciler/sumehr writes it (not a copy of its words): translated, its values kept."""
+    import requests
+
+    from reconciler.sumehr import hub, kmehr, state
+    from web.sumehr import reason_words
+
+    cfg = hub.HubConfig(endpoint="https://hub.example.be/hubservices/v3")
+    fault = (f'<s:Envelope xmlns:s="{hub.SOAP_NS}"><s:Body><s:Fault><faultcode>s:Client</faultcode>'
+             "<faultstring>unknown patient</faultstring></s:Fault></s:Body></s:Envelope>").encode()
+    doc = kmehr.build_sumehr("85010100002", "Marc", "Janssens", "1985-01-01", "male", 1)
+    reasons = {
+        state.OFFLINE_REASON: "Hors ligne",
+        hub._read_answer(503, b"", "r1").reason: "HTTP 503",
+        hub._read_answer(500, fault, "r1").reason: "Le HUB a refusé le Sumehr",
+        hub._network_reason(cfg, requests.ConnectTimeout()): "hub.example.be",
+        hub._network_reason(cfg, requests.ReadTimeout("Read timed out. (read timeout=30)")): "30 s",
+        hub._network_reason(cfg, requests.ConnectionError("[Errno 111] Connection refused")): "Connection refused",
+        hub._network_reason(cfg, requests.exceptions.SSLError(
+            "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")): "certificat",
+        kmehr.validate_sumehr(doc, "85010100001")[0]: "un autre patient",
+        kmehr.validate_sumehr(doc, "12")[0]: "NISS valide",
+    }
+    with create_app({"LOCAL_DSN": "dbname=x", "SECRET_KEY": SECRET}).test_request_context(
+            headers={"Accept-Language": "fr"}):
+        for reason, part in reasons.items():
+            words = reason_words(reason)
+            assert words != reason and part in words, (reason, words)
+        assert reason_words("the HUB said something new") == "the HUB said something new"  # else as written
+        assert reason_words(None) is None
