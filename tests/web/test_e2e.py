@@ -428,6 +428,9 @@ def test_every_page_fits_a_phone_and_a_laptop_and_speaks_french_and_dutch(contex
                         p.goto(stack.url + path)
                     p.wait_for_timeout(50)
                     assert overflow(p) <= 0, f"{path} is {overflow(p)} px too wide at {width} px ({lang})"
+                    assert p.evaluate("() => [...document.querySelectorAll('.mainnav a')].every("
+                                      "a => a.getBoundingClientRect().right <= window.innerWidth)"), \
+                        f"a section of the top bar is past the edge on {path} at {width} px ({lang})"
                     if width == 390:
                         assert untranslated(p, lang) == [], f"{path} ({lang}) holds English: {untranslated(p, lang)}"
             if lang == "nl":
