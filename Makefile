@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/capture.py
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/service.py
 
 docs: $(STAMP)
 	$(BIN)/python tools/cli_reference.py --write

@@ -29,7 +29,8 @@ JSON keys:
     server    version, bindir, ccsync_revision, cpus, load_before, load_after (1-minute load average)
     pgbench   scale, clients, jobs, seconds, runs, aggregate ("median"),
               untracked_tps, triggers_tps, live_tps (every run, in order), untracked, triggers, live (medians),
-              triggers_ratio, live_ratio (median / median untracked), live_target_min, live_met
+              triggers_ratio, live_ratio (median / median untracked), live_target_min, live_met,
+              triggers_run_ratios, live_run_ratios (round by round: steadier when the machine's load drifts)
     converge  seconds (every run: pgbench's end until the cloud converged), median, target_max, met
     catchup   transactions, seconds (every run), rates (transactions/s, every run), rate (median),
               target_min (Bucardo's 7.9k/s on the peers' workload), met, ratio_to_untracked_tps
@@ -229,7 +230,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict:
             "untracked_tps": runs["untracked"], "triggers_tps": runs["triggers"], "live_tps": runs["live"],
             "untracked": med["untracked"], "triggers": med["triggers"], "live": med["live"],
             "triggers_ratio": med["triggers"] / med["untracked"], "live_ratio": med["live"] / med["untracked"],
-            "live_target_min": LIVE_TARGET_MIN, "live_met": med["live"] / med["untracked"] >= LIVE_TARGET_MIN}
+            "live_target_min": LIVE_TARGET_MIN, "live_met": med["live"] / med["untracked"] >= LIVE_TARGET_MIN,
+            "triggers_run_ratios": [t / u for u, t in zip(runs["untracked"], runs["triggers"])],
+            "live_run_ratios": [t / u for u, t in zip(runs["untracked"], runs["live"])]}
         result["converge"] = {"seconds": runs["converge"], "median": med["converge"],
                               "target_max": CONVERGE_TARGET_MAX, "met": med["converge"] <= CONVERGE_TARGET_MAX}
         result["catchup"] = {"transactions": runs["backlog"], "seconds": runs["catchup"], "rates": rates,
@@ -255,6 +258,8 @@ def report(r: dict) -> str:
         row("untracked TPS", b["untracked_tps"], "{:8.1f}"),
         row("triggers only TPS", b["triggers_tps"], "{:8.1f}"),
         row("service running TPS", b["live_tps"], "{:8.1f}"),
+        row("round ratios triggers only", b["triggers_run_ratios"], "{:8.3f}"),
+        row("round ratios service", b["live_run_ratios"], "{:8.3f}"),
         f"  ratio triggers only / untracked   {b['triggers_ratio']:6.3f}",
         f"  ratio service running / untracked {b['live_ratio']:6.3f}   target >= {b['live_target_min']}: "
         + ("met" if b["live_met"] else "MISSED"),
