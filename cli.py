@@ -521,7 +521,8 @@ def conflicts_show(local, conflict_id, as_json):
     """Show one conflict: both versions, the base and the differences.
 
     JSON: {id, node, table_name, pk, kind, columns, local_row, cloud_row, base, diff, local_hlc,
-    cloud_hlc, detected_at, status, resolution, resolved_by, resolved_at, resolved_row}.
+    cloud_hlc, detected_at, status, resolution, resolved_by, resolved_at, resolved_row, reason, changes,
+    decision}. A refused transaction (kind refused) has its reason and its changes instead of two rows.
 
     Example: ccsync conflicts show 12
     """
@@ -530,6 +531,15 @@ def conflicts_show(local, conflict_id, as_json):
     if as_json:
         return emit_json(c)
     tz = zone(cfg)
+    if c["kind"] == "refused":
+        echo_wrapped(f"record #{c['id']} (refused, {c['status']}) from node {c['node']}, detected "
+                     f"{when(c['detected_at'], tz)}", "")
+        echo_wrapped(c["reason"] or "")
+        for change in c["changes"] or []:
+            click.echo(f"  {change['op']} {change['table']} {json.dumps(change['pk'], default=str)}")
+        if c["status"] == "resolved":
+            echo_wrapped(f"resolved ({c['resolution']}) by {c['resolved_by']}, {when(c['resolved_at'], tz)}", "")
+        return
     echo_wrapped(f"conflict #{c['id']} ({c['kind']}, {c['status']}): {_record(c)}", "")
     echo_wrapped(f"from node {c['node']}, detected {when(c['detected_at'], tz)}; conflicting columns: "
                  f"{', '.join(c['columns']) or '-'}")
@@ -566,15 +576,18 @@ def _print_versions(c: dict) -> None:
 @conflicts.command(name="resolve")
 @local_option
 @click.argument("conflict_id", type=int)
-@click.option("--keep", type=click.Choice(["local", "cloud"]), help="Which version to keep.")
+@click.option("--keep", type=click.Choice(["local", "cloud", "discard", "apply-again"]),
+              help="Which version to keep (a refused transaction: discard it or apply it again).")
 @click.option("--merged", "merged_file", type=click.File("r"), help="A JSON object of column: value to write instead.")
 @click.option("--by", required=True, help="Who decides (recorded with the resolution).")
+@click.option("--revisit", is_flag=True, help="Decide again a conflict already decided (a new decision).")
 @json_option
 @handle_errors
-def conflicts_resolve(local, conflict_id, keep, merged_file, by, as_json):
+def conflicts_resolve(local, conflict_id, keep, merged_file, by, revisit, as_json):
     """Resolve a conflict: keep the local or the cloud version, or write a merged row.
 
-    The resolution is a new change: the next push carries it to the cloud and every PC.
+    The resolution is a new change: the next push carries it to the cloud and every PC. The first decision
+    to reach the cloud holds; another PC's decision made meanwhile comes back as a refused record.
 
     Example: ccsync conflicts resolve 12 --keep local --by "Dr Peeters"
     """
@@ -584,7 +597,7 @@ def conflicts_resolve(local, conflict_id, keep, merged_file, by, as_json):
         raise reconciler.CcsyncError("say what to keep: --keep local, --keep cloud or --merged FILE.json")
     merged = merged_file.read() if merged_file is not None else None
     c = reconciler.conflicts.resolve(settings(local).need_local(), conflict_id, keep or "merged", by=by,
-                                     merged=merged)
+                                     merged=merged, revisit=revisit)
     if as_json:
         return emit_json(c)
     click.echo(f"conflict #{c['id']} resolved ({c['resolution']}) by {c['resolved_by']}; "

@@ -1,9 +1,10 @@
-"""Conflicts: what a push does with a change whose base no longer holds, the records, and their resolution.
+"""Conflict records on the node (list, show) and a person's decisions on them (resolve): the only validator.
 
-The cloud's version stays in place unless the table's policy says otherwise; the record (both rows, the
-base, a deepdiff of local against cloud) is written on the cloud in the push transaction and reaches
-every database through the journal, so the panel of any PC shows it, even offline. Row values stay
-jsonb text from database to database (never rounded through Python floats).
+Records are written on the cloud by a push (reconciler/engine/detect.py: conflicts; refusals.py: refused
+transactions) and reach every database through the journal, so the panel of any PC shows them, even
+offline. A decision is the node's update of its record, journaled with the values it chose; the cloud
+settles it (ccsync.decide). Row values stay jsonb text from database to database (never rounded through
+Python floats).
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 import json
 
 import psycopg
-from deepdiff import DeepDiff
 
 from .engine import apply as _apply
 from . import db as _db, labels
-from .engine.apply import Leftover, parse
+from .engine.apply import parse
 from .engine.tablesql import Table
 from .errors import CcsyncError
-from .kinds import KINDS, Kind, Policy  # noqa: F401  (KINDS: part of this module's API)
+from .kinds import KINDS, Kind  # noqa: F401  (KINDS: part of this module's API)
 
 
 
@@ -30,136 +30,19 @@ class UnknownConflict(CcsyncError):
     """No conflict has that id."""
 
 
-def diff(local: str | None, cloud: str | None) -> str:
-    """The deepdiff of the local row against the cloud row, as JSON text."""
-    return DeepDiff(parse(local) or {}, parse(cloud) or {}, verbose_level=2).to_json()
-
-
-def _winner(policy: str, local_hlc: int, cloud_hlc: int | None, node: str) -> str:
-    if policy == Policy.NODE_WINS:
-        return "local"
-    if policy == Policy.LATEST_WINS:
-        return "local" if (local_hlc, node) > (cloud_hlc or 0, "cloud") else "cloud"
-    return "cloud"  # manual and cloud-wins: the cloud's version stays
-
-
-class Found:
-    """The conflicts of one pushed chunk, written once every change of the chunk is applied."""
-
-    def __init__(self, node_name: str):
-        self.node_name = node_name
-        self.rows: dict[tuple[str, str], dict] = {}
-
-    def add(self, t: Table, left: Leftover, kind: str, columns: list[str], local_row, cloud_hlc, resolution) -> None:
-        key = (t.name, _apply.key_of(left.pk))
-        seen = self.rows.get(key)
-        if seen is None:
-            self.rows[key] = {"table": t, "left": left, "kind": kind, "columns": list(columns),
-                              "local_row": local_row, "cloud_hlc": cloud_hlc, "resolution": resolution}
-        else:  # several local changes of one row: one record, with the latest local version
-            seen.update(kind=kind, local_row=local_row, cloud_hlc=cloud_hlc, resolution=resolution,
-                        columns=sorted(set(seen["columns"]) | set(columns)))
-
-    def write(self, cloud: psycopg.Connection) -> int:
-        """Record each conflict with the cloud's final version, and journal that version for every node."""
-        for info in self.rows.values():
-            t, left = info["table"], info["left"]
-            cloud_row = _apply.fetch_images(cloud, t, [left.pk]).get(_apply.key_of(left.pk))
-            _record(cloud, self.node_name, t, left, info["kind"], info["columns"], info["local_row"], cloud_row,
-                    info["cloud_hlc"], info["resolution"])
-            _journal_refresh(cloud, t, left.pk)
-        return len(self.rows)
-
-
-def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t: Table, left: Leftover,
-                         found: Found) -> None:
-    """Decide a change the set-wise push could not apply: merge what can be, apply the policy, note it."""
-    present = left.cloud_row is not None
-    if left.op == "D":
-        if not present:
-            return  # deleted on both sides
-        kind = Kind.DELETE_UPDATE
-    elif left.op == "I":
-        if not left.columns:
-            return  # the same row is already there
-        kind = Kind.INSERT_INSERT
-    else:
-        kind = Kind.UPDATE_UPDATE if present else Kind.UPDATE_DELETE
-
-    local_row = None
-    if left.op != "D":
-        local_row = _apply.fetch_images(node, t, [left.pk]).get(_apply.key_of(left.pk))
-        if local_row is None and left.op == "I":
-            local_row = left.new
-    cloud_hlc = cloud.execute(
-        "select max(hlc) from ccsync.journal where table_name = %s and pk = %s::jsonb", (t.name, left.pk)
-    ).fetchone()[0]
-    winner = _winner(t.policy, left.hlc, cloud_hlc, found.node_name)
-
-    new_cols = list(parse(left.new) or {})
-    if kind == Kind.UPDATE_UPDATE:
-        merged = [c for c in new_cols if c not in left.columns]
-        if winner == "local":
-            _apply.apply_columns(cloud, t, left.seq, None)
-        elif merged:
-            _apply.apply_columns(cloud, t, left.seq, merged)
-    elif winner == "local":
-        if kind == Kind.UPDATE_DELETE and local_row is not None:
-            _apply.upsert_images(cloud, t, [local_row])
-        elif kind == Kind.DELETE_UPDATE:
-            _apply.delete_keys(cloud, t, [left.pk])
-        elif kind == Kind.INSERT_INSERT:
-            _apply.upsert_images(cloud, t, [left.new])
-
-    columns = left.columns if kind != Kind.UPDATE_DELETE else sorted(new_cols)
-    resolution = None if t.policy == Policy.MANUAL else f"policy {t.policy}: kept {winner}"
-    found.add(t, left, kind, columns, local_row, cloud_hlc, resolution)
-
-
-def _record(cloud, node_name, t, left, kind, columns, local_row, cloud_row, cloud_hlc, resolution) -> None:
-    # the cloud records it for the node of the connected role, and journals it for every node
-    cloud.execute(
-        "select ccsync.record_conflict(%(table)s, %(pk)s::jsonb, %(kind)s, %(columns)s, %(local)s::jsonb, "
-        "%(cloud)s::jsonb, %(base)s::jsonb, %(diff)s::jsonb, %(lhlc)s, %(chlc)s, %(resolution)s)",
-        {
-            "table": t.name, "pk": left.pk, "kind": kind, "columns": list(columns),
-            "local": local_row, "cloud": cloud_row, "base": left.old,
-            "diff": diff(local_row, cloud_row), "lhlc": left.hlc, "chlc": cloud_hlc, "resolution": resolution,
-        },
-    )
-
-
-def _journal_refresh(cloud, t: Table, pk: str) -> None:
-    """Journal the row as the cloud now has it, for the conflicting node only (target): it takes the whole
-    row, including a row it had deleted. The other nodes get every change the push made from the trigger."""
-    cloud.execute("select ccsync.journal_for_node(%s, %s::jsonb)", (t.name, pk))
-
-
-TABLE = "ccsync.conflicts"
-
-
-def decide_step(cloud: psycopg.Connection, step: int) -> int:
-    """A pushed step of decisions (a person resolved conflicts on the node, which updated its records): each goes
-    to ccsync.decide, which applies it if the conflict is still open and the node's own; the staged changes are
-    then done."""
-    cloud.execute(
-        "select ccsync.decide((s.pk ->> 'id')::bigint, s.new) from ccsync_stage s where s.step = %s order by s.seq",
-        (step,),
-    )
-    return cloud.execute("update ccsync_stage set done = true where step = %s", (step,)).rowcount
-
-
 # -- reading and resolving (on the node's database, so it works offline) ------------------------------
 _FIELDS = ["id", "node", "table_name", "pk", "kind", "columns", "local_row", "cloud_row", "base", "diff",
            "local_hlc", "cloud_hlc", "detected_at", "status", "resolution", "resolved_by", "resolved_at",
-           "resolved_row"]
+           "resolved_row", "reason", "changes", "decision", "decided_on"]
 _SELECT = "select " + ", ".join(_FIELDS) + " from ccsync.conflicts"
 
 
 def _as_dict(row) -> dict:
     doc = dict(zip(_FIELDS, row))
-    for k in ("pk", "local_row", "cloud_row", "base", "diff", "resolved_row"):
+    for k in ("pk", "local_row", "cloud_row", "base", "diff", "resolved_row", "changes"):
         doc[k] = parse(doc[k])
+    if doc["decision"] is not None:
+        doc["decision"] = str(doc["decision"])
     for k in ("detected_at", "resolved_at"):
         if doc[k] is not None:
             doc[k] = doc[k].isoformat()
@@ -185,46 +68,114 @@ def get_conflict(local_dsn: str, conflict_id: int) -> dict:
         return labels.label_conflicts(conn, [_as_dict(row)])[0]
 
 
-def resolve(local_dsn: str, conflict_id: int, keep: str, *, by: str, merged: str | dict | None = None) -> dict:
-    """Resolve a conflict on the node: the chosen values become a new local change that the push carries.
+CONFLICT_CHOICES = ("local", "cloud", "merged")
+REFUSAL_CHOICES = ("discard", "apply-again")
 
-    keep='cloud' closes it (the cloud's version is in place); keep='local' writes the local values of the
+
+def resolve(local_dsn: str, conflict_id: int, keep: str, *, by: str, merged: str | dict | None = None,
+            revisit: bool = False) -> dict:
+    """Decide a record on the node: the decision, and the values it chose, become new local changes that
+    the push carries to the cloud, which settles them.
+
+    A conflict: keep='cloud' keeps the cloud's version; keep='local' writes the local values of the
     conflicting columns (columns merged without conflict keep their merged values); keep='merged' writes
-    the given values. The change is journaled with the cloud's values as its base, so that it applies on
-    the cloud without a new conflict, and reaches every node from there.
+    the given values. The values are journaled with the cloud's as their base, in the same transaction as
+    the decision. A refusal: keep='discard' drops the refused transaction; keep='apply-again' writes its
+    changes again as a new local transaction (its constraints are checked again at the push).
+
+    Each record takes one decision: the first to reach the cloud. Another decision made meanwhile on another
+    PC is refused there with the data it wrote, and comes back as a refused record of its own. A decided
+    record can be revisited (revisit=True): a new decision, recorded with who and when like the first.
     """
-    if keep not in ("local", "cloud", "merged"):
-        raise CcsyncError(f"unknown choice {keep!r}: keep local, cloud or merged")
+    if keep not in CONFLICT_CHOICES + REFUSAL_CHOICES:
+        raise CcsyncError(f"unknown choice {keep!r}: keep local, cloud or merged (a refusal: discard or apply-again)")
     if not by or not by.strip():
         raise CcsyncError("say who resolves the conflict (--by NAME)")
     merged_text = _merged_text(merged) if keep == "merged" else None
     with _db.canonical(_local(local_dsn)) as conn:
+        if keep == "apply-again":  # its own transaction first: if the cloud refuses it again, that is a new record
+            with conn.transaction():
+                c = _locked(conn, conflict_id)
+                _check_decidable(c, keep, revisit)
+                _apply_again(conn, c)
         with conn.transaction():
-            row = conn.execute(_SELECT + " where id = %s for update", (conflict_id,)).fetchone()
-            if row is None:
-                raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list` shows the open ones")
-            c = dict(zip(_FIELDS, row))
-            if c["status"] != "open":
-                raise AlreadyResolved(
-                    f"conflict {conflict_id} was already resolved ({c['resolution']}) by {c['resolved_by']} "
-                    f"at {c['resolved_at']:%Y-%m-%d %H:%M:%S %Z}"
-                )
-            t = Table.load(conn, c["table_name"])
-            if t is None:
-                raise CcsyncError(f"table {c['table_name']} no longer exists on this database")
-            if merged_text is not None:
-                unknown = sorted(set(parse(merged_text)) - {col.name for col in t.columns})
-                if unknown:
-                    raise CcsyncError(f"the merged row names unknown column(s) of {t.name}: {', '.join(unknown)}")
-                if any(k in parse(merged_text) and parse(merged_text)[k] != parse(c["pk"]).get(k) for k in t.pk):
-                    raise CcsyncError("a merged row cannot change the primary key")
-            chosen = _write_resolution(conn, t, c, keep, merged_text)
-            conn.execute(
-                "update ccsync.conflicts set status = 'resolved', resolution = %s, resolved_by = %s, "
-                "resolved_at = now(), resolved_row = %s::jsonb where id = %s",
-                (f"kept {keep}", by.strip(), chosen, conflict_id),
-            )
+            c = _locked(conn, conflict_id)
+            _check_decidable(c, keep, revisit)
+            chosen = None
+            if c["kind"] != Kind.REFUSED:
+                t = Table.load(conn, c["table_name"])
+                if t is None:
+                    raise CcsyncError(f"table {c['table_name']} no longer exists on this database")
+                if merged_text is not None:
+                    unknown = sorted(set(parse(merged_text)) - {col.name for col in t.columns})
+                    if unknown:
+                        raise CcsyncError(f"the merged row names unknown column(s) of {t.name}: {', '.join(unknown)}")
+                    if any(k in parse(merged_text) and parse(merged_text)[k] != parse(c["pk"]).get(k) for k in t.pk):
+                        raise CcsyncError("a merged row cannot change the primary key")
+                chosen = _write_resolution(conn, t, c, keep, merged_text, revisit)
+            _decide(conn, c, keep, by.strip(), chosen, revisit)
     return get_conflict(local_dsn, conflict_id)
+
+
+def _locked(conn, conflict_id: int) -> dict:
+    row = conn.execute(_SELECT + " where id = %s for update", (conflict_id,)).fetchone()
+    if row is None:
+        raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list` shows the open ones")
+    return dict(zip(_FIELDS, row))
+
+
+def _check_decidable(c: dict, keep: str, revisit: bool) -> None:
+    refused = c["kind"] == Kind.REFUSED
+    if refused and keep not in REFUSAL_CHOICES:
+        raise CcsyncError(f"record {c['id']} is a refused transaction: discard it or apply it again")
+    if not refused and keep not in CONFLICT_CHOICES:
+        raise CcsyncError(f"conflict {c['id']}: keep local, cloud or merged")
+    if c["status"] != "open" and not revisit:
+        raise AlreadyResolved(
+            f"conflict {c['id']} was already resolved ({c['resolution']}) by {c['resolved_by']} "
+            f"at {c['resolved_at']:%Y-%m-%d %H:%M:%S %Z}; revisit it to decide again"
+        )
+    if c["status"] == "open" and revisit:
+        raise CcsyncError(f"conflict {c['id']} has no decision yet: decide it, there is nothing to revisit")
+
+
+def _decide(conn, c: dict, keep: str, by: str, chosen: str | None, revisit: bool) -> None:
+    """The decision: the record updated here, journaled in the transaction of the values it chose; the push
+    brings both to the cloud, which settles it (ccsync.decide)."""
+    _apply.applying(conn, False)
+    resolution = {"discard": "discarded", "apply-again": "applied again"}.get(keep, f"kept {keep}")
+    conn.execute(
+        "update ccsync.conflicts set status = 'resolved', resolution = %s, resolved_by = %s, resolved_at = now(), "
+        "resolved_row = %s::jsonb, decision = gen_random_uuid() where id = %s",
+        (("revisited: " if revisit else "") + resolution, by, chosen, c["id"]),
+    )
+
+
+def _apply_again(conn, c: dict) -> None:
+    """The refused transaction's changes, written again here as new local changes (journaled as usual)."""
+    _apply.applying(conn, False)
+    changes = conn.execute(
+        "select e ->> 'table', e ->> 'op', (e -> 'pk')::text, "
+        "       (case when e ->> 'op' = 'U' then ccsync.changed(e -> 'old', e -> 'new') else e -> 'new' end)::text, "
+        "(coalesce(e -> 'old', '{}') || (e -> 'pk') || coalesce(e -> 'new', '{}'))::text "
+        "from jsonb_array_elements(%s::jsonb) e", (c["changes"],)).fetchall()
+    for table, op, pk, new, whole in changes:
+        t = Table.load(conn, table)
+        if t is None:
+            raise CcsyncError(f"table {table} no longer exists on this database: the change cannot be applied again")
+        try:
+            with conn.transaction():
+                if op == "I":
+                    _apply.upsert_images(conn, t, [new])
+                elif op == "U" and _apply.fetch_images(conn, t, [pk]):
+                    _apply.rekey_to_image(conn, t, pk, new)
+                elif op == "U":  # the row is gone here: what the change knew of it
+                    _apply.upsert_images(conn, t, [whole])
+                elif op == "D":
+                    _apply.delete_keys(conn, t, [pk])
+        except psycopg.errors.IntegrityError as exc:
+            raise CcsyncError(f"record {c['id']} cannot be applied again on this PC ({exc.diag.message_primary}): "
+                              "fix the data first, or discard it") from None
 
 
 def _target(conn, c: dict, keep: str, merged_text: str | None) -> str | None:
@@ -253,7 +204,7 @@ def preview(local_dsn: str, conflict_id: int, keep: str, *, merged: str | dict |
     """What a decision would write, without writing it: {action (update, insert, delete or none), row (the
     record as it would be everywhere; null when deleted), changes: [{column, now, then}]}: `now` is the value
     in place everywhere (the cloud's), `then` the value after the decision."""
-    if keep not in ("local", "cloud", "merged"):
+    if keep not in CONFLICT_CHOICES:
         raise CcsyncError(f"unknown choice {keep!r}: keep local, cloud or merged")
     merged_text = _merged_text(merged) if keep == "merged" else None
     with _db.canonical(_local(local_dsn)) as conn:
@@ -261,6 +212,8 @@ def preview(local_dsn: str, conflict_id: int, keep: str, *, merged: str | dict |
         if row is None:
             raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list` shows the open ones")
         c = dict(zip(_FIELDS, row))
+        if c["kind"] == Kind.REFUSED:
+            raise CcsyncError(f"record {conflict_id} is a refused transaction: discard it or apply it again")
         target = _target(conn, c, keep, merged_text)
     now, then = parse(c["cloud_row"]), parse(target)
     if now is None and then is None:
@@ -288,13 +241,17 @@ def _merged_text(merged: str | dict | None) -> str:
     return text
 
 
-def _write_resolution(conn, t: Table, c: dict, keep: str, merged_text: str | None) -> str | None:
-    """Write the chosen version locally (the trigger stays quiet) and journal it by hand against the cloud's."""
+def _write_resolution(conn, t: Table, c: dict, keep: str, merged_text: str | None, revisit: bool = False) -> str | None:
+    """Write the chosen version locally (the trigger stays quiet) and journal it by hand against the cloud's
+    (a revisit: against the row as it is now, the first decision's)."""
     cloud_row = c["cloud_row"]
     target = _target(conn, c, keep, merged_text)
-    if keep == "cloud":
+    if keep == "cloud" and not revisit:
         return target
-
+    if revisit:
+        cloud_row = _apply.fetch_images(conn, t, [c["pk"]]).get(_apply.key_of(c["pk"]))
+        if target == cloud_row:
+            return target
     _apply.applying(conn, True)  # written here without the trigger, journaled below against the cloud's version
     self_name = conn.execute("select name from ccsync.identity").fetchone()[0]
     if target is None:

@@ -10,6 +10,7 @@ class Kind(StrEnum):
     UPDATE_DELETE = "update_delete"  # the PC changed a row the cloud deleted
     DELETE_UPDATE = "delete_update"  # the PC deleted a row the cloud changed
     INSERT_INSERT = "insert_insert"  # both sides inserted the same key
+    REFUSED = "refused"  # the other side's constraints refused a whole source transaction of the PC
 
 
 class Policy(StrEnum):

@@ -28,6 +28,7 @@
 \i functions/ccsync.report_pulled.sql
 \i functions/ccsync.prune.sql
 \i functions/ccsync.record_conflict.sql
+\i functions/ccsync.record_refusal.sql
 \i functions/ccsync.journal_for_node.sql
 \i functions/ccsync.decide.sql
 \i functions/ccsync.grant_tables.sql

@@ -156,6 +156,12 @@ class Practice:
         """Where ccsync's tables of that database are read: the cloud's through its schema owner."""
         return self.cloud_owner if dsn == self.cloud else dsn
 
+    def alter(self, ddl: str, table: str = "patients") -> None:
+        """The same ALTER TABLE on the cloud and every PC, each tracking the table again, as the README says."""
+        for dsn in [self.cloud_owner, *self.nodes.values()]:
+            self.sql(dsn, ddl)
+            reconciler.track(dsn, [table])
+
     def rows(self, dsn: str, table: str = "patients"):
         # the whole row as text (an alias no test table has as a column: `t` alone would read a column "t")
         return self.sql(dsn, f"select ccsync_row::text from {table} ccsync_row order by 1")

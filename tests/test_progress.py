@@ -45,8 +45,8 @@ def test_init_logs_progress_lines_and_counts_the_tables_a_person_tracked(practic
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("init: 2 table(s) and 2 of ccsync's: 0/500 rows (0%)"), lines
+    assert lines[0].startswith("init: 2 table(s) and 3 of ccsync's: 0/500 rows (0%)"), lines
     assert all(re.match(r"init: .*: \d+/500 rows \(\d+%\), ", line) for line in lines), lines
     assert "500/500 rows (100%)" in lines[-1]
-    assert re.match(r"copied 2 tracked table\(s\) and 2 of ccsync's own, 500 row\(s\) in [\d.]+ s; pc-2 is ready$",
+    assert re.match(r"copied 2 tracked table\(s\) and 3 of ccsync's own, 500 row\(s\) in [\d.]+ s; pc-2 is ready$",
                     result.stdout.strip())

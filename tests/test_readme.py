@@ -117,6 +117,8 @@ EXAMPLES = {
     "ccsync grant --app-role": ROLES,
     "ccsync grant --app-role ROLE": ROLES,
     "ccsync track": "tests/engine/test_invariants.py::test_schema_drift_is_refused_and_the_batch_stays_pending",
+    "ccsync conflicts resolve ID --keep discard":
+        "tests/engine/test_refusals.py::test_a_refused_transaction_is_applied_again_or_discarded_by_a_person",
 }
 
 

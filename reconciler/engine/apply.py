@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import class_row
 
 from .journal import Step
 from .tablesql import Table
+from ..errors import CcsyncError
 
 
 @dataclass
@@ -75,7 +77,7 @@ def _fast_update(t: Table, step: Step, push: bool) -> sql.Composed | None:
         sql.SQL("{c} = {v}").format(c=sql.Identifier(c.name), v=t.typed(c, "s.new")) for c in cols
     )
     if push:  # every changed column still holds the node's base value
-        cond = sql.SQL(" and ").join(t.same(c, t.tcol(c), t.typed(c, "s.old")) for c in cols)
+        cond = t.base_holds(cols)
     else:
         cond = sql.SQL("not s.skipped")
     return sql.SQL("update {T} t set {sets} {frm} where s.step = %(step)s and {match} and {cond}").format(
@@ -85,17 +87,13 @@ def _fast_update(t: Table, step: Step, push: bool) -> sql.Composed | None:
 
 def _fast_insert(t: Table, step: Step, push: bool) -> sql.Composed:
     if push:  # a key already there is an insert_insert conflict: the unique index says so, and the step goes slow
-        tail = sql.SQL("")
-    else:
-        tail = sql.SQL("and not s.skipped on conflict ({pk}) do update set {sets}").format(
-            pk=t.pk_columns(), sets=t.upsert_set())
-    return sql.SQL("insert into {T} ({cols}) select {vals} {frm} where s.step = %(step)s {tail}").format(
-        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), frm=_stage_from(), tail=tail,
-    )
+        return sql.SQL("{ins} select {vals} {frm} where s.step = %(step)s").format(
+            ins=t.insert_into(), vals=t.insert_values(), frm=_stage_from())
+    return t.upsert(_stage_from(), sql.SQL("s.step = %(step)s and not s.skipped"), update=True)
 
 
 def _fast_delete(t: Table, step: Step, push: bool) -> sql.Composed:
-    cond = t.matches_base() if push else sql.SQL("not s.skipped")  # push: the cloud's row is the one the node deleted
+    cond = t.base_holds() if push else sql.SQL("not s.skipped")  # push: the cloud's row is the one the node deleted
     return sql.SQL("delete from {T} t using ccsync_stage s where s.step = %(step)s and {match} and {cond}").format(
         T=t.ident, match=t.key_match(), cond=cond)
 
@@ -108,26 +106,17 @@ def _mark_done(returning_seq: sql.Composable) -> sql.Composed:
 
 
 def update_step(conn, t: Table, step: int, *, check_base: bool) -> int:
-    cond = t.no_conflict() if check_base else sql.SQL("not s.skipped")
+    cond = t.base_holds(or_new=True) if check_base else sql.SQL("not s.skipped")
     q = sql.SQL(
         "update {T} t set {sets} {frm} where s.step = %(step)s and {match} and {cond} returning s.seq"
     ).format(T=t.ident, sets=t.set_from_new(), frm=_stage_from(), match=t.key_match(), cond=cond)
     return conn.execute(_mark_done(q), {"step": step}).rowcount
 
 
-def insert_step(conn, t: Table, step: int, *, upsert: bool) -> int:
-    if upsert:
-        conflict = sql.SQL("on conflict ({pk}) do update set {sets}").format(pk=t.pk_columns(), sets=t.upsert_set())
-        where = sql.SQL("and not s.skipped")
-    else:
-        conflict = sql.SQL("on conflict ({pk}) do nothing").format(pk=t.pk_columns())
-        where = sql.SQL("")
-    ins = sql.SQL(
-        "insert into {T} ({cols}) select {vals} {frm} where s.step = %(step)s {where} {conflict} returning {pk}"
-    ).format(
-        T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), frm=_stage_from(), where=where,
-        conflict=conflict, pk=t.pk_columns(),
-    )
+def insert_step(conn, t: Table, step: int) -> int:
+    """The inserts of a step whose key the target does not have yet (the others are left: insert_insert)."""
+    ins = sql.SQL("{q} returning {pk}").format(q=t.upsert(_stage_from(), sql.SQL("s.step = %(step)s"), update=False),
+                                               pk=t.pk_columns())
     q = sql.SQL(
         "with a as ({ins}) update ccsync_stage x set done = true from a where x.step = %(step)s and {match}"
     ).format(ins=ins, match=t.key_match("x.pk", "a"))
@@ -135,11 +124,42 @@ def insert_step(conn, t: Table, step: int, *, upsert: bool) -> int:
 
 
 def delete_step(conn, t: Table, step: int, *, check_base: bool) -> int:
-    cond = t.matches_base() if check_base else sql.SQL("not s.skipped")
+    cond = t.base_holds() if check_base else sql.SQL("not s.skipped")
     q = sql.SQL(
         "delete from {T} t using ccsync_stage s where s.step = %(step)s and {match} and {cond} returning s.seq"
     ).format(T=t.ident, match=t.key_match(), cond=cond)
     return conn.execute(_mark_done(q), {"step": step}).rowcount
+
+
+def check_columns(conn, tables: dict[str, Table], side: str) -> dict[str, Table]:
+    """Stop, with one clear line, a staged change that names a column its table no longer has here (renamed
+    or dropped while the change waited): applied, its value would be lost without a word. Returns the tables
+    to apply the chunk with: where an insert's image lacks a column (added since), with the column defaults
+    that such an insert takes."""
+    out = dict(tables)
+    for (name,) in conn.execute("select distinct table_name from ccsync_stage where op <> 'T'").fetchall():
+        t = tables.get(name)
+        if t is None:
+            continue
+        unknown, lacking = conn.execute(
+            "select case when exists (select 1 from ccsync_stage s where s.table_name = %(t)s "
+            "                          and (coalesce(s.new, '{}') || coalesce(s.old, '{}')) - %(cols)s::text[] <> '{}') "
+            "            then array(select distinct k from ccsync_stage s, "
+            "                       jsonb_object_keys(coalesce(s.new, '{}') || coalesce(s.old, '{}')) k "
+            "                       where s.table_name = %(t)s and not k = any(%(cols)s::text[]) order by 1) end, "
+            "       exists (select 1 from ccsync_stage s where s.table_name = %(t)s and s.op = 'I' "
+            "                and not s.new ?& %(writable)s::text[])",
+            {"t": name, "cols": t.column_names, "writable": [c.name for c in t.writable]},
+        ).fetchone()
+        if unknown:
+            raise CcsyncError(
+                f"a pending change of {name} names column(s) {', '.join(unknown)} that {side}'s table does not "
+                "have (renamed or dropped while the change waited): the batch stays pending; add the column(s) back "
+                "until every change is synced, then make the change again"
+            )
+        if lacking:
+            out[name] = t.with_defaults(conn)
+    return out
 
 
 def truncated(conn, step: int) -> bool:
@@ -148,8 +168,10 @@ def truncated(conn, step: int) -> bool:
 
 
 def truncate_step(conn, tables: dict[str, Table], step: int) -> int:
-    """A TRUNCATE, together with the other tables one statement truncated (foreign keys need them together)."""
-    names = [r[0] for r in conn.execute(
+    """A TRUNCATE, together with the other tables one statement truncated (foreign keys need them together):
+    the run of truncates of one source transaction that starts at this step, and no later one (a later
+    TRUNCATE of the same table in that transaction comes after the rows inserted in between)."""
+    run = conn.execute(
         """
         with me as (select txid, seq from ccsync_stage where step = %(step)s),
              run as (
@@ -158,17 +180,16 @@ def truncate_step(conn, tables: dict[str, Table], step: int) -> int:
                             over (order by s.seq) as brk
                    from ccsync_stage s, me where s.seq >= me.seq
              )
-        select table_name from run where brk = 0 and not exists
+        select seq, table_name from run where brk = 0 and not exists
             (select 1 from ccsync_stage d where d.seq = run.seq and d.done)
         """,
         {"step": step},
-    )]
+    ).fetchall()
+    names = list(dict.fromkeys(name for _, name in run))
     targets = [tables[n] for n in names if n in tables]
     conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(t.ident for t in targets)))
     return conn.execute(
-        "update ccsync_stage set done = true where op = 'T' and table_name = any(%s) and step >= %s "
-        "and txid = (select txid from ccsync_stage where step = %s limit 1)",
-        (names, step, step),
+        "update ccsync_stage set done = true where seq = any(%s)", ([seq for seq, _ in run],)
     ).rowcount
 
 
@@ -176,8 +197,9 @@ def leftovers(conn, t: Table, step: int) -> list[Leftover]:
     """The changes of a step that the set statement did not apply, with the target row as it is."""
     q = sql.SQL(
         """
-        select s.seq, s.op::text, s.pk, s.old, s.new, s.hlc, case when t.ctid is null then null else {img} end,
-               case s.op when 'U' then {cu} when 'D' then {cd} else {ci} end
+        select s.seq, s.op::text as op, s.pk, s.old, s.new, s.hlc,
+               case when t.ctid is null then null else {img} end as cloud_row,
+               case s.op when 'U' then {cu} when 'D' then {cd} else {ci} end as columns
           from ccsync_stage s
           left join {T} t on {match}
          where s.step = %(step)s and not s.done and not s.skipped
@@ -187,7 +209,8 @@ def leftovers(conn, t: Table, step: int) -> list[Leftover]:
         img=t.image(), cu=t.conflict_columns("old", True), cd=t.conflict_columns("old", False),
         ci=t.conflict_columns("new", False), T=t.ident, match=t.key_match(),
     )
-    return [Leftover(*r) for r in conn.execute(q, {"step": step})]
+    with conn.cursor(row_factory=class_row(Leftover)) as cur:
+        return cur.execute(q, {"step": step}).fetchall()
 
 
 def apply_columns(conn, t: Table, seq: int, columns: list[str] | None) -> None:
@@ -202,11 +225,17 @@ def upsert_images(conn, t: Table, images: list) -> None:
     """Insert or overwrite whole rows given as jsonb images (a local row winning, a refresh)."""
     if not images:
         return
-    q = sql.SQL(
-        "insert into {T} ({cols}) select {vals} from jsonb_array_elements(%(rows)s::jsonb) as s(new) "
-        "on conflict ({pk}) do update set {sets}"
-    ).format(T=t.ident, cols=t.insert_columns(), vals=t.insert_values(), pk=t.pk_columns(), sets=t.upsert_set())
+    q = t.upsert(sql.SQL("from jsonb_array_elements(%(rows)s::jsonb) as s(new)"), sql.SQL("true"), update=True)
     conn.execute(q, {"rows": json_array(images)})
+
+
+def rekey_to_image(conn, t: Table, pk: str, image: str) -> None:
+    """Overwrite the row keyed `pk` with a whole row image that has another key (an update, so that the
+    target's own ON UPDATE CASCADE moves the row's children)."""
+    q = sql.SQL(
+        "update {T} t set {sets} from (select %(pk)s::jsonb as pk, %(new)s::jsonb as new) s where {match}"
+    ).format(T=t.ident, sets=t.set_from_new(), match=t.key_match())
+    conn.execute(q, {"pk": pk, "new": image})
 
 
 def delete_keys(conn, t: Table, keys: list) -> None:

@@ -56,8 +56,9 @@ def create_table(cloud: psycopg.Connection, node: psycopg.Connection, schema: st
         (oid,),
     ):
         parts = [sql.Identifier(name), sql.SQL(typ)]
-        if generated == "s":
-            parts.append(sql.SQL("generated always as ({}) stored").format(sql.SQL(default)))
+        if generated in ("s", "v"):  # "v": PostgreSQL 18's virtual generated column
+            parts.append(sql.SQL("generated always as ({}) {}").format(
+                sql.SQL(default), sql.SQL("stored" if generated == "s" else "virtual")))
         elif identity:
             parts.append(sql.SQL("generated {} as identity").format(sql.SQL("always" if identity == "a" else "by default")))
         elif default is not None:

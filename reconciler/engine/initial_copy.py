@@ -180,6 +180,8 @@ def _copy_table(cloud, node, t: Table, snap: str, rows: int, progress: Progress)
             (t.name,),
         ).fetchone() is None:  # rolled back with the copy: the trigger is back as it was
             raise CcsyncError(f"{t.name} is not tracked on this node: run `ccsync init` again")
+        # copied from now on: a later re-track on the cloud (newer than this) means a copy again (pull.resync)
+        node.execute("update ccsync.tracked set tracked_at = now() where table_name = %s", (t.name,))
         node.execute(
             "insert into ccsync.init_progress (table_name, snapshot, rows) values (%s, %s::pg_snapshot, %s) "
             "on conflict (table_name) do update set snapshot = excluded.snapshot, rows = excluded.rows, copied_at = now()",
@@ -212,3 +214,23 @@ def _sync_sequences(cloud, node, t: Table) -> None:
         ).fetchone()
         if last and last[0] is not None:
             node.execute("select setval(%s::regclass, %s, true)", (seq, last[0]))
+
+
+def resync(sides: Sides, tables: list[str]) -> int:
+    """Copy again the tables the cloud tracked anew after this node copied them (untracked, then tracked:
+    what the cloud changed in between was never journaled), each at one cloud snapshot that the pull then
+    skips for it, as init does. A table with a local change not pushed yet is not copied over: push first."""
+    node, cloud = sides.node, sides.cloud
+    for name in tables:
+        if node.execute("select exists (select 1 from ccsync.journal where table_name = %s)", (name,)).fetchone()[0]:
+            raise CcsyncError(f"{name} was tracked again on the cloud and must be copied again, but this PC has "
+                              "changes of it not pushed yet: run `ccsync push` first, then sync again")
+    copied = 0
+    with cloud.transaction():
+        cloud.execute("set transaction isolation level repeatable read, read only")
+        snap = cloud.execute("select pg_current_snapshot()::text").fetchone()[0]
+        for name in tables:
+            rows = cloud.execute(sql.SQL("select count(*) from {}").format(_ident(name, cloud))).fetchone()[0]
+            copied += _copy_table(cloud, node, Table.load(node, name), snap, rows, Progress())
+    return copied
+

@@ -35,8 +35,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import psycopg
+from psycopg.rows import class_row
 
 from .. import progress as _progress
 
@@ -86,7 +88,8 @@ CHUNK = ("(%(txids)s::text is null or (j.txid between %(first)s::text::xid8 and 
 PLAN_ROWS = f"""
 select j.id, j.txid::text::bigint, j.table_name, j.op::text, j.pk::text,
        coalesce(d.ch ?| t.pk_columns, false),
-       case when j.op = 'U' then array(select jsonb_object_keys(d.ch))::text end
+       case when j.op = 'U' then array(select jsonb_object_keys(d.ch))::text end,
+       coalesce(j.depth, 1)
   from ccsync.journal j {CHANGED}
   left join ccsync.tracked t on t.table_name = j.table_name
  where {WINDOW} and {WANTED} and {CHUNK}
@@ -173,6 +176,38 @@ copy (
 """
 
 
+class Txn(NamedTuple):
+    """A source transaction of a window: its id, its highest journal id (its place in apply order), its size."""
+
+    txid: int
+    last_id: int
+    entries: int
+
+
+class Change(NamedTuple):
+    """What planning needs of one change (no row images)."""
+
+    id: int
+    txid: int
+    table: str
+    op: str
+    pk: str
+    pk_change: bool  # an update that changes the primary key
+    cols: str | None  # an update's column set, as the source prints a text[]
+    depth: int = 1  # the trigger depth it was captured at (1, a session's statement, when not recorded)
+
+
+class Group(NamedTuple):
+    """The changes of a whole window to one table with one operation and column set (a grouped plan's step)."""
+
+    table: str
+    op: str
+    cols: str | None
+    count: int
+    first: int
+    unfit: bool  # a row changed twice, a key changed, a TRUNCATE: the window cannot be planned by groups
+
+
 @dataclass
 class Window:
     since: str | None
@@ -218,20 +253,23 @@ class Plan:
         return sum(s.count for s in self.steps)
 
 
+def own_rows(src: psycopg.Connection, window: Window) -> list[tuple[str, str]]:
+    """(table, key) of the rows the target itself changed in the window (its own entries, which it skips)."""
+    return [(r[0], r[1]) for r in src.execute(OWN_ROWS, window.params()) if r[1] is not None]  # not a TRUNCATE
+
+
 def current_snapshot(conn: psycopg.Connection) -> str:
     return conn.execute("select pg_current_snapshot()::text").fetchone()[0]
 
 
-def transactions(src: psycopg.Connection, window: Window) -> list[tuple[int, int, int]]:
-    """(txid, max id, entries) of the window's transactions not yet applied, in apply order."""
-    return [
-        (int(r[0]), r[1], r[2])
-        for r in src.execute(
-            f"select j.txid::text::bigint, max(j.id), count(*) from ccsync.journal j where {WINDOW} and {WANTED} "
-            "group by j.txid having max(j.id) > %(done)s order by 2",
+def transactions(src: psycopg.Connection, window: Window) -> list[Txn]:
+    """The window's transactions not yet applied, in apply order."""
+    with src.cursor(row_factory=class_row(Txn)) as cur:
+        return cur.execute(
+            f"select j.txid::text::bigint as txid, max(j.id) as last_id, count(*) as entries from ccsync.journal j "
+            f"where {WINDOW} and {WANTED} group by j.txid having max(j.id) > %(done)s order by 2",
             window.params(),
-        )
-    ]
+        ).fetchall()
 
 
 @dataclass
@@ -267,16 +305,16 @@ def summary(src: psycopg.Connection, window: Window) -> Summary:
     return Summary(entries, count, inserts_into, top)
 
 
-def chunks(txns: list[tuple[int, int, int]], limit: int) -> list[list[tuple[int, int, int]]]:
+def chunks(txns: list[Txn], limit: int) -> list[list[Txn]]:
     """Whole transactions grouped so that a chunk holds about `limit` entries (one big transaction alone)."""
     out: list[list[tuple[int, int, int]]] = []
     size = 0
     for tx in txns:
-        if not out or (size + tx[2] > limit and size > 0):
+        if not out or (size + tx.entries > limit and size > 0):
             out.append([])
             size = 0
         out[-1].append(tx)
-        size += tx[2]
+        size += tx.entries
     return out
 
 
@@ -323,13 +361,14 @@ def _grouped(src, window: Window, batch, mode: str) -> Plan | None:
     rows commute, so one statement per group applies the window as the source did, one by one. Steps run in
     the order of their first change (a constraint that objects sends the window to `_listed`, cut finer)."""
     params = _chunk_params(window, batch, True)
-    groups = src.execute(GROUPS, params).fetchall()
-    if not groups or any(g[5] for g in groups) or (mode != "merged" and len(groups) > 1):
+    with src.cursor(row_factory=_positional(Group)) as cur:
+        groups = cur.execute(GROUPS, params).fetchall()
+    if not groups or any(g.unfit for g in groups) or (mode != "merged" and len(groups) > 1):
         return None  # a row changed twice (levels of a listed plan), a key changed, a TRUNCATE
-    several = Counter((g[0], g[1]) for g in groups)
+    several = Counter((g.table, g.op) for g in groups)
     return Plan(mode, True, grouped=True,
-                steps=[Step(n, g[0], g[1], g[2], g[3]) for n, g in enumerate(groups, start=1)],
-                match=[g[2] if several[(g[0], g[1])] > 1 else None for g in groups])
+                steps=[Step(n, g.table, g.op, g.cols, g.count) for n, g in enumerate(groups, start=1)],
+                match=[g.cols if several[(g.table, g.op)] > 1 else None for g in groups])
 
 
 def _one_step(src, window: Window, batch, mode: str) -> Plan | None:
@@ -348,47 +387,79 @@ def _one_step(src, window: Window, batch, mode: str) -> Plan | None:
 
 def _listed(src, window: Window, batch, mode: str, whole: bool) -> Plan:
     """The plan of a chunk from the list of its changes (no row images), cut in one pass."""
-    rows = src.execute(PLAN_ROWS, _chunk_params(window, batch, whole)).fetchall()
+    with src.cursor(row_factory=_positional(Change)) as cur:
+        rows = cur.execute(PLAN_ROWS, _chunk_params(window, batch, whole)).fetchall()
     _in_apply_order(rows, batch)
     own: set[tuple[str, str]] = set()
     if window.exclude_origin:
         own = {(r[0], r[1]) for r in src.execute(OWN_ROWS, window.params())}
-    if mode == "merged" and any(r[5] or r[3] == "T" for r in rows):
+    if mode == "merged" and any(r.pk_change or r.op == "T" for r in rows):
         mode = "runs"
-    p = Plan(mode, whole, ids=[r[0] for r in rows], own=[(r[2], r[4]) in own for r in rows] if own else [False] * len(rows))
-    if mode != "exact" and rows and not any(r[5] for r in rows) and len({(r[2], r[3], r[6]) for r in rows}) == 1 \
-            and len({(r[2], r[4]) for r in rows}) == len(rows):
+    p = Plan(mode, whole, ids=[r.id for r in rows],
+             # (table, None): the target truncated the table itself in the window: every row of it is its own
+             own=[(r.table, r.pk) in own or (r.table, None) in own for r in rows] if own else [False] * len(rows))
+    if mode != "exact" and rows and not any(r.pk_change for r in rows) \
+            and len({(r.table, r.op, r.cols) for r in rows}) == 1 and len({(r.table, r.pk) for r in rows}) == len(rows):
         # the common case, decided without a loop: one table, operation and column set, every row once
-        p.steps, p.steps_of = [Step(1, rows[0][2], rows[0][3], rows[0][6], len(rows))], [1] * len(rows)
+        p.steps, p.steps_of = [Step(1, rows[0].table, rows[0].op, rows[0].cols, len(rows))], [1] * len(rows)
     else:
         _cut(p, rows, mode)
     return p
 
 
-def _in_apply_order(rows: list[tuple], batch: list[tuple[int, int, int]] | None) -> None:
-    """Sort (id, txid, ...) rows by their transaction's highest id, then by id (see the module's docstring)."""
+def _positional(cls):
+    """A row factory making `cls` (a NamedTuple) from a row's columns in order (queries with unnamed columns)."""
+    def factory(cursor):
+        return lambda values: cls(*values)
+    return factory
+
+
+def _in_apply_order(rows: list[Change], batch: list[Txn] | None) -> None:
+    """Sort changes by their transaction's highest id, then by id (see the module's docstring); within a
+    transaction, a statement before the entries its triggers and cascades wrote."""
     if batch is not None:
-        rank = {t[0]: i for i, t in enumerate(batch)}
+        rank = {t.txid: i for i, t in enumerate(batch)}
     else:
         tx_max: dict[int, int] = {}
         for r in rows:
-            if r[0] > tx_max.get(r[1], 0):
-                tx_max[r[1]] = r[0]
+            if r.id > tx_max.get(r.txid, 0):
+                tx_max[r.txid] = r.id
         rank = tx_max
     if len(rank) > 1:
-        rows.sort(key=lambda r: (rank[r[1]], r[0]))
+        rows.sort(key=lambda r: (rank[r.txid], r.id))
     else:
-        rows.sort()  # one transaction: by id
+        rows.sort(key=lambda r: r.id)  # one transaction: by id
+    if any(r.depth > 1 for r in rows):
+        start = 0
+        for i in range(1, len(rows) + 1):
+            if i == len(rows) or rows[i].txid != rows[start].txid:
+                rows[start:i] = causes_first(rows[start:i], lambda r: r.depth)
+                start = i
 
 
-def _cut(p: Plan, rows: list[tuple], mode: str) -> None:
+def causes_first(entries: list, depth_of) -> list:
+    """One transaction's entries in journal order, where the entries a statement's triggers and cascades
+    wrote (a larger depth) come just before the statement's own, reordered so that every statement comes
+    before its consequences: an ON UPDATE CASCADE applies the parent's new key before the children point
+    to it. Entries of one depth keep their order."""
+    stack: list[tuple[int, list]] = []
+    for e in entries:
+        depth = depth_of(e)
+        consequences: list = []
+        while stack and stack[-1][0] > depth:
+            consequences[:0] = stack.pop()[1]
+        stack.append((depth, [e] + consequences))
+    return [e for _, group in stack for e in group]
+
+
+def _cut(p: Plan, rows: list[Change], mode: str) -> None:
     """The steps of a chunk in `mode`, one change after the other (rows in apply order)."""
     groups: dict[tuple, Step] = {}
     order: list[tuple] = []
     seen: dict[tuple[str, str | None], int] = {}
     of: list[Step] = []
     run, last_key, last_pkchange = 0, None, False
-    for seq, (_id, _txid, table, op, pk, pkchange, cols) in enumerate(rows, start=1):
+    for seq, (_id, _txid, table, op, pk, pkchange, cols, _depth) in enumerate(rows, start=1):
         if mode == "exact":
             group: tuple = (seq,)
         elif mode == "runs":

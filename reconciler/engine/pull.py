@@ -10,31 +10,35 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from . import apply as _apply, drain as _drain, journal as _journal, housekeeping
+from psycopg import sql
+from psycopg.rows import class_row
+
+from . import apply as _apply, drain as _drain, journal as _journal, housekeeping, initial_copy
 from .faults import checkpoint
 from .sides import Sides, check_drift, register, tracked_tables
 from ..errors import CcsyncError
 
 def pending_count(sides: Sides) -> int:
     """Cloud changes this node has not pulled yet (counting a half-applied window whole)."""
-    since, window_upto, _ = _position(sides.node)
-    if since is None and window_upto is None:
+    pos = _position(sides.node)
+    if pos.since is None and pos.window is None:
         raise CcsyncError("this node has never been initialized: run `ccsync init` first")
-    window = _journal.Window(since, _journal.current_snapshot(sides.cloud), 0, sides.name, _skips(sides.node))
-    return sum(t[2] for t in _journal.transactions(sides.cloud, window))
+    window = _journal.Window(pos.since, _journal.current_snapshot(sides.cloud), 0, sides.name, _skips(sides.node))
+    return sum(t.entries for t in _journal.transactions(sides.cloud, window))
 
 
-def _position(node) -> tuple[str | None, str | None, int | None]:
-    return node.execute(
-        "select pull_snapshot::text, pull_window::text, pull_done_upto from ccsync.state"
-    ).fetchone()
+def _position(node, *, lock: bool = False) -> _drain.Position:
+    with node.cursor(row_factory=class_row(_drain.Position)) as cur:
+        return cur.execute(
+            "select pull_snapshot::text as since, pull_window::text as window, pull_done_upto as done_upto "
+            "from ccsync.state" + (" for update" if lock else "")).fetchone()
 
 
 def _skips(node) -> dict[str, str]:
     return dict(node.execute("select table_name, snapshot::text from ccsync.init_progress"))
 
 
-class _Pull:
+class _Pull(_drain.Direction):
     name = "pull"
     rejected = "this node rejected a cloud change"
 
@@ -42,15 +46,14 @@ class _Pull:
         self.src, self.dst, self.node_name, self.tables = sides.cloud, sides.node, sides.name, tables
 
     def position(self):
-        pos = self.dst.execute(
-            "select pull_snapshot::text, pull_window::text, pull_done_upto from ccsync.state for update"
-        ).fetchone()
-        if pos[0] is None and pos[1] is None:
+        pos = _position(self.dst, lock=True)
+        if pos.since is None and pos.window is None:
             raise CcsyncError("this node has never been initialized: run `ccsync init` first")
         return pos
 
     def window(self, since, upto, done):
-        return _journal.Window(since, upto, done, self.node_name, _skips(self.dst))
+        self._window = _journal.Window(since, upto, done, self.node_name, _skips(self.dst))
+        return self._window
 
     def close(self, upto):
         self.dst.execute(
@@ -73,22 +76,30 @@ class _Pull:
     def apply(self, plan):
         node = self.dst
         _apply.applying(node, True)  # nothing a pull applies is journaled here (no echo)
-        skipped = _skip_pending(node, self.tables)
+        tables = _apply.check_columns(node, self.tables, "this PC")
+        own = []
+        if node.execute("select exists (select 1 from ccsync_stage where op = 'T')").fetchone()[0]:
+            own = _journal.own_rows(self.src, self._window)
+        skipped = _skip_pending(node, self.tables, own)
         for step in plan.steps:
-            t = self.tables.get(step.table)
+            t = tables.get(step.table)
             if t is None:
                 raise CcsyncError(f"{step.table} changed on the cloud but is not tracked here: run `ccsync init`")
             if step.op == "T":
                 if not _apply.truncated(node, step.number):
                     _apply.truncate_step(node, self.tables, step.number)
             else:
-                _apply.fast_step(node, t, step, push=False)
+                _apply_step(node, t, step)
             checkpoint("pull.step")
         node.execute("select ccsync.hlc_observe(%s)", (plan.top_hlc,))
         return Counter(changes=plan.changes, skipped=skipped)
 
-    def committed(self, batch, whole):
-        pass
+    def refuse(self, window, tx, exc):
+        # the cloud's version is the truth: a change it holds is never dropped here; it waits for the fix
+        raise CcsyncError(
+            f"{self.rejected} ({exc.diag.message_primary}): the batch stays pending; a pending push of this "
+            "PC may be in its way (push first), else fix the constraint on this PC, then sync again"
+        )
 
 
 def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
@@ -98,11 +109,23 @@ def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
     node_tables = tracked_tables(node, sides.tables)
     check_drift(node_tables, tracked_tables(cloud, sides.tables))
     _check_horizon(node, cloud)
-    totals = _drain.drain(_Pull(sides, node_tables), progress=progress, chunk=chunk)
+    retracked = _retracked(node, cloud)
+    if retracked:
+        initial_copy.resync(sides, retracked)
+    totals = _drain.drain(_Pull(sides, node_tables), progress=progress, chunk=chunk,
+                          reference=sides.reference)
     _report_position(node, cloud, name)
     return {"changes": totals["changes"], "transactions": totals["transactions"], "conflicts": 0,
             "skipped": totals["skipped"], "pruned": housekeeping.prune_now_and_then(cloud),
             "seconds": round(time.monotonic() - started, 3)}
+
+
+def _retracked(node, cloud) -> list[str]:
+    """Tables the cloud tracks since a time after this node started following them: untracked in between."""
+    node_at = dict(node.execute("select table_name, tracked_at from ccsync.tracked where schema_name <> 'ccsync'"))
+    return [name for name, at in cloud.execute(
+        "select table_name, tracked_at from ccsync.tracked where table_name = any(%s) order by table_name",
+        (list(node_at),)) if at > node_at[name]]
 
 
 def _forget_covered_copies(node, upto: str) -> None:
@@ -134,48 +157,117 @@ def _check_horizon(node, cloud) -> None:
         )
 
 
-def _skip_pending(node, tables) -> int:
+def _skip_pending(node, tables, own_rows: list[tuple[str, str]]) -> int:
     """Leave alone the rows that carry a local change not pushed yet, and remember them for a refresh.
 
+    Lock first, then look: a local writer with an uncommitted change to a staged row holds its lock, so the
+    lock waits for its commit, and the journal entry it committed is seen by the check that follows. (Rows
+    that do not exist yet cannot be locked: an insert is checked again after it ran, see _apply_step.)
     So are the rows this node changed itself in the same window (own_touch): their final cloud version
     is read back by the refresh rather than rebuilt from changes around the node's own, which it skips.
+    `own_rows`: (table, key) of this node's own changes in the window, which a cloud TRUNCATE before them
+    would take away: they are refreshed too.
     """
     node.execute("update ccsync_stage set skipped = true where own_touch and op <> 'T'")
-    if not node.execute("select exists (select 1 from ccsync.journal)").fetchone()[0]:
-        node.execute(
-            "insert into ccsync.refresh (table_name, pk) select distinct table_name, pk from ccsync_stage "
-            "where skipped on conflict do nothing"
-        )
-        return node.execute("select count(*) from ccsync_stage where skipped").fetchone()[0]
-    from psycopg import sql
-
     names = [r[0] for r in node.execute("select distinct table_name from ccsync_stage where op <> 'T'")]
     for name in names:
         t = tables.get(name)
         if t is None:
             continue
-        # lock first: a local writer that already changed the row has committed its journal entry by then
         node.execute(
             sql.SQL(
                 "select 1 from ccsync_stage s join {T} t on {m} where s.table_name = %s for update of t"
             ).format(T=t.ident, m=t.key_match()),
             (name,),
         )
-    node.execute(
-        "update ccsync_stage s set skipped = true where s.op <> 'T' and exists "
-        "(select 1 from ccsync.journal j where j.table_name = s.table_name and j.pk = s.pk)"
-    )
+    _mark_pending(node)
+    truncated = [r[0] for r in node.execute("select distinct table_name from ccsync_stage where op = 'T'")]
+    if truncated:
+        # a truncate from the cloud empties the table: the rows with a pending local change, and the rows this
+        # node changed itself later in the window, come back by refresh
+        node.execute(
+            "insert into ccsync.refresh (table_name, pk) select distinct j.table_name, j.pk from ccsync.journal j "
+            "where j.pk is not null and j.table_name = any(%s) on conflict do nothing",
+            (truncated,),
+        )
+        own = [(t, k) for t, k in own_rows if t in truncated]
+        if own:
+            node.execute(
+                "insert into ccsync.refresh (table_name, pk) select t, k::jsonb from unnest(%s::text[], %s::text[]) "
+                "as o(t, k) on conflict do nothing",
+                ([t for t, _ in own], [k for _, k in own]),
+            )
+    return node.execute("select count(*) from ccsync_stage where skipped").fetchone()[0]
+
+
+def _mark_pending(node, step: int | None = None) -> int:
+    """Skip the staged changes (of one step, or all) whose row has a local change not pushed yet; remember
+    them for a refresh. Returns how many it newly skipped."""
+    n = node.execute(
+        "update ccsync_stage s set skipped = true where s.op <> 'T' and not s.skipped "
+        "and (%(step)s::bigint is null or s.step = %(step)s) and exists "
+        "(select 1 from ccsync.journal j where j.table_name = s.table_name and j.pk = s.pk)",
+        {"step": step},
+    ).rowcount
     node.execute(
         "insert into ccsync.refresh (table_name, pk) select distinct table_name, pk from ccsync_stage "
-        "where skipped on conflict do nothing"
+        "where skipped and (%(step)s::bigint is null or step = %(step)s) on conflict do nothing",
+        {"step": step},
     )
-    # a truncate from the cloud empties the table: the rows with a pending local change come back by refresh
-    node.execute(
-        "insert into ccsync.refresh (table_name, pk) select distinct j.table_name, j.pk from ccsync.journal j "
-        "where j.pk is not null and j.table_name in (select table_name from ccsync_stage where op = 'T') "
-        "on conflict do nothing"
-    )
-    return node.execute("select count(*) from ccsync_stage where skipped").fetchone()[0]
+    return n
+
+
+def _apply_step(node, t, step) -> None:
+    """One step of a pull. An insert may have waited for a local writer inserting the same key (a row that
+    did not exist could not be locked first) and then written over it: once it ran, a step whose rows now
+    carry a pending local change is undone and run again without them."""
+    if step.op != "I":
+        _apply.fast_step(node, t, step, push=False)
+        return
+    while True:
+        try:
+            with node.transaction():  # a savepoint
+                _apply.fast_step(node, t, step, push=False)
+                if node.execute(_MET_PENDING, {"step": step.number}).fetchone()[0]:
+                    raise _Again
+            return
+        except _Again:
+            _mark_pending(node, step.number)
+
+
+_MET_PENDING = """
+select exists (select 1 from ccsync_stage s join ccsync.journal j on j.table_name = s.table_name and j.pk = s.pk
+                where s.step = %(step)s and not s.skipped)
+"""
+
+
+class _Again(Exception):
+    """A pulled insert met a local writer's committed insert of the same key: run the step again."""
+
+
+def _moved(cloud, t, key: str) -> tuple[str, str] | None:
+    """(new key, image) of the row the cloud keyed `key` and has since given another key, or None.
+
+    A refresh reads the cloud as it is now, beyond the pull's position: a row missing there may have been
+    moved to another key by a change the node has not pulled yet; that change will find no row under the old
+    key here, so the refresh moves the row itself."""
+    for _ in range(100):  # a chain of key changes, newest first at each key
+        row = cloud.execute(
+            "select (j.pk || (select coalesce(jsonb_object_agg(e.key, e.value), '{}') from jsonb_each(d.ch) e "
+            "                 where e.key = any(tr.pk_columns)))::text "
+            "from ccsync.journal j join ccsync.tracked tr on tr.table_name = j.table_name "
+            "cross join lateral (select ccsync.changed(j.old, j.new) as ch) d "
+            "where j.table_name = %s and j.pk = %s::jsonb and j.op = 'U' and d.ch ?| tr.pk_columns "
+            "order by j.id desc limit 1",
+            (t.name, key),
+        ).fetchone()
+        if row is None:
+            return None
+        key = row[0]
+        image = _apply.fetch_images(cloud, t, [key]).get(_apply.key_of(key))
+        if image is not None:
+            return key, image
+    return None
 
 
 def refresh(sides: Sides) -> int:
@@ -211,7 +303,14 @@ def refresh(sides: Sides) -> int:
             present = [images[_apply.key_of(k)] for k in keys if _apply.key_of(k) in images]
             missing = [k for k in keys if _apply.key_of(k) not in images]
             _apply.upsert_images(node, t, present)
-            _apply.delete_keys(node, t, missing)
+            gone = []
+            for key in missing:
+                moved = _moved(cloud, t, key)
+                if moved is None or _apply.fetch_images(node, t, [moved[0]]):
+                    gone.append(key)
+                else:  # the row as the cloud has it now, under its new key: its children follow (ON UPDATE CASCADE)
+                    _apply.rekey_to_image(node, t, key, moved[1])
+            _apply.delete_keys(node, t, gone)
             checkpoint("refresh.applied")
             node.execute(
                 "delete from ccsync.refresh where table_name = %s and pk = any(%s::jsonb[])", (name, keys)

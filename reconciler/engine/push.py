@@ -10,23 +10,28 @@ import time
 from collections import Counter
 
 from psycopg import sql
+from psycopg.rows import class_row
 
-from . import apply as _apply, drain as _drain, journal as _journal, initial_copy as snapshot
-from .. import conflicts
+from . import apply as _apply, drain as _drain, journal as _journal, initial_copy as snapshot, refusals
+from . import detect
 from .faults import checkpoint
 from .sides import Sides, check_drift, register, tracked_tables
 from ..errors import CcsyncError
 
 
-class _Push:
+class _Push(_drain.Direction):
     name = "push"
     rejected = "the cloud rejected a change"
 
     def __init__(self, sides: Sides, tables: dict):
         self.src, self.dst, self.node_name, self.tables = sides.node, sides.cloud, sides.name, tables
+        self.refused_keys: list[list[str]] = []  # (table, key) of the chunk's refused rows, read back once committed
 
     def position(self):
-        pos = self.dst.execute("select * from ccsync.push_position()").fetchone()
+        self.refused_keys = []  # a chunk starts (again)
+        with self.dst.cursor(row_factory=class_row(_drain.Position)) as cur:
+            pos = cur.execute("select push_snapshot as since, push_window as window, push_done_upto as done_upto "
+                              "from ccsync.push_position()").fetchone()
         if pos is None:
             raise CcsyncError(f"node {self.node_name!r} is not registered on the cloud: run `ccsync init` first")
         return pos
@@ -44,27 +49,28 @@ class _Push:
         cloud, node, name = self.dst, self.src, self.node_name
         # the cloud's capture triggers journal what the push applies, stamped with this node (its role)
         cloud.execute("select ccsync.hlc_observe(%s)", (plan.top_hlc,))
-        found = conflicts.Found(name)
+        found = detect.Found(name)
+        tables = _apply.check_columns(cloud, self.tables, "the cloud")
         for step in plan.steps:
-            t = self.tables.get(step.table)
+            t = tables.get(step.table)
             if t is None:
                 raise CcsyncError(f"{step.table} is not tracked on the cloud: track it there, or untrack it on this node")
             if step.op == "T":
-                done = 0 if _apply.truncated(cloud, step.number) else _apply.truncate_step(cloud, self.tables, step.number)
-            elif step.table == conflicts.TABLE and step.op == "U":
-                done = conflicts.decide_step(cloud, step.number)
+                done = 0 if _apply.truncated(cloud, step.number) else _apply.truncate_step(cloud, tables, step.number)
+            elif step.table == detect.TABLE and step.op == "U":
+                done = detect.decide_step(cloud, step.number)
             elif plan.mode != "exact" and _apply.fast_step(cloud, t, step, push=True):
                 done = step.count
             elif step.op == "U":
                 done = _apply.update_step(cloud, t, step.number, check_base=True)
             elif step.op == "I":
-                done = _apply.insert_step(cloud, t, step.number, upsert=False)
+                done = _apply.insert_step(cloud, t, step.number)
             else:
                 done = _apply.delete_step(cloud, t, step.number, check_base=True)
             checkpoint("push.step")
             if done < step.count:
                 for left in _apply.leftovers(cloud, t, step.number):
-                    conflicts.handle_push_leftover(cloud, node, t, left, found)
+                    detect.handle_push_leftover(cloud, node, t, left, found)
                     checkpoint("push.conflict")
         return Counter(changes=plan.changes, conflicts=found.write(cloud))
 
@@ -79,6 +85,14 @@ class _Push:
         if t is None:
             return None
         cloud, node = self.dst, self.src
+        # rows inserted before an ALTER TABLE (a column more or less than the cloud's): the staged way, which
+        # gives a missing column its default and stops on a column the cloud does not have
+        odd = node.execute(sql.SQL("select exists (select 1 from ccsync.journal j where {w} and {wanted} and "
+                                   "(not j.new ?& %(writable)s::text[] or j.new - %(cols)s::text[] <> '{{}}'))").format(
+            w=sql.SQL(_journal.WINDOW), wanted=sql.SQL(_journal.WANTED)),
+            window.params(writable=[c.name for c in t.writable], cols=t.column_names)).fetchone()[0]
+        if odd:
+            return None
         cloud.execute("select ccsync.hlc_observe(%s)", (top,))
         fmt = sql.SQL(snapshot.copy_format(t, cloud))
         rows = sql.SQL(
@@ -91,11 +105,26 @@ class _Push:
         checkpoint("push.step")
         return Counter(changes=count, conflicts=0)
 
-    def committed(self, batch, whole):
+    def refuse(self, window, tx, exc):
+        """Keep the refused transaction in a record on the cloud; its rows here (a refused decision's record too)
+        are read back from the cloud once this commits (the refresh after the push)."""
+        refused = refusals.read(self.src, tx.txid, self.node_name)
+        refusals.record(self.dst, refused, refusals.reason(self.dst, refused, exc))
+        self.refused_keys += refused.keys
+        return Counter(refused=1)
+
+    def committed(self, chunk):
+        keys, self.refused_keys = self.refused_keys, []
+        if keys:
+            self.src.execute(
+                "insert into ccsync.refresh (table_name, pk) select t, k::jsonb from unnest(%s::text[], %s::text[]) "
+                "as u(t, k) on conflict do nothing",
+                ([k[0] for k in keys], [k[1] for k in keys]),
+            )
         # committed on the cloud: the entries may leave the node's journal (a crash here only delays it);
         # a whole window leaves by its snapshot, in _forget_pushed at the end of the run
-        if not whole:
-            txids = [t[0] for t in batch]
+        if not chunk.whole:
+            txids = chunk.txids
             self.src.execute(
                 "delete from ccsync.journal where txid between %s::text::xid8 and %s::text::xid8 "
                 "and txid = any(string_to_array(%s, ',')::xid8[])",
@@ -110,9 +139,11 @@ def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
     cloud_tables = tracked_tables(sides.cloud, sides.tables)
     check_drift(tracked_tables(sides.node, sides.tables), cloud_tables)
     _forget_pushed(sides.node, sides.cloud, sides.name)
-    totals = _drain.drain(_Push(sides, cloud_tables), progress=progress, chunk=chunk)
+    totals = _drain.drain(_Push(sides, cloud_tables), progress=progress, chunk=chunk,
+                          reference=sides.reference)
     _forget_pushed(sides.node, sides.cloud, sides.name)  # whole windows, and what an interrupted run could not forget
     return {"changes": totals["changes"], "transactions": totals["transactions"], "conflicts": totals["conflicts"],
+            "refused": totals["refused"],
             "seconds": round(time.monotonic() - started, 3)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import psycopg
@@ -24,6 +25,9 @@ class Sides:
     cloud: psycopg.Connection | None
     name: str
     tables: dict = field(default_factory=lambda: _TABLES)
+    # the reference path: each source transaction alone, change by change, no fast path (see drain.drain);
+    # CCSYNC_REFERENCE=1 selects it for every sync of the process (the differential test compares both)
+    reference: bool = field(default_factory=lambda: os.environ.get("CCSYNC_REFERENCE", "") == "1")
 
     def close(self) -> None:
         for conn in (self.node, self.cloud):
@@ -63,7 +67,7 @@ def register(node: psycopg.Connection, cloud: psycopg.Connection, name: str, pus
 
 _SIGNATURES = """
     select t.table_name, t.policy,
-           md5(string_agg(a.attname || ':' || a.atttypid || ':' || a.atttypmod || ':' || a.attgenerated::text, ','
+           md5(string_agg(a.attname || ':' || a.atttypid || ':' || a.atttypmod || ':' || a.attgenerated::text || a.attidentity::text, ','
                           order by a.attnum)
                || coalesce((select i.indkey::text from pg_index i
                              where i.indrelid = to_regclass(t.table_name) and i.indisprimary), ''))

@@ -8,6 +8,7 @@ settings (db.CANONICAL).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import psycopg
@@ -25,6 +26,7 @@ class Column:
     is_json: bool
     generated: bool
     text_compared: bool
+    default: str | None = None  # the column's default expression, as the catalog prints it (with_defaults)
 
 
 @dataclass
@@ -37,6 +39,8 @@ class Table:
     policy: str = "manual"
     image_sql: str = "to_jsonb(t.*)"  # the row image of alias t (ccsync.row_image_sql)
     key_sql: str = "null::jsonb"  # its key's image
+    identity_always: bool = False  # a GENERATED ALWAYS AS IDENTITY column: inserts say OVERRIDING SYSTEM VALUE
+    pk_deferrable: bool = False  # a DEFERRABLE primary key cannot arbitrate ON CONFLICT (see upsert)
 
     # -- loading -------------------------------------------------------------------------------------
     @classmethod
@@ -74,7 +78,12 @@ class Table:
                 (oid,),
             )
         ]
-        return cls(name, schema, rel, pk, cols, policy, image_sql, key_sql)
+        always, deferrable = conn.execute(
+            "select exists (select 1 from pg_attribute where attrelid = %(oid)s and attidentity = 'a' and not attisdropped), "
+            "exists (select 1 from pg_constraint where conrelid = %(oid)s and contype = 'p' and condeferrable)",
+            {"oid": oid},
+        ).fetchone()
+        return cls(name, schema, rel, pk, cols, policy, image_sql, key_sql, always, deferrable)
 
     # -- pieces --------------------------------------------------------------------------------------
     @property
@@ -134,26 +143,16 @@ class Table:
             return sql.SQL("'{}'::text[]")
         return sql.SQL("array_remove(array[{}]::text[], null)").format(sql.SQL(", ").join(parts))
 
-    def no_conflict(self) -> sql.Composed:
-        """For an update: every changed column still holds its base value, or already the new one."""
-        conds = [
-            sql.SQL("(not s.old ? {c} or {a} or {b})").format(
-                c=sql.Literal(col.name),
-                a=self.same(col, self.tcol(col), self.typed(col, "s.old")),
-                b=self.same(col, self.tcol(col), self.typed(col, "s.new")),
-            )
-            for col in self.writable
-        ]
-        return sql.SQL(" and ").join(conds) if conds else sql.SQL("true")
-
-    def matches_base(self) -> sql.Composed:
-        """For a delete: the target row is the row the node deleted."""
-        conds = [
-            sql.SQL("(not s.old ? {c} or {a})").format(
-                c=sql.Literal(col.name), a=self.same(col, self.tcol(col), self.typed(col, "s.old"))
-            )
-            for col in self.writable
-        ]
+    def base_holds(self, cols: list[Column] | None = None, *, or_new: bool = False) -> sql.Composed:
+        """The conflict predicate, for the target row t and the staged change s: every column of the change's
+        base (s.old; of `cols` only, when given) still holds its base value, or (or_new) already the change's
+        new value. Applied only where it holds; where it does not, a conflict."""
+        conds = []
+        for col in cols if cols is not None else self.writable:
+            holds = self.same(col, self.tcol(col), self.typed(col, "s.old"))
+            if or_new:
+                holds = sql.SQL("{} or {}").format(holds, self.same(col, self.tcol(col), self.typed(col, "s.new")))
+            conds.append(sql.SQL("(not s.old ? {c} or {h})").format(c=sql.Literal(col.name), h=holds))
         return sql.SQL(" and ").join(conds) if conds else sql.SQL("true")
 
     def set_from_new(self, only: list[str] | None = None) -> sql.Composed:
@@ -168,8 +167,54 @@ class Table:
     def insert_columns(self) -> sql.Composed:
         return sql.SQL(", ").join(sql.Identifier(c.name) for c in self.writable)
 
+    def insert_into(self) -> sql.Composed:
+        """`insert into T (columns)`, overriding an identity column's generated value: ccsync writes the value
+        the source generated."""
+        return sql.SQL("insert into {T} ({cols}){o}").format(
+            T=self.ident, cols=self.insert_columns(),
+            o=sql.SQL(" overriding system value") if self.identity_always else sql.SQL(""))
+
     def insert_values(self) -> sql.Composed:
-        return sql.SQL(", ").join(self.typed(c, "s.new") for c in self.writable)
+        """The values of an insert from the image in s.new; a column the image does not have (added after the
+        change was made) takes its default, as the change's own insert would have."""
+        return sql.SQL(", ").join(
+            sql.SQL("case when s.new ? {lit} then {v} else {d} end").format(
+                lit=sql.Literal(c.name), v=self.typed(c, "s.new"), d=sql.SQL(c.default))  # from the catalog
+            if c.default is not None else self.typed(c, "s.new")
+            for c in self.writable)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def with_defaults(self, conn: psycopg.Connection) -> "Table":
+        """The same table, its columns with their default expressions (for inserts whose images lack a column).
+        Read only when needed: printing a default locks the table (AccessShare), which waits for DDL."""
+        defaults = dict(conn.execute(
+            "select a.attname, pg_get_expr(d.adbin, d.adrelid) from pg_attrdef d join pg_attribute a "
+            "on a.attrelid = d.adrelid and a.attnum = d.adnum where d.adrelid = to_regclass(%s) and a.attgenerated = ''",
+            (self.name,)).fetchall())
+        return dataclasses.replace(self, columns=[dataclasses.replace(c, default=defaults.get(c.name)) for c in self.columns])
+
+    def upsert(self, source: sql.Composable, where: sql.Composable, *, update: bool) -> sql.Composed:
+        """Insert the images in s.new of `source` (a FROM clause naming them s) that satisfy `where`; a key the
+        table has already is overwritten (update) or left alone. With ON CONFLICT on the primary key, or, for a
+        DEFERRABLE primary key (which cannot arbitrate ON CONFLICT), an update of the rows there and an insert
+        of the others in one statement."""
+        if not self.pk_deferrable:
+            tail = (sql.SQL("on conflict ({pk}) do update set {sets}").format(pk=self.pk_columns(), sets=self.upsert_set())
+                    if update else sql.SQL("on conflict ({pk}) do nothing").format(pk=self.pk_columns()))
+            return sql.SQL("{ins} select {vals} {src} where {where} {tail}").format(
+                ins=self.insert_into(), vals=self.insert_values(), src=source, where=where, tail=tail)
+        match = self.key_match("s.new")
+        head = sql.SQL("")
+        if update:
+            head = sql.SQL("with u as (update {T} t set {sets} {src} where {where} and {match}) ").format(
+                T=self.ident, sets=self.set_from_new(), src=source, where=where, match=match)
+        return sql.SQL("{head}{ins} select {vals} {src} where {where} "
+                       "and not exists (select 1 from {T} t where {match})").format(
+            head=head, ins=self.insert_into(), vals=self.insert_values(), src=source, where=where,
+            T=self.ident, match=match)
 
     def upsert_set(self) -> sql.Composed:
         cols = [c for c in self.writable if c.name not in self.pk] or self.writable[:1]

@@ -20,7 +20,7 @@ from ..nodes import registered
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK = 0x63637379  # advisory lock key: two installs on one database wait for each other
-REPLICATED = ["ccsync.conflicts", "ccsync.sumehr_state"]  # ccsync's own tables that every database shares through the journal
+REPLICATED = ["ccsync.conflicts", "ccsync.decisions", "ccsync.sumehr_state"]  # ccsync's own tables that every database shares through the journal
 NAME_RULE = "lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, at most 63"
 
 

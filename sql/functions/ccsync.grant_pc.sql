@@ -35,7 +35,8 @@ begin
                    'ccsync.push_position(), ccsync.push_store(pg_snapshot, boolean, bigint), '
                    'ccsync.report_pulled(pg_snapshot), ccsync.prune(double precision, double precision), '
                    'ccsync.record_conflict(text, jsonb, text, text[], jsonb, jsonb, jsonb, jsonb, bigint, bigint, text), '
-                   'ccsync.journal_for_node(text, jsonb), ccsync.decide(bigint, jsonb), ccsync.hlc_observe(bigint), '
+                   'ccsync.journal_for_node(text, jsonb), ccsync.decide(bigint, jsonb, jsonb), '
+                   'ccsync.record_refusal(text, jsonb, jsonb, text, bigint), ccsync.hlc_observe(bigint), '
                    'ccsync.changed(jsonb, jsonb), ccsync.row_image_sql(regclass, text, boolean), '
                    'ccsync.value_sql(regtype, text), '
                    'ccsync.sumehr_refresh(text[], bigint[], timestamptz[]), '
@@ -48,6 +49,9 @@ begin
         raise notice 'not allowed to grant connect and temporary on database % to %: they come from PUBLIC unless revoked',
             current_database(), p_role;
     end;
+    if to_regclass('ccsync.decisions') is not null then  -- revision 0009
+        execute format('grant select on ccsync.decisions to %I', p_role);
+    end if;
     perform ccsync.grant_tables(p_role, true);
 end;
 $$;

@@ -1,9 +1,9 @@
 -- ----------------------------------------------------------------------
 -- Function: ccsync.record_conflict(11)
 --
---      Records, for the calling node, a conflict its push met: one open
---      record per (node, table, key), updated when the node conflicts on
---      the same row again. The record is journaled as a cloud change
+--      Records, for the calling node, a conflict its push met: one record
+--      per conflicting change (a second conflict on a row never overwrites
+--      the first). The record is journaled as a cloud change
 --      (ccsync.conflicts is one of ccsync's own replicated tables), so
 --      every node pulls it.
 --
@@ -28,7 +28,7 @@
 --      CC013  the table is not tracked
 --
 -- Tables:
---      ccsync.conflicts (insert or update), ccsync.tracked (read)
+--      ccsync.conflicts (insert), ccsync.tracked (read)
 -- ----------------------------------------------------------------------
 create or replace function ccsync.record_conflict(p_table text, p_pk jsonb, p_kind text, p_columns text[],
                                                   p_local_row jsonb, p_cloud_row jsonb, p_base jsonb, p_diff jsonb,
@@ -52,11 +52,6 @@ begin
             case when p_resolution is null then 'open' else 'resolved' end, p_resolution,
             case when p_resolution is null then null else 'policy' end,
             case when p_resolution is null then null else now() end)
-    on conflict (node, table_name, pk) where status = 'open' do update
-       set kind = excluded.kind,
-           columns = array(select distinct x from unnest(c.columns || excluded.columns) as x order by 1),
-           local_row = excluded.local_row, cloud_row = excluded.cloud_row, diff = excluded.diff,
-           local_hlc = excluded.local_hlc, cloud_hlc = excluded.cloud_hlc
     returning c.id into v_id;
     return v_id;
 end;

@@ -2,7 +2,7 @@
 -- Function: ccsync.row_image_sql(3)
 --
 --      The SQL expression of a row's image as the journal holds it: every
---      column (or the primary key's only) in its canonical form
+--      stored column (or the primary key's only) in its canonical form
 --      (ccsync.value_sql), written out from the catalog once, so that the
 --      capture triggers and whoever reads a current row (ccsync's functions,
 --      the reconciler) build the same image without reading the catalog per
@@ -33,6 +33,7 @@ as $$
                                                                         format('%I.%I', p_alias, a.attname))) as pair
                       from pg_attribute as a
                      where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped
+                       and a.attgenerated <> 'v'  -- virtual (PostgreSQL 18): not stored, nor in a transition table
                        and (not p_key or a.attnum = any ((select i.indkey::int2[] from pg_index as i
                                                            where i.indrelid = p_table and i.indisprimary)::int2[]))
                    ) as c

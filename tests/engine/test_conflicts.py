@@ -89,14 +89,15 @@ def test_two_inserts_of_one_key_is_insert_insert(p):
     assert [c[0] for c in p.conflicts(p.cloud)] == ["insert_insert"]
 
 
-def test_several_local_changes_to_one_row_make_one_open_conflict(p):
+def test_several_local_changes_to_one_row_are_a_record_each_with_its_own_base(p):
     p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
     for v in ("l1", "l2", "l3"):
         p.sql(node(p), "update patients set phone = %s where id = 1", (v,))
     p.sync("pc-1")
     p.sync_all()
-    [c] = conflicts.list_conflicts(node(p))
-    assert c["local_row"]["phone"] == "l3"
+    records = conflicts.list_conflicts(node(p))
+    assert [c["base"]["phone"] for c in records] == ["111", "l1", "l2"]
+    assert {c["local_row"]["phone"] for c in records} == {"l3"}  # the PC's version, as it stands
     p.assert_converged()
 
 
@@ -187,6 +188,9 @@ def test_policies_resolve_automatically_and_still_record(make_practice, policy, 
     p.assert_converged()
     rows = p.sql(p.cloud_owner, "select kind, status, resolution, resolved_by from ccsync.conflicts")
     assert rows == [("update_update", "resolved", resolution, "policy")]
+    # the losing version stays findable in the record, whichever side lost
+    assert p.sql(p.cloud_owner, "select local_row ->> 'phone', cloud_row ->> 'phone' from ccsync.conflicts") == [
+        ("local", "cloud")]
 
 
 def test_latest_wins_keeps_the_cloud_when_its_change_is_later(make_practice):
@@ -220,3 +224,94 @@ def test_policies_on_update_delete_and_insert_insert(make_practice, policy):
         assert names == {2: "B cloud", 3: "C cloud"}
     kinds = sorted(r[0] for r in p.sql(p.cloud_owner, "select kind from ccsync.conflicts"))
     assert kinds == ["delete_update", "insert_insert", "update_delete"]
+
+
+def test_latest_wins_keeps_the_cloud_when_its_time_was_pruned(make_practice):
+    from reconciler.engine import housekeeping
+    import psycopg
+
+    p = make_practice(nodes=("pc-1", "pc-2"), policy="latest-wins")
+    p.sql(p.cloud, "insert into patients (id, name, phone) values (1, 'Anna', '111')")
+    p.sync_all()
+    p.sql(p.nodes["pc-1"], "update patients set phone = 'older, on the pc' where id = 1")
+    p.sql(p.cloud, "update patients set phone = 'newer, on the cloud' where id = 1")
+    p.pull("pc-1")  # skips the row (a local change waits) but moves the position
+    p.pull("pc-2")
+    with psycopg.connect(p.cloud_owner, autocommit=True) as cloud:
+        assert housekeeping.prune(cloud, retention=0, max_retention=10**9) >= 1
+    p.sync_all()
+    p.assert_converged()
+    assert p.sql(p.cloud, "select phone from patients") == [("newer, on the cloud",)]
+    [c] = conflicts.list_conflicts(p.nodes["pc-1"], include_resolved=True)
+    assert c["local_row"]["phone"] == "older, on the pc" and c["resolution"] == "policy latest-wins: kept cloud"
+
+
+def test_a_second_conflict_on_a_row_gets_its_own_record_and_a_decision_closes_only_its_own(p):
+    p.sql(node(p), "update patients set phone = 'local one' where id = 1")
+    p.sql(p.cloud, "update patients set phone = 'cloud one' where id = 1")
+    p.sync_all()
+    p.sql(node(p), "update patients set phone = 'local two' where id = 1")
+    p.sql(p.cloud, "update patients set phone = 'cloud two' where id = 1")
+    p.sync_all()
+    first, second = conflicts.list_conflicts(node(p))
+    assert (first["local_row"]["phone"], second["local_row"]["phone"]) == ("local one", "local two")
+    conflicts.resolve(node(p), first["id"], "cloud", by="Dr Peeters")
+    p.sync_all()
+    [still] = conflicts.list_conflicts(node(p, "pc-2"))
+    assert still["id"] == second["id"] and still["local_row"]["phone"] == "local two"
+
+
+def test_two_pcs_deciding_one_conflict_the_first_decision_holds_and_the_second_is_refused(p):
+    p.sql(node(p), "update patients set phone = 'local' where id = 1")
+    p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
+    p.sync_all()
+    [c] = conflicts.list_conflicts(node(p))
+    conflicts.resolve(node(p, "pc-1"), c["id"], "local", by="Dr Peeters")  # both offline
+    conflicts.resolve(node(p, "pc-2"), c["id"], "cloud", by="Dr Janssens")
+    p.sync("pc-1")
+    p.sync("pc-2")
+    p.sync_all()
+    p.assert_converged()
+    assert p.sql(p.cloud, "select phone from patients") == [("local",)]  # pc-1's choice, as the record says
+    done = conflicts.get_conflict(node(p, "pc-2"), c["id"])
+    assert (done["resolution"], done["resolved_by"]) == ("kept local", "Dr Peeters")
+    [refused] = [r for r in conflicts.list_conflicts(node(p, "pc-2")) if r["kind"] == "refused"]
+    assert refused["node"] == "pc-2" and "already decided" in refused["reason"]
+    assert {ch["table"] for ch in refused["changes"]} == {"ccsync.conflicts"}  # its decision, whole
+
+
+def test_a_decision_revisited_is_a_new_decision_with_who_and_when(p):
+    p.sql(node(p), "update patients set phone = 'local' where id = 1")
+    p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
+    p.sync_all()
+    [c] = conflicts.list_conflicts(node(p))
+    first = conflicts.resolve(node(p), c["id"], "cloud", by="Dr Peeters")
+    p.sync_all()
+    with pytest.raises(conflicts.AlreadyResolved):
+        conflicts.resolve(node(p, "pc-2"), c["id"], "local", by="Dr Janssens")
+    again = conflicts.resolve(node(p, "pc-2"), c["id"], "local", by="Dr Janssens", revisit=True)
+    p.sync_all()
+    p.assert_converged()
+    assert p.sql(p.cloud, "select phone from patients") == [("local",)]
+    final = conflicts.get_conflict(p.cloud_owner, c["id"])
+    assert (final["resolution"], final["resolved_by"], final["decided_on"]) == (
+        "revisited: kept local", "Dr Janssens", "pc-2")
+    assert final["decision"] == again["decision"] != first["decision"]
+    decided = p.sql(node(p), "select resolution, resolved_by, decided_on, revisit_of is not null "
+                             "from ccsync.decisions order by accepted_at")
+    assert decided == [("kept cloud", "Dr Peeters", "pc-1", False), ("revisited: kept local", "Dr Janssens", "pc-2", True)]
+
+
+def test_a_conflict_on_a_large_value_keeps_both_rows_and_a_small_diff(make_practice):
+    p = make_practice(nodes=("pc-1",))
+    p.alter("alter table patients add column scan bytea")
+    p.sql(p.cloud, "insert into patients (id, name) values (1, 'Anna')")
+    p.sync_all()
+    p.sql(p.nodes["pc-1"], "update patients set scan = convert_to(repeat('L', 1000000), 'UTF8') where id = 1")
+    p.sql(p.cloud, "update patients set scan = convert_to(repeat('C', 1000000), 'UTF8') where id = 1")
+    p.sync_all()
+    [(local, cloud, diff_size, diff)] = p.sql(
+        p.cloud_owner, "select length(local_row ->> 'scan'), length(cloud_row ->> 'scan'), length(diff::text), diff::text "
+                 "from ccsync.conflicts")
+    assert local == cloud == 2 + 2 * 1000000  # both versions whole (bytea as hex)
+    assert diff_size < 2000 and "root['scan']" in diff

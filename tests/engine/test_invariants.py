@@ -204,20 +204,19 @@ def test_schema_drift_is_refused_and_the_batch_stays_pending(practice):
     assert p.sql(p.cloud, "select extra from patients")[0][0] == "only here"
 
 
-def test_a_row_the_cloud_rejects_keeps_the_batch_pending(practice):
+def test_a_row_the_cloud_rejects_becomes_a_refusal_record_and_the_queue_moves_on(practice):
     p = practice
     p.sql(p.cloud_owner, "alter table patients add constraint phone_short check (length(phone) < 5)")
     p.sql(p.nodes["pc-1"], "insert into patients (id, name) values (1, 'ok')")
     p.sql(p.nodes["pc-1"], "insert into patients (id, name, phone) values (2, 'bad', '123456789')")
-    with pytest.raises(CcsyncError, match="the cloud rejected a change.*phone_short.*stays pending"):
-        p.push("pc-1")
-    assert p.sql(p.cloud, "select count(*) from patients")[0][0] == 0  # nothing half-applied
-    assert p.sql(p.nodes["pc-1"], "select count(*) from ccsync.journal")[0][0] == 2
-    history = p.sql(p.nodes["pc-1"], "select direction, error from ccsync.history order by id desc limit 1")[0]
-    assert history[0] == "push" and "phone_short" in history[1]
-    p.sql(p.cloud_owner, "alter table patients drop constraint phone_short")  # the DBA fixes the constraint
-    p.push("pc-1")
-    assert p.sql(p.cloud, "select count(*) from patients")[0][0] == 2
+    p.sql(p.nodes["pc-1"], "insert into patients (id, name) values (3, 'after')")
+    assert p.sync("pc-1")["pushed"]["refused"] == 1
+    assert p.sql(p.cloud, "select id from patients order by 1") == [(1,), (3,)]
+    assert p.sql(p.nodes["pc-1"], "select count(*) from ccsync.journal")[0][0] == 0
+    p.assert_converged()  # the refused row left the PC too: it is in the record
+    [r] = p.sql(p.cloud_owner, "select kind, reason, changes -> 0 -> 'new' ->> 'phone' from ccsync.conflicts")
+    assert r == ("refused", "the cloud refused this PC's new row in public.patients: it breaks the cloud's check "
+                            "phone_short on public.patients", "123456789")
 
 
 def test_untracked_on_cloud_and_uninitialized_node_are_clear_errors(make_practice):

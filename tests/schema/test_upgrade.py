@@ -81,14 +81,17 @@ def test_an_upgrade_from_0005_loses_and_misapplies_nothing_in_flight(databases):
         former_change(c, "cloud", "update visits set note = 'edited on the cloud', codes = '{20,21}' where room = 2",
                       2, "U")
         former_change(c, "cloud", "delete from visits where room = 3", 3, "D")
-        # a conflict record of the PC, in the former form too: its edit of room 2's codes against the cloud's
+        # a conflict record of the PC, in the former form too: its edit of room 2's codes against the cloud's,
+        # recorded on the cloud and pulled by the PC
         cloud_row = former_image(c, 2)
-        n.execute("alter table ccsync.conflicts disable trigger user")
-        n.execute("insert into ccsync.conflicts (node, table_name, pk, kind, columns, local_row, cloud_row) "
-                  "values ('pc-1', 'public.visits', %s::jsonb, 'update_update', '{codes}', %s::jsonb, %s::jsonb)",
-                  (n.execute("select jsonb_build_object('at', at, 'room', room)::text from visits where room = 2")
-                   .fetchone()[0], cloud_row.replace("[20, 21]", "[2, 22]"), cloud_row))
-        n.execute("alter table ccsync.conflicts enable trigger user")
+        record = ("insert into ccsync.conflicts (id, node, table_name, pk, kind, columns, local_row, cloud_row) "
+                  "values (%s, 'pc-1', 'public.visits', %s::jsonb, 'update_update', '{codes}', %s::jsonb, %s::jsonb)")
+        values = (n.execute("select jsonb_build_object('at', at, 'room', room)::text from visits where room = 2")
+                  .fetchone()[0], cloud_row.replace("[20, 21]", "[2, 22]"), cloud_row)
+        for conn in (c, n):
+            conn.execute("alter table ccsync.conflicts disable trigger user")
+            conn.execute(record, (1, *values))
+            conn.execute("alter table ccsync.conflicts enable trigger user")
 
     for dsn, name in ((cloud, "cloud"), (node, "pc-1")):  # the cloud first, then the PC
         assert reconciler.install(dsn, name)["to_revision"] == reconciler.head()

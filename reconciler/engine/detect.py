@@ -1,0 +1,163 @@
+"""Push-side conflict detection: what a push does with a change whose base no longer holds on the cloud.
+
+Detection is per column against the base the node's change was made on: disjoint columns merge, the same
+column changed on both sides, update against delete and two inserts of one key are conflicts. The cloud's
+version stays unless the table's policy says otherwise; every conflicting change gets its own record (both
+rows, the base, a diff of local against cloud), written on the cloud in the push transaction through
+ccsync.record_conflict and journaled for every node. The records themselves, and a person's decisions on
+them, are reconciler/conflicts.py's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import psycopg
+from deepdiff import DeepDiff
+
+from . import apply as _apply
+from .apply import Leftover, parse
+from .tablesql import Table
+from ..kinds import Kind, Policy
+
+
+BIG_VALUE = 4096  # characters: a longer value is compared and shown in the diff by its size and digest
+
+
+def diff(local: str | None, cloud: str | None) -> str:
+    """The deepdiff of the local row against the cloud row, as JSON text. A large value (a scanned document in
+    a bytea) appears as {size, md5}: both rows are in the record whole, and diffing or storing megabytes twice
+    more would keep the push transaction, and its row locks, waiting."""
+    return DeepDiff(_small(parse(local) or {}), _small(parse(cloud) or {}), verbose_level=2).to_json()
+
+
+def _small(row: dict) -> dict:
+    out = {}
+    for k, v in row.items():
+        text = v if isinstance(v, str) else None
+        if text is not None and len(text) > BIG_VALUE:
+            out[k] = {"size": len(text), "md5": hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()}
+        else:
+            out[k] = v
+    return out
+
+
+def _winner(policy: str, local_hlc: int, cloud_hlc: int | None, node: str) -> str:
+    if policy == Policy.NODE_WINS:
+        return "local"
+    if policy == Policy.LATEST_WINS:
+        # the cloud's time is gone once its journal entry is pruned: not known to be older, so the cloud's stays
+        return "local" if cloud_hlc is not None and (local_hlc, node) > (cloud_hlc, "cloud") else "cloud"
+    return "cloud"  # manual and cloud-wins: the cloud's version stays
+
+
+class Found:
+    """The conflicts of one pushed chunk, written once every change of the chunk is applied: one record per
+    conflicting change (a row changed twice is two records, as when its changes are pushed one by one)."""
+
+    def __init__(self, node_name: str):
+        self.node_name = node_name
+        self.rows: list[dict] = []
+
+    def add(self, t: Table, left: Leftover, kind: str, columns: list[str], local_row, cloud_hlc, resolution,
+            local_won: bool = False) -> None:
+        self.rows.append({"table": t, "left": left, "kind": kind, "columns": list(columns), "local_row": local_row,
+                          "cloud_hlc": cloud_hlc, "resolution": resolution, "local_won": local_won})
+
+    def write(self, cloud: psycopg.Connection) -> int:
+        """Record each conflict with the cloud's final version, and journal that version for the node (once
+        per row)."""
+        images: dict[tuple[str, str], str | None] = {}
+        for info in self.rows:
+            t, left = info["table"], info["left"]
+            key = (t.name, _apply.key_of(left.pk))
+            if key not in images:
+                images[key] = _apply.fetch_images(cloud, t, [left.pk]).get(key[1])
+            # the PC's version won (a policy): the record keeps the cloud's as it was, the losing one
+            cloud_row = left.cloud_row if info["local_won"] else images[key]
+            _record(cloud, self.node_name, t, left, info["kind"], info["columns"], info["local_row"], cloud_row,
+                    info["cloud_hlc"], info["resolution"])
+        for info in self.rows:  # the cloud's version, for the conflicting node: once per row
+            t, left = info["table"], info["left"]
+            if images.pop((t.name, _apply.key_of(left.pk)), False) is not False:
+                _journal_refresh(cloud, t, left.pk)
+        return len(self.rows)
+
+
+def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t: Table, left: Leftover,
+                         found: Found) -> None:
+    """Decide a change the set-wise push could not apply: merge what can be, apply the policy, note it."""
+    present = left.cloud_row is not None
+    if left.op == "D":
+        if not present:
+            return  # deleted on both sides
+        kind = Kind.DELETE_UPDATE
+    elif left.op == "I":
+        if not left.columns:
+            return  # the same row is already there
+        kind = Kind.INSERT_INSERT
+    else:
+        kind = Kind.UPDATE_UPDATE if present else Kind.UPDATE_DELETE
+
+    local_row = None
+    if left.op != "D":
+        local_row = _apply.fetch_images(node, t, [left.pk]).get(_apply.key_of(left.pk))
+        if local_row is None:  # no longer on the node (a cloud TRUNCATE pulled before this push): the change's
+            local_row = left.new  # own image keeps the local values
+    cloud_hlc = cloud.execute(
+        "select max(hlc) from ccsync.journal where table_name = %s and pk = %s::jsonb", (t.name, left.pk)
+    ).fetchone()[0]
+    winner = _winner(t.policy, left.hlc, cloud_hlc, found.node_name)
+
+    new_cols = list(parse(left.new) or {})
+    if kind == Kind.UPDATE_UPDATE:
+        merged = [c for c in new_cols if c not in left.columns]
+        if winner == "local":
+            _apply.apply_columns(cloud, t, left.seq, None)
+        elif merged:
+            _apply.apply_columns(cloud, t, left.seq, merged)
+    elif winner == "local":
+        if kind == Kind.UPDATE_DELETE and local_row is not None:
+            _apply.upsert_images(cloud, t, [local_row])
+        elif kind == Kind.DELETE_UPDATE:
+            _apply.delete_keys(cloud, t, [left.pk])
+        elif kind == Kind.INSERT_INSERT:
+            _apply.upsert_images(cloud, t, [left.new])
+
+    columns = left.columns if kind != Kind.UPDATE_DELETE else sorted(new_cols)
+    resolution = None if t.policy == Policy.MANUAL else f"policy {t.policy}: kept {winner}"
+    found.add(t, left, kind, columns, local_row, cloud_hlc, resolution, winner == "local")
+
+
+def _record(cloud, node_name, t, left, kind, columns, local_row, cloud_row, cloud_hlc, resolution) -> None:
+    # the cloud records it for the node of the connected role, and journals it for every node
+    cloud.execute(
+        "select ccsync.record_conflict(%(table)s, %(pk)s::jsonb, %(kind)s, %(columns)s, %(local)s::jsonb, "
+        "%(cloud)s::jsonb, %(base)s::jsonb, %(diff)s::jsonb, %(lhlc)s, %(chlc)s, %(resolution)s)",
+        {
+            "table": t.name, "pk": left.pk, "kind": kind, "columns": list(columns),
+            "local": local_row, "cloud": cloud_row, "base": left.old,
+            "diff": diff(local_row, cloud_row), "lhlc": left.hlc, "chlc": cloud_hlc, "resolution": resolution,
+        },
+    )
+
+
+def _journal_refresh(cloud, t: Table, pk: str) -> None:
+    """Journal the row as the cloud now has it, for the conflicting node only (target): it takes the whole
+    row, including a row it had deleted. The other nodes get every change the push made from the trigger."""
+    cloud.execute("select ccsync.journal_for_node(%s, %s::jsonb)", (t.name, pk))
+
+
+TABLE = "ccsync.conflicts"
+
+
+def decide_step(cloud: psycopg.Connection, step: int) -> int:
+    """A pushed step of decisions (a person decided records on the node, which updated them): each goes to
+    ccsync.decide, which applies the first decision of a record and a revisit of the decision in force, and
+    refuses any other (SQLSTATE 23C01: the push then refuses its whole source transaction)."""
+    cloud.execute(
+        "select ccsync.decide((s.pk ->> 'id')::bigint, s.new, coalesce(s.old, '{}')) from ccsync_stage s "
+        "where s.step = %s order by s.seq",
+        (step,),
+    )
+    return cloud.execute("update ccsync_stage set done = true where step = %s", (step,)).rowcount
