@@ -53,33 +53,31 @@ def _winner(policy: str, local_hlc: int, cloud_hlc: int | None, node: str) -> st
 
 class Found:
     """The conflicts of one pushed chunk, written once every change of the chunk is applied: one record per
-    conflicting change (a row changed twice is two records, as when its changes are pushed one by one)."""
+    conflicting change (a row changed twice is two records, as when its changes are pushed one by one). A record
+    keeps the cloud's row as the conflicting change left it (its merged columns in, or the policy applied), not as
+    the chunk's later changes leave it: what the reference path, one source transaction at a time, records."""
 
     def __init__(self, node_name: str):
         self.node_name = node_name
         self.rows: list[dict] = []
 
-    def add(self, t: Table, left: Leftover, kind: str, columns: list[str], local_row, cloud_hlc, resolution,
-            local_won: bool = False) -> None:
+    def add(self, t: Table, left: Leftover, kind: str, columns: list[str], local_row, cloud_row, cloud_hlc,
+            resolution) -> None:
         self.rows.append({"table": t, "left": left, "kind": kind, "columns": list(columns), "local_row": local_row,
-                          "cloud_hlc": cloud_hlc, "resolution": resolution, "local_won": local_won})
+                          "cloud_row": cloud_row, "cloud_hlc": cloud_hlc, "resolution": resolution})
 
     def write(self, cloud: psycopg.Connection) -> int:
-        """Record each conflict with the cloud's final version, and journal that version for the node (once
-        per row)."""
-        images: dict[tuple[str, str], str | None] = {}
+        """Record each conflict, and journal the cloud's final version of its row for the node (once per row)."""
+        rows: set[tuple[str, str]] = set()
         for info in self.rows:
             t, left = info["table"], info["left"]
-            key = (t.name, _apply.key_of(left.pk))
-            if key not in images:
-                images[key] = _apply.fetch_images(cloud, t, [left.pk]).get(key[1])
-            # the PC's version won (a policy): the record keeps the cloud's as it was, the losing one
-            cloud_row = left.cloud_row if info["local_won"] else images[key]
-            _record(cloud, self.node_name, t, left, info["kind"], info["columns"], info["local_row"], cloud_row,
-                    info["cloud_hlc"], info["resolution"])
+            _record(cloud, self.node_name, t, left, info["kind"], info["columns"], info["local_row"],
+                    info["cloud_row"], info["cloud_hlc"], info["resolution"])
         for info in self.rows:  # the cloud's version, for the conflicting node: once per row
             t, left = info["table"], info["left"]
-            if images.pop((t.name, _apply.key_of(left.pk)), False) is not False:
+            key = (t.name, _apply.key_of(left.pk))
+            if key not in rows:
+                rows.add(key)
                 _journal_refresh(cloud, t, left.pk)
         return len(self.rows)
 
@@ -126,7 +124,11 @@ def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t:
 
     columns = left.columns if kind != Kind.UPDATE_DELETE else sorted(new_cols)
     resolution = None if t.policy == Policy.MANUAL else f"policy {t.policy}: kept {winner}"
-    found.add(t, left, kind, columns, local_row, cloud_hlc, resolution, winner == "local")
+    # the PC's version won (a policy): the record keeps the cloud's as it was, the losing one; else the cloud's
+    # as this change left it (merged columns in)
+    cloud_row = left.cloud_row if winner == "local" else \
+        _apply.fetch_images(cloud, t, [left.pk]).get(_apply.key_of(left.pk))
+    found.add(t, left, kind, columns, local_row, cloud_row, cloud_hlc, resolution)
 
 
 def _record(cloud, node_name, t, left, kind, columns, local_row, cloud_row, cloud_hlc, resolution) -> None:

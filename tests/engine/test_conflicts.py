@@ -315,3 +315,18 @@ def test_a_conflict_on_a_large_value_keeps_both_rows_and_a_small_diff(make_pract
                  "from ccsync.conflicts")
     assert local == cloud == 2 + 2 * 1000000  # both versions whole (bytea as hex)
     assert diff_size < 2000 and "root['scan']" in diff
+
+
+@pytest.mark.parametrize("reference", ["", "1"])  # the fast path pushes both transactions in one target transaction
+def test_a_record_keeps_the_cloud_row_as_its_own_change_left_it_not_as_later_changes_did(p, monkeypatch, reference):
+    monkeypatch.setenv("CCSYNC_REFERENCE", reference)
+    p.sql(node(p), "update patients set phone = 'local' where id = 1")  # conflicts with the cloud's phone
+    p.sql(node(p), "update patients set notes = 'later local note' where id = 1")  # a later transaction, merges
+    p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
+    p.sync_all()
+    p.assert_converged()
+    [c] = conflicts.list_conflicts(node(p, "pc-2"))
+    # the cloud's version when the conflicting change met it: as the reference path, one transaction at a time,
+    # records it (the later transaction's note is not part of what the first one conflicted with)
+    assert (c["cloud_row"]["phone"], c["cloud_row"]["notes"]) == ("cloud", "n0")
+    assert (c["local_row"]["phone"], c["local_row"]["notes"]) == ("local", "later local note")
