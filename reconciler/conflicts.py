@@ -16,6 +16,7 @@ import psycopg
 from .engine import apply as _apply
 from . import db as _db, labels
 from .engine.apply import parse
+from .engine.detect import diff  # noqa: F401  (the diff a record keeps: part of this module's API)
 from .engine.tablesql import Table
 from .errors import CcsyncError
 from .kinds import KINDS, Kind  # noqa: F401  (KINDS: part of this module's API)

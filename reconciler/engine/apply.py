@@ -142,11 +142,11 @@ def check_columns(conn, tables: dict[str, Table], side: str) -> dict[str, Table]
         if t is None:
             continue
         unknown, lacking = conn.execute(
-            "select case when exists (select 1 from ccsync_stage s where s.table_name = %(t)s "
+            "select case when exists (select 1 from ccsync_stage s where s.table_name = %(t)s and s.op <> 'T' "
             "                          and (coalesce(s.new, '{}') || coalesce(s.old, '{}')) - %(cols)s::text[] <> '{}') "
             "            then array(select distinct k from ccsync_stage s, "
             "                       jsonb_object_keys(coalesce(s.new, '{}') || coalesce(s.old, '{}')) k "
-            "                       where s.table_name = %(t)s and not k = any(%(cols)s::text[]) order by 1) end, "
+            "                       where s.table_name = %(t)s and s.op <> 'T' and not k = any(%(cols)s::text[]) order by 1) end, "
             "       exists (select 1 from ccsync_stage s where s.table_name = %(t)s and s.op = 'I' "
             "                and not s.new ?& %(writable)s::text[])",
             {"t": name, "cols": t.column_names, "writable": [c.name for c in t.writable]},
@@ -167,30 +167,135 @@ def truncated(conn, step: int) -> bool:
     return conn.execute("select bool_and(done) from ccsync_stage where step = %s", (step,)).fetchone()[0]
 
 
-def truncate_step(conn, tables: dict[str, Table], step: int) -> int:
-    """A TRUNCATE, together with the other tables one statement truncated (foreign keys need them together):
-    the run of truncates of one source transaction that starts at this step, and no later one (a later
-    TRUNCATE of the same table in that transaction comes after the rows inserted in between)."""
-    run = conn.execute(
+def _truncate_run(conn, step: int) -> list[tuple[int, str, str | None, int]]:
+    """The run of truncates of one source transaction that starts at this step, and no later one (a later
+    TRUNCATE of the same table in that transaction comes after the rows inserted in between): (seq, table,
+    the node's pull position when it truncated or None, hlc), those not done yet."""
+    return conn.execute(
         """
         with me as (select txid, seq from ccsync_stage where step = %(step)s),
              run as (
-                 select s.seq, s.table_name, s.op, s.txid,
+                 select s.seq, s.table_name, s.op, s.txid, s.old ->> 'pulled' as pulled, s.hlc,
                         sum(case when s.op <> 'T' or s.txid <> me.txid then 1 else 0 end)
                             over (order by s.seq) as brk
                    from ccsync_stage s, me where s.seq >= me.seq
              )
-        select seq, table_name from run where brk = 0 and not exists
+        select seq, table_name, pulled, hlc from run where brk = 0 and not exists
             (select 1 from ccsync_stage d where d.seq = run.seq and d.done)
         """,
         {"step": step},
     ).fetchall()
-    names = list(dict.fromkeys(name for _, name in run))
+
+
+def _mark_run_done(conn, run) -> int:
+    return conn.execute(
+        "update ccsync_stage set done = true where seq = any(%s)", ([r[0] for r in run],)
+    ).rowcount
+
+
+def truncate_step(conn, tables: dict[str, Table], step: int) -> int:
+    """A TRUNCATE, together with the other tables one statement truncated (foreign keys need them together)."""
+    run = _truncate_run(conn, step)
+    names = list(dict.fromkeys(r[1] for r in run))
     targets = [tables[n] for n in names if n in tables]
     conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(t.ident for t in targets)))
-    return conn.execute(
-        "update ccsync_stage set done = true where seq = any(%s)", ([seq for seq, _ in run],)
-    ).rowcount
+    return _mark_run_done(conn, run)
+
+
+@dataclass
+class Kept:
+    """A row a node's TRUNCATE did not empty on the cloud: the cloud changed it after the node's pull position
+    (`had`: the node had an earlier version of it), or a row kept for it references it."""
+
+    table: str
+    pk: str
+    image: str
+    had: bool
+
+
+_KEEP_DDL = "create temp table if not exists ccsync_keep (table_name text, pk jsonb, had boolean) on commit drop"
+
+
+def truncate_seen_step(conn, tables: dict[str, Table], step: int, node: str) -> tuple[int, int, list[Kept]]:
+    """A TRUNCATE made on a node, applied on the cloud: it empties the rows the node had when it truncated, not
+    the rows the cloud wrote after the node's pull position (another PC's new patient, an edit the node never
+    saw), nor the rows such a row references (a kept contact keeps its patient). Returns (changes done, the
+    truncate's hlc, the rows kept). A TRUNCATE journaled without the node's position (before revision 0009)
+    empties the tables."""
+    run = _truncate_run(conn, step)
+    names = list(dict.fromkeys(r[1] for r in run))
+    targets = [tables[n] for n in names if n in tables]
+    pulled, hlc = run[0][2], run[0][3]
+    if pulled is None or not targets:
+        return truncate_step(conn, tables, step), hlc, []
+    conn.execute(_KEEP_DDL)
+    conn.execute("delete from ccsync_keep")
+    # the cloud's changes the node had not pulled when it truncated (not its own; not a row resent to one node)
+    late = sql.SQL(
+        "select j.op, j.pk, j.new from ccsync.journal j where j.table_name = {name} and j.origin <> %(node)s "
+        "and j.target is null and not pg_visible_in_snapshot(j.txid, %(pulled)s::pg_snapshot)")
+    params = {"node": node, "pulled": pulled}
+    for t in targets:
+        q = sql.SQL(
+            "insert into ccsync_keep (table_name, pk, had) "
+            "select {name}, k.pk, not exists (select 1 from ({late}) l where l.op = 'I' and l.new @> k.pk) "
+            "  from (select {key} as pk from {T} t) k "
+            " where exists (select 1 from ({late}) l where l.pk = k.pk or l.new @> k.pk)"
+        ).format(name=sql.Literal(t.name), late=late.format(name=sql.Literal(t.name)), key=t.pk_image(), T=t.ident)
+        conn.execute(q, params)
+    fks = _references(conn, targets)
+    while fks:  # a kept row keeps the rows it references (a chain: until nothing more is kept)
+        more = 0
+        for child, parent, ccols, pcols in fks:
+            on = sql.SQL(" and ").join(
+                sql.SQL("c.{} = p.{}").format(sql.Identifier(a), sql.Identifier(b)) for a, b in zip(ccols, pcols))
+            q = sql.SQL(
+                "insert into ccsync_keep (table_name, pk, had) "
+                "select distinct {pname}, p.ccsync_pk, true "
+                "  from (select {pkey} as ccsync_pk, t.* from {P} t) p join (select {ckey} as ccsync_pk, t.* from {C} t) c "
+                "    on {on} "
+                " where exists (select 1 from ccsync_keep k where k.table_name = {cname} and k.pk = c.ccsync_pk) "
+                "   and not exists (select 1 from ccsync_keep k where k.table_name = {pname} and k.pk = p.ccsync_pk)"
+            ).format(pname=sql.Literal(parent.name), pkey=parent.pk_image(), P=parent.ident, C=child.ident,
+                     on=on, cname=sql.Literal(child.name), ckey=child.pk_image())
+            more += conn.execute(q).rowcount
+        if not more:
+            break
+    # one statement: the foreign keys between the tables are checked once every table is emptied
+    deletes = [
+        sql.SQL("d{n} as (delete from {T} t where not exists (select 1 from ccsync_keep k where k.table_name = {name} "
+                "and k.pk = {key}) returning 1)").format(n=sql.Literal(n), T=t.ident, name=sql.Literal(t.name),
+                                                          key=t.pk_image())
+        for n, t in enumerate(targets)]
+    conn.execute(sql.SQL("with {} select {}").format(
+        sql.SQL(", ").join(deletes),
+        sql.SQL(" + ").join(sql.SQL("(select count(*) from d{})").format(sql.Literal(n)) for n in range(len(targets)))))
+    kept = []
+    for t in targets:
+        q = sql.SQL("select {name}, k.pk::text, {img}, k.had from ccsync_keep k join {T} t on {match} "
+                    "where k.table_name = {name} order by 2").format(
+            name=sql.Literal(t.name), img=t.image(), T=t.ident, match=t.key_match("k.pk"))
+        kept += [Kept(*r) for r in conn.execute(q)]
+    return _mark_run_done(conn, run), hlc, kept
+
+
+def _references(conn, targets: list[Table]) -> list[tuple[Table, Table, list[str], list[str]]]:
+    """The foreign keys between the tables (child, parent, child columns, parent columns)."""
+    by_oid = {}
+    for t in targets:
+        by_oid[conn.execute("select to_regclass(%s)::oid", (t.name,)).fetchone()[0]] = t
+    out = []
+    for child, parent, ccols, pcols in conn.execute(
+        "select c.conrelid, c.confrelid, "
+        "       array(select a.attname::text from unnest(c.conkey) with ordinality k(n, o) join pg_attribute a "
+        "             on a.attrelid = c.conrelid and a.attnum = k.n order by k.o), "
+        "       array(select a.attname::text from unnest(c.confkey) with ordinality k(n, o) join pg_attribute a "
+        "             on a.attrelid = c.confrelid and a.attnum = k.n order by k.o) "
+        "  from pg_constraint c where c.contype = 'f' and c.conrelid = any(%(oids)s) and c.confrelid = any(%(oids)s)",
+        {"oids": list(by_oid)},
+    ):
+        out.append((by_oid[child], by_oid[parent], ccols, pcols))
+    return out
 
 
 def leftovers(conn, t: Table, step: int) -> list[Leftover]:

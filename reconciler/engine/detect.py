@@ -60,6 +60,7 @@ class Found:
     def __init__(self, node_name: str):
         self.node_name = node_name
         self.rows: list[dict] = []
+        self.restore: list[tuple[str, str]] = []  # (table, key) the node reads back from the cloud after the push
 
     def add(self, t: Table, left: Leftover, kind: str, columns: list[str], local_row, cloud_row, cloud_hlc,
             resolution) -> None:
@@ -129,6 +130,21 @@ def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t:
     cloud_row = left.cloud_row if winner == "local" else \
         _apply.fetch_images(cloud, t, [left.pk]).get(_apply.key_of(left.pk))
     found.add(t, left, kind, columns, local_row, cloud_row, cloud_hlc, resolution)
+
+
+def truncate_step(cloud: psycopg.Connection, node: psycopg.Connection, tables: dict[str, Table], step: int,
+                  found: Found) -> int:
+    """A node's TRUNCATE: the rows it had are emptied on the cloud (apply.truncate_seen_step); a kept row that the
+    node had an earlier version of is a delete_update conflict (the table's policy decides), and the node reads it
+    back from the cloud right after the push (before a pull brings the rows that refer to it); a row the cloud
+    wrote after the node's position is the node's next pull."""
+    done, hlc, kept = _apply.truncate_seen_step(cloud, tables, step, found.node_name)
+    for k in kept:
+        if k.had:
+            found.restore.append((k.table, k.pk))
+            left = Leftover(seq=0, op="D", pk=k.pk, old=None, new=None, hlc=hlc, cloud_row=k.image, columns=[])
+            handle_push_leftover(cloud, node, tables[k.table], left, found)
+    return done
 
 
 def _record(cloud, node_name, t, left, kind, columns, local_row, cloud_row, cloud_hlc, resolution) -> None:

@@ -25,7 +25,9 @@ class _Push(_drain.Direction):
 
     def __init__(self, sides: Sides, tables: dict):
         self.src, self.dst, self.node_name, self.tables = sides.node, sides.cloud, sides.name, tables
-        self.refused_keys: list[list[str]] = []  # (table, key) of the chunk's refused rows, read back once committed
+        # (table, key) of the chunk's refused rows, and of rows a TRUNCATE of the node left on the cloud: read back
+        # once committed
+        self.refused_keys: list[list[str]] = []
 
     def position(self):
         self.refused_keys = []  # a chunk starts (again)
@@ -56,7 +58,8 @@ class _Push(_drain.Direction):
             if t is None:
                 raise CcsyncError(f"{step.table} is not tracked on the cloud: track it there, or untrack it on this node")
             if step.op == "T":
-                done = 0 if _apply.truncated(cloud, step.number) else _apply.truncate_step(cloud, tables, step.number)
+                done = step.count if _apply.truncated(cloud, step.number) else \
+                    detect.truncate_step(cloud, node, tables, step.number, found)
             elif step.table == detect.TABLE and step.op == "U":
                 done = detect.decide_step(cloud, step.number)
             elif plan.mode != "exact" and _apply.fast_step(cloud, t, step, push=True):
@@ -72,6 +75,7 @@ class _Push(_drain.Direction):
                 for left in _apply.leftovers(cloud, t, step.number):
                     detect.handle_push_leftover(cloud, node, t, left, found)
                     checkpoint("push.conflict")
+        self.refused_keys += [[table, pk] for table, pk in found.restore]
         return Counter(changes=plan.changes, conflicts=found.write(cloud))
 
     def direct(self, window, summary):

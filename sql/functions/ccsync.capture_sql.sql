@@ -7,7 +7,10 @@
 --      canonical form (ccsync.row_image_sql) and one clock value for the
 --      statement (ccsync.hlc_next, evaluated once, and only if a row is
 --      journaled); an update's old and new rows are paired by position, and
---      an update that changes nothing journals nothing. The generated
+--      an update that changes nothing journals nothing. A TRUNCATE on a
+--      node keeps, in the entry's old image, the node's pull position
+--      ({"pulled": snapshot}): what of the cloud it had, so that the push
+--      empties on the cloud only the rows the node had. The generated
 --      capture function holds it written out for the table as tracked; the
 --      same function runs it, written from the catalog as it is now, for a
 --      table altered since (ccsync.capture_function_sql).
@@ -23,7 +26,8 @@
 --      text: an INSERT into ccsync.journal
 --
 -- Tables:
---      pg_attribute, pg_index (read, through ccsync.row_image_sql)
+--      pg_attribute, pg_index (read, through ccsync.row_image_sql); the
+--      statement reads ccsync.state (TRUNCATE)
 -- ----------------------------------------------------------------------
 create or replace function ccsync.capture_sql(p_table regclass, p_name text, p_op text, p_origin text, p_depth text)
 returns text
@@ -51,8 +55,10 @@ as $$
           from cc_old as o',
             p_origin, p_name, ccsync.row_image_sql(p_table, 'o', true), ccsync.row_image_sql(p_table, 'o'), p_depth)
         else format(
-            'insert into ccsync.journal (hlc, origin, table_name, op, depth)
-        values (ccsync.hlc_next(), %1$s, %2$L, ''T'', %3$s)',
+            'insert into ccsync.journal (hlc, origin, table_name, op, old, depth)
+        values (ccsync.hlc_next(), %1$s, %2$L, ''T'',
+                (select jsonb_build_object(''pulled'', s.pull_snapshot::text) from ccsync.state as s
+                  where s.pull_snapshot is not null), %3$s)',
             p_origin, p_name, p_depth)
     end
 $$;

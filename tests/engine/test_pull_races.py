@@ -132,7 +132,59 @@ def test_a_conflict_then_a_truncate_on_the_pc_leave_the_pc_as_the_cloud(make_pra
     p.sql(p.cloud, "update patients set phone = 'cloud' where id = 2")
     p.sql(p.nodes["pc-1"], "truncate encounters, patients")  # after its conflicting edit, in a later transaction
     p.sync_all()
-    p.assert_converged()  # the cloud's version of row 2, sent back after the conflict, did not outlive the truncate
-    assert p.sql(p.cloud, "select count(*) from patients") == [(0,)]
+    p.assert_converged()
+    # row 1, as the PC had it, is emptied; row 2 carries the cloud's edit the PC never saw: it stays, and the PC's
+    # edit and its truncate of the row are each a record
+    assert p.sql(p.cloud, "select id, phone from patients") == [(2, "cloud")]
+    records = sorted((c["kind"], (c["local_row"] or {}).get("phone")) for c in conflicts.list_conflicts(p.nodes["pc-1"]))
+    assert records == [("delete_update", None), ("update_update", "local")]
+
+
+@pytest.fixture
+def truncated(make_practice):
+    """pc-1 truncates what it has; the cloud (another PC's push, the application) writes before pc-1 pushes."""
+    p = make_practice(nodes=("pc-1", "pc-2"))
+    p.sql(p.cloud, "insert into patients (id, name, phone) values (1, 'Anna', '111'), (2, 'Bert', '222')")
+    p.sync_all()
+    p.sql(p.nodes["pc-1"], "truncate encounters, patients")
+    return p
+
+
+@pytest.mark.parametrize("reference", ["", "1"])
+@pytest.mark.parametrize("pull_between", [False, True])  # pc-1 pulls the new rows after its truncate, then pushes
+def test_a_truncate_made_on_a_pc_empties_only_the_rows_it_had(truncated, monkeypatch, reference, pull_between):
+    monkeypatch.setenv("CCSYNC_REFERENCE", reference)
+    p = truncated
+    p.sql(p.nodes["pc-2"], "insert into patients (id, name) values (3, 'new on pc-2')")
+    p.sync("pc-2")
+    p.sql(p.cloud, "insert into patients (id, name) values (4, 'new on the cloud')")
+    if pull_between:
+        p.pull("pc-1")
+    p.sync_all()
+    p.assert_converged()
+    assert p.sql(p.cloud, "select id from patients order by 1") == [(3,), (4,)]
+    assert conflicts.list_conflicts(p.nodes["pc-1"]) == []  # pc-1 never had them: nothing to decide
+
+
+@pytest.mark.parametrize("pull_between", [False, True])
+def test_a_row_the_cloud_edited_after_a_pc_truncated_it_stays_with_a_record(truncated, pull_between):
+    p = truncated
+    p.sql(p.cloud, "update patients set phone = 'edited on the cloud' where id = 2")
+    if pull_between:
+        p.pull("pc-1")  # the edit finds no row on pc-1: the push's record brings the row back
+    p.sync_all()
+    p.assert_converged()
+    assert p.sql(p.cloud, "select id, phone from patients") == [(2, "edited on the cloud")]
+    [c] = conflicts.list_conflicts(p.nodes["pc-2"])
+    assert (c["kind"], c["node"], c["pk"], c["cloud_row"]["phone"]) == ("delete_update", "pc-1", {"id": 2},
+                                                                         "edited on the cloud")
+
+
+def test_a_row_the_cloud_added_under_a_truncated_parent_keeps_its_parent(truncated):
+    p = truncated
+    p.sql(p.cloud, "insert into encounters (id, patient_id, summary) values (7, 1, 'written on the cloud')")
+    p.sync_all()
+    p.assert_converged()
+    assert p.sql(p.cloud, "select e.id, p.id from encounters e join patients p on p.id = e.patient_id") == [(7, 1)]
     [c] = conflicts.list_conflicts(p.nodes["pc-1"])
-    assert c["local_row"]["phone"] == "local"
+    assert (c["kind"], c["table_name"], c["pk"]) == ("delete_update", "public.patients", {"id": 1})
