@@ -361,6 +361,42 @@ def lock_keys(conn, t: Table, keys: list[str]) -> None:
     conn.execute(q, {"keys": json_array(keys)})
 
 
+def moved(cloud, t: Table, key: str) -> tuple[str, str] | None:
+    """(new key, image) of the row the cloud keyed `key` and has since given another key, or None.
+
+    A refresh reads the cloud as it is now, beyond the pull's position: a row missing there may have been
+    moved to another key by a change the node has not pulled yet; that change will find no row under the old
+    key there, so the refresh moves the row itself. A conflict's record sends the node the row under its new key
+    for the same reason."""
+    for _ in range(100):  # a chain of key changes, newest first at each key
+        row = cloud.execute(
+            "select (j.pk || (select coalesce(jsonb_object_agg(e.key, e.value), '{}') from jsonb_each(d.ch) e "
+            "                 where e.key = any(tr.pk_columns)))::text "
+            "from ccsync.journal j join ccsync.tracked tr on tr.table_name = j.table_name "
+            "cross join lateral (select ccsync.changed(j.old, j.new) as ch) d "
+            "where j.table_name = %s and j.pk = %s::jsonb and j.op = 'U' and d.ch ?| tr.pk_columns "
+            "order by j.id desc limit 1",
+            (t.name, key),
+        ).fetchone()
+        if row is None:
+            return None
+        key = row[0]
+        image = fetch_images(cloud, t, [key]).get(key_of(key))
+        if image is not None:
+            return key, image
+    return None
+
+
+def new_key(conn, t: Table, pk: str, new: str | None) -> str:
+    """The key of a row after a change whose new values are `new` (the key columns it changed, else `pk`)."""
+    if new is None:
+        return pk
+    return conn.execute(
+        "select (%(pk)s::jsonb || (select coalesce(jsonb_object_agg(e.key, e.value), '{}') "
+        "                          from jsonb_each(%(new)s::jsonb) e where e.key = any(%(cols)s)))::text",
+        {"pk": pk, "new": new, "cols": t.pk}).fetchone()[0]
+
+
 def fetch_images(conn, t: Table, keys: list) -> dict[str, dict]:
     """Current row images by primary key: {json text of the pk: image}."""
     if not keys:

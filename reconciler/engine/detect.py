@@ -74,12 +74,13 @@ class Found:
             t, left = info["table"], info["left"]
             _record(cloud, self.node_name, t, left, info["kind"], info["columns"], info["local_row"],
                     info["cloud_row"], info["cloud_hlc"], info["resolution"])
-        for info in self.rows:  # the cloud's version, for the conflicting node: once per row
+        for info in self.rows:  # the cloud's version, for the conflicting node: once per row and key
             t, left = info["table"], info["left"]
-            key = (t.name, _apply.key_of(left.pk))
-            if key not in rows:
-                rows.add(key)
-                _journal_refresh(cloud, t, left.pk)
+            for pk in _keys_to_refresh(cloud, t, left):
+                key = (t.name, _apply.key_of(pk))
+                if key not in rows:
+                    rows.add(key)
+                    _journal_refresh(cloud, t, pk)
         return len(self.rows)
 
 
@@ -99,8 +100,9 @@ def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t:
         kind = Kind.UPDATE_UPDATE if present else Kind.UPDATE_DELETE
 
     local_row = None
-    if left.op != "D":
-        local_row = _apply.fetch_images(node, t, [left.pk]).get(_apply.key_of(left.pk))
+    if left.op != "D":  # the node's row, under the key the change gave it
+        at = _apply.new_key(node, t, left.pk, left.new)
+        local_row = _apply.fetch_images(node, t, [at]).get(_apply.key_of(at))
         if local_row is None:  # no longer on the node (a cloud TRUNCATE pulled before this push): the change's
             local_row = left.new  # own image keeps the local values
     cloud_hlc = cloud.execute(
@@ -158,6 +160,20 @@ def _record(cloud, node_name, t, left, kind, columns, local_row, cloud_row, clou
             "diff": diff(local_row, cloud_row), "lhlc": left.hlc, "chlc": cloud_hlc, "resolution": resolution,
         },
     )
+
+
+def _keys_to_refresh(cloud, t: Table, left: Leftover) -> list[str]:
+    """Where the conflicting node's row must be brought in line with the cloud: the change's key, the key the
+    change gave the row (a key change of the node: the cloud has no row there), and the key the cloud moved the
+    row to (the node's pull of that move found no row, or moved the node's losing version)."""
+    keys = [left.pk]
+    if left.op == "U":
+        keys.append(_apply.new_key(cloud, t, left.pk, left.new))
+    if not _apply.fetch_images(cloud, t, [left.pk]):
+        moved = _apply.moved(cloud, t, left.pk)
+        if moved is not None:
+            keys.append(moved[0])
+    return keys
 
 
 def _journal_refresh(cloud, t: Table, pk: str) -> None:

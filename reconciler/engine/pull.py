@@ -245,31 +245,6 @@ class _Again(Exception):
     """A pulled insert met a local writer's committed insert of the same key: run the step again."""
 
 
-def _moved(cloud, t, key: str) -> tuple[str, str] | None:
-    """(new key, image) of the row the cloud keyed `key` and has since given another key, or None.
-
-    A refresh reads the cloud as it is now, beyond the pull's position: a row missing there may have been
-    moved to another key by a change the node has not pulled yet; that change will find no row under the old
-    key here, so the refresh moves the row itself."""
-    for _ in range(100):  # a chain of key changes, newest first at each key
-        row = cloud.execute(
-            "select (j.pk || (select coalesce(jsonb_object_agg(e.key, e.value), '{}') from jsonb_each(d.ch) e "
-            "                 where e.key = any(tr.pk_columns)))::text "
-            "from ccsync.journal j join ccsync.tracked tr on tr.table_name = j.table_name "
-            "cross join lateral (select ccsync.changed(j.old, j.new) as ch) d "
-            "where j.table_name = %s and j.pk = %s::jsonb and j.op = 'U' and d.ch ?| tr.pk_columns "
-            "order by j.id desc limit 1",
-            (t.name, key),
-        ).fetchone()
-        if row is None:
-            return None
-        key = row[0]
-        image = _apply.fetch_images(cloud, t, [key]).get(_apply.key_of(key))
-        if image is not None:
-            return key, image
-    return None
-
-
 def refresh(sides: Sides) -> int:
     """Re-read from the cloud the rows a pull skipped, once their local changes have been pushed."""
     node, cloud = sides.node, sides.cloud
@@ -303,14 +278,24 @@ def refresh(sides: Sides) -> int:
             present = [images[_apply.key_of(k)] for k in keys if _apply.key_of(k) in images]
             missing = [k for k in keys if _apply.key_of(k) not in images]
             _apply.upsert_images(node, t, present)
-            gone = []
+            gone, later = [], []
             for key in missing:
-                moved = _moved(cloud, t, key)
-                if moved is None or _apply.fetch_images(node, t, [moved[0]]):
+                moved = _apply.moved(cloud, t, key)
+                if moved is None:
                     gone.append(key)
+                elif node.execute("select exists (select 1 from ccsync.journal where table_name = %s and pk = %s::jsonb)",
+                                  (name, moved[0])).fetchone()[0]:
+                    gone.append(key)  # the new key has a local change waiting: it is read again after its push
+                    later.append(moved[0])
+                elif _apply.fetch_images(node, t, [moved[0]]):  # this node moved it too (its own change, pushed)
+                    gone.append(key)
+                    _apply.upsert_images(node, t, [moved[1]])
                 else:  # the row as the cloud has it now, under its new key: its children follow (ON UPDATE CASCADE)
                     _apply.rekey_to_image(node, t, key, moved[1])
             _apply.delete_keys(node, t, gone)
+            if later:
+                node.execute("insert into ccsync.refresh (table_name, pk) select %s, k::jsonb from unnest(%s::text[]) k "
+                             "on conflict do nothing", (name, later))
             checkpoint("refresh.applied")
             node.execute(
                 "delete from ccsync.refresh where table_name = %s and pk = any(%s::jsonb[])", (name, keys)

@@ -1,0 +1,62 @@
+"""Primary-key changes against edits of the same row on the other side (issue 12, item 7): nothing lost, no PC
+left different from the cloud, on the fast paths and on the reference path."""
+
+import pytest
+
+from reconciler import conflicts
+
+
+@pytest.fixture(params=["", "1"], ids=["fast", "reference"])
+def p(make_practice, monkeypatch, request):
+    monkeypatch.setenv("CCSYNC_REFERENCE", request.param)
+    p = make_practice(nodes=("pc-1", "pc-2"))
+    p.sql(p.cloud, "insert into patients (id, name, phone) values (1, 'Anna', '111'), (2, 'Bert', '222'), "
+                   "(3, 'Carla', '333')")
+    p.sync_all()
+    return p
+
+
+def _kept(p, value: str) -> bool:
+    """The value is in a row of the cloud, or kept in a record."""
+    if p.sql(p.cloud, "select 1 from patients where phone = %s or name = %s", (value, value)):
+        return True
+    return any(value in str(c["local_row"]) or value in str(c["cloud_row"])
+               for c in conflicts.list_conflicts(p.nodes["pc-2"], include_resolved=True))
+
+
+def test_a_pc_moves_a_row_the_cloud_edits(p):
+    p.sql(p.nodes["pc-1"], "update patients set id = 101 where id = 1")
+    p.sql(p.cloud, "update patients set phone = 'cloud phone' where id = 1")
+    p.sync_all()
+    p.assert_converged()
+    assert p.sql(p.cloud, "select id, phone from patients where id in (1, 101)") == [(101, "cloud phone")]
+
+
+@pytest.mark.parametrize("pull_first", [False, True])  # the PC pulls the cloud's move before it pushes its edit
+def test_the_cloud_moves_a_row_a_pc_edits(p, pull_first):
+    p.sql(p.nodes["pc-1"], "update patients set phone = 'pc phone' where id = 2")
+    p.sql(p.cloud, "update patients set id = 102 where id = 2")
+    if pull_first:
+        p.pull("pc-1")
+    p.sync_all()
+    p.assert_converged()
+    assert p.sql(p.cloud, "select id from patients where id in (2, 102)") == [(102,)]
+    assert _kept(p, "pc phone")
+
+
+def test_both_sides_move_one_row(p):
+    p.sql(p.nodes["pc-1"], "update patients set id = 103, phone = 'pc phone' where id = 3")
+    p.sql(p.cloud, "update patients set id = 203 where id = 3")
+    p.sync_all()
+    p.assert_converged()
+    assert _kept(p, "pc phone")
+    assert p.sql(p.cloud, "select count(*) from patients where name = 'Carla'") == [(1,)]
+
+
+def test_a_pc_moves_a_row_then_edits_it_while_the_cloud_edits_it(p):
+    p.sql(p.nodes["pc-1"], "update patients set id = 101 where id = 1")
+    p.sql(p.nodes["pc-1"], "update patients set name = 'Anna M.' where id = 101")
+    p.sql(p.cloud, "update patients set phone = 'cloud phone', name = 'Anna C.' where id = 1")
+    p.sync_all()
+    p.assert_converged()
+    assert _kept(p, "Anna M.") and _kept(p, "cloud phone")
