@@ -164,8 +164,21 @@ class Service:
         labels.follow(cloud, node)
 
     def _synchronize(self, progress=None) -> None:
-        self._push(progress)
-        self._pull(progress)
+        self._push_and_pull(True, True, progress)
+
+    def _push_and_pull(self, want_push: bool, want_pull: bool, progress=None) -> None:
+        """A push that fails never stops the pull: the PC keeps following the cloud, and the push's error is
+        raised once the pull is done (the batch stays pending, the status shows why)."""
+        failed = None
+        if want_push:
+            try:
+                self._push(progress)
+            except CcsyncError as exc:
+                failed = exc
+        if want_pull:
+            self._pull(progress)
+        if failed is not None:
+            raise failed
 
     def _push(self, progress=None) -> None:
         progress = progress or Stored(self.local, min_total=ONLINE_PROGRESS)
@@ -243,10 +256,7 @@ class Service:
                 # a busy practice commits many small transactions: one push (or pull) takes all that committed
                 # while it waited, instead of one per commit, which would slow down the practice's own writes
                 time.sleep(max(0.0, last_work + GATHER - time.monotonic()))
-            if want_push:
-                self._push()
-            if want_pull:
-                self._pull()
+            self._push_and_pull(want_push, want_pull)
             if want_push or want_pull:
                 last_activity = last_work = time.monotonic()
             elif now - last_activity > self.probe_interval:

@@ -86,3 +86,24 @@ def test_a_refused_transaction_is_applied_again_or_discarded_by_a_person(p):
     done = {r["id"]: (r["status"], r["resolution"], r["resolved_by"]) for r in _records(p, "pc-2")}
     assert done == {first["id"]: ("resolved", "applied again", "Dr Peeters"),
                     second["id"]: ("resolved", "discarded", "Dr Janssens")}
+
+
+def test_a_push_that_fails_never_stops_the_pull_of_the_service(make_practice):
+    from reconciler.errors import CcsyncError
+    from reconciler.service import Service
+
+    p = make_practice(nodes=("pc-1",))
+    p.sql(p.cloud, "insert into patients (id, name, phone) values (1, 'Anna', '111')")
+    p.sync_all()
+    p.sql(p.nodes["pc-1"], "update patients set phone = 'edited' where id = 1")
+    p.alter("alter table patients rename column phone to tel")  # the pending edit names a column gone: the push stops
+    p.sql(p.cloud, "insert into patients (id, name, tel) values (2, 'Bert', '222')")
+    service = Service(p.settings("pc-1"))
+    service._connect()
+    try:
+        with pytest.raises(CcsyncError, match="names column"):
+            service._synchronize()
+    finally:
+        service._close_sides()
+    assert p.sql(p.nodes["pc-1"], "select id, tel from patients order by 1") == [(1, "edited"), (2, "222")]
+    assert p.sql(p.nodes["pc-1"], "select count(*) from ccsync.journal") == [(1,)]  # the edit still waits
