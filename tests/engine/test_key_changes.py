@@ -60,3 +60,26 @@ def test_a_pc_moves_a_row_then_edits_it_while_the_cloud_edits_it(p):
     p.sync_all()
     p.assert_converged()
     assert _kept(p, "Anna M.") and _kept(p, "cloud phone")
+
+
+@pytest.mark.parametrize("reference", ["", "1"], ids=["fast", "reference"])
+def test_a_parent_key_change_cascaded_on_a_pc_reaches_every_other_pc(make_practice, monkeypatch, reference):
+    """Item 8: the cloud journals the cascaded children after their parent's change (depth), so the other PCs
+    apply the parent's new key before the children point to it."""
+    import reconciler
+
+    monkeypatch.setenv("CCSYNC_REFERENCE", reference)
+    p = make_practice(nodes=())
+    p.sql(p.cloud_owner, "create table contacts (id int primary key, "
+                         "patient_id int not null references patients (id) on update cascade, value text)")
+    reconciler.track(p.cloud_owner, ["contacts"])
+    p.sql(p.cloud, "insert into patients (id, name) values (1, 'Anna'); "
+                   "insert into contacts values (10, 1, 'a'), (11, 1, 'b')")
+    for name in ("pc-1", "pc-2", "pc-3"):
+        p.add_node(name)
+    p.sql(p.nodes["pc-1"], "update patients set id = 100 where id = 1")
+    p.sql(p.nodes["pc-2"], "update contacts set value = 'b2' where id = 11")  # a child edited meanwhile
+    p.sync_all()
+    p.assert_converged(tables=("patients", "contacts"))
+    assert p.sql(p.nodes["pc-3"], "select id, patient_id, value from contacts order by 1") == [
+        (10, 100, "a"), (11, 100, "b2")]
