@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
@@ -95,11 +96,34 @@ class _Pull(_drain.Direction):
         return Counter(changes=plan.changes, skipped=skipped)
 
     def refuse(self, window, tx, exc):
-        # the cloud's version is the truth: a change it holds is never dropped here; it waits for the fix
-        raise CcsyncError(
-            f"{self.rejected} ({exc.diag.message_primary}): the batch stays pending; a pending push of this "
-            "PC may be in its way (push first), else fix the constraint on this PC, then sync again"
-        )
+        """A cloud transaction this node's constraints refuse. With local changes waiting for the push (a row it
+        refers to deleted here), they are in its way: its rows are read back from the cloud after the push
+        (ccsync.refresh), and the pull moves on. With nothing to push, the cloud's version is the truth and
+        this node's constraint is wrong: the batch stays pending, with one clear line."""
+        node = self.dst
+        if not node.execute("select exists (select 1 from ccsync.journal)").fetchone()[0]:
+            raise CcsyncError(
+                f"{self.rejected} ({exc.diag.message_primary}): the batch stays pending; fix the constraint on "
+                "this PC, then sync again"
+            )
+        keys = self.src.execute(_TX_KEYS, {"txid": str(tx.txid), "node": self.node_name}).fetchall()
+        node.execute(
+            "insert into ccsync.refresh (table_name, pk) select t, k::jsonb from unnest(%s::text[], %s::text[]) "
+            "as u(t, k) on conflict do nothing", ([k[0] for k in keys], [k[1] for k in keys]))
+        return Counter(skipped=len(keys))
+
+
+# the rows a cloud transaction touched (keys before and after a key change), for a refresh
+_TX_KEYS = """
+select distinct j.table_name, k.pk::text
+  from ccsync.journal j
+  left join ccsync.tracked t on t.table_name = j.table_name
+  cross join lateral (select case when j.op = 'U' then ccsync.changed(j.old, j.new) end as ch) d
+  cross join lateral (values (j.pk), (case when d.ch ?| t.pk_columns then j.pk || (select jsonb_object_agg(c, d.ch -> c)
+                                       from unnest(t.pk_columns) c where d.ch ? c) end)) as k(pk)
+ where j.txid = %(txid)s::text::xid8 and j.origin <> %(node)s and (j.target is null or j.target = %(node)s)
+   and k.pk is not null
+"""
 
 
 def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
@@ -246,7 +270,12 @@ class _Again(Exception):
 
 
 def refresh(sides: Sides) -> int:
-    """Re-read from the cloud the rows a pull skipped, once their local changes have been pushed."""
+    """Re-read from the cloud the rows a pull skipped, once their local changes have been pushed.
+
+    A row this node's constraints refuse for now (a cloud row that refers to a row this node deleted, its
+    delete not pushed yet) stays listed and is read again at the next refresh; the tables are tried again
+    while one of them goes through (a parent before its children). Refused with nothing left to push, it is
+    one clear error."""
     node, cloud = sides.node, sides.cloud
     rows = node.execute(
         "select r.table_name, r.pk::text from ccsync.refresh r where not exists "
@@ -259,46 +288,64 @@ def refresh(sides: Sides) -> int:
     for name, pk in rows:
         by_table.setdefault(name, []).append(pk)
     done = 0
-    for name, keys in by_table.items():
-        t = tables.get(name)
-        if t is None:
-            node.execute("delete from ccsync.refresh where table_name = %s", (name,))
-            continue
-        images = _apply.fetch_images(cloud, t, keys)
-        with node.transaction():
-            _apply.applying(node, True)
-            _apply.lock_keys(node, t, keys)  # a local writer on these rows has committed its journal entry now
-            still = {
-                _apply.key_of(r[0])
-                for r in node.execute(
-                    "select pk::text from ccsync.journal where table_name = %s", (name,)
-                )
-            }
-            keys = [k for k in keys if _apply.key_of(k) not in still]
-            present = [images[_apply.key_of(k)] for k in keys if _apply.key_of(k) in images]
-            missing = [k for k in keys if _apply.key_of(k) not in images]
-            _apply.upsert_images(node, t, present)
-            gone, later = [], []
-            for key in missing:
-                moved = _apply.moved(cloud, t, key)
-                if moved is None:
-                    gone.append(key)
-                elif node.execute("select exists (select 1 from ccsync.journal where table_name = %s and pk = %s::jsonb)",
-                                  (name, moved[0])).fetchone()[0]:
-                    gone.append(key)  # the new key has a local change waiting: it is read again after its push
-                    later.append(moved[0])
-                elif _apply.fetch_images(node, t, [moved[0]]):  # this node moved it too (its own change, pushed)
-                    gone.append(key)
-                    _apply.upsert_images(node, t, [moved[1]])
-                else:  # the row as the cloud has it now, under its new key: its children follow (ON UPDATE CASCADE)
-                    _apply.rekey_to_image(node, t, key, moved[1])
-            _apply.delete_keys(node, t, gone)
-            if later:
-                node.execute("insert into ccsync.refresh (table_name, pk) select %s, k::jsonb from unnest(%s::text[]) k "
-                             "on conflict do nothing", (name, later))
-            checkpoint("refresh.applied")
-            node.execute(
-                "delete from ccsync.refresh where table_name = %s and pk = any(%s::jsonb[])", (name, keys)
-            )
-            done += len(keys)
+    pending = list(by_table.items())
+    while pending:
+        failed = []
+        for name, keys in pending:
+            t = tables.get(name)
+            if t is None:
+                node.execute("delete from ccsync.refresh where table_name = %s", (name,))
+                continue
+            try:
+                done += _refresh_table(node, cloud, t, keys)
+            except psycopg.errors.IntegrityError as exc:
+                failed.append((name, keys, exc))
+        if len(failed) == len(pending):
+            break
+        pending = [(name, keys) for name, keys, _ in failed]
+    if failed and not node.execute("select exists (select 1 from ccsync.journal)").fetchone()[0]:
+        name, _, exc = failed[0]
+        raise CcsyncError(f"this PC's constraints refuse the cloud's version of rows of {name} "
+                          f"({exc.diag.message_primary}): fix the constraint on this PC, then sync again")
     return done
+
+
+def _refresh_table(node, cloud, t, keys: list[str]) -> int:
+    name = t.name
+    images = _apply.fetch_images(cloud, t, keys)
+    with node.transaction():
+        _apply.applying(node, True)
+        _apply.lock_keys(node, t, keys)  # a local writer on these rows has committed its journal entry now
+        still = {
+            _apply.key_of(r[0])
+            for r in node.execute(
+                "select pk::text from ccsync.journal where table_name = %s", (name,)
+            )
+        }
+        keys = [k for k in keys if _apply.key_of(k) not in still]
+        present = [images[_apply.key_of(k)] for k in keys if _apply.key_of(k) in images]
+        missing = [k for k in keys if _apply.key_of(k) not in images]
+        _apply.upsert_images(node, t, present)
+        gone, later = [], []
+        for key in missing:
+            moved = _apply.moved(cloud, t, key)
+            if moved is None:
+                gone.append(key)
+            elif node.execute("select exists (select 1 from ccsync.journal where table_name = %s and pk = %s::jsonb)",
+                              (name, moved[0])).fetchone()[0]:
+                gone.append(key)  # the new key has a local change waiting: it is read again after its push
+                later.append(moved[0])
+            elif _apply.fetch_images(node, t, [moved[0]]):  # this node moved it too (its own change, pushed)
+                gone.append(key)
+                _apply.upsert_images(node, t, [moved[1]])
+            else:  # the row as the cloud has it now, under its new key: its children follow (ON UPDATE CASCADE)
+                _apply.rekey_to_image(node, t, key, moved[1])
+        _apply.delete_keys(node, t, gone)
+        checkpoint("refresh.applied")
+        node.execute(
+            "delete from ccsync.refresh where table_name = %s and pk = any(%s::jsonb[])", (name, keys)
+        )
+        if later:
+            node.execute("insert into ccsync.refresh (table_name, pk) select %s, k::jsonb from unnest(%s::text[]) k "
+                         "on conflict do nothing", (name, later))
+    return len(keys)

@@ -107,3 +107,21 @@ def test_a_push_that_fails_never_stops_the_pull_of_the_service(make_practice):
         service._close_sides()
     assert p.sql(p.nodes["pc-1"], "select id, tel from patients order by 1") == [(1, "edited"), (2, "222")]
     assert p.sql(p.nodes["pc-1"], "select count(*) from ccsync.journal") == [(1,)]  # the edit still waits
+
+
+@pytest.mark.parametrize("verb", ["pull", "login"])
+@pytest.mark.parametrize("local", ["delete from patients where id = 2", "truncate encounters, patients"])
+def test_a_pull_meeting_a_local_delete_not_pushed_yet_moves_on(p, verb, local):
+    """The cloud adds a row under a patient this PC deleted offline: this PC's foreign key refuses it until the
+    delete is pushed. The pull moves on (the row is read back after the push), it does not stop."""
+    import reconciler
+
+    p.sql(p.nodes["pc-1"], local)
+    p.sql(p.cloud, "insert into encounters (id, patient_id, summary) values (7, 2, 'written on the cloud')")
+    p.sql(p.cloud, "update patients set phone = 'later' where id = 1")
+    getattr(reconciler.sync, verb)(p.settings("pc-1"))
+    if local.startswith("delete"):
+        assert p.sql(p.nodes["pc-1"], "select phone from patients where id = 1") == [("later",)]
+    p.sync_all()
+    p.assert_converged()
+    assert p.sql(p.cloud, "select id, patient_id from encounters") == [(7, 2)]  # the cloud's row is kept
