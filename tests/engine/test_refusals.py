@@ -89,6 +89,7 @@ def test_a_refused_transaction_is_applied_again_or_discarded_by_a_person(p):
 
 
 def test_a_push_that_fails_never_stops_the_pull_of_the_service(make_practice):
+    from reconciler.db import open_node
     from reconciler.errors import CcsyncError
     from reconciler.service import Service
 
@@ -99,12 +100,14 @@ def test_a_push_that_fails_never_stops_the_pull_of_the_service(make_practice):
     p.alter("alter table patients rename column phone to tel")  # the pending edit names a column gone: the push stops
     p.sql(p.cloud, "insert into patients (id, name, tel) values (2, 'Bert', '222')")
     service = Service(p.settings("pc-1"))
+    service.home, service.name = open_node(p.nodes["pc-1"])  # what `run` opens before it syncs
     service._connect()
     try:
         with pytest.raises(CcsyncError, match="names column"):
             service._synchronize()
     finally:
         service._close_sides()
+        service.home.close()
     assert p.sql(p.nodes["pc-1"], "select id, tel from patients order by 1") == [(1, "edited"), (2, "222")]
     assert p.sql(p.nodes["pc-1"], "select count(*) from ccsync.journal") == [(1,)]  # the edit still waits
 
