@@ -220,7 +220,7 @@ def truncate_seen_step(conn, tables: dict[str, Table], step: int, node: str) -> 
     """A TRUNCATE made on a node, applied on the cloud: it empties the rows the node had when it truncated, not
     the rows the cloud wrote after the node's pull position (another PC's new patient, an edit the node never
     saw), nor the rows such a row references (a kept contact keeps its patient). Returns (changes done, the
-    truncate's hlc, the rows kept). A TRUNCATE journaled without the node's position (before revision 0011)
+    truncate's hlc, the rows kept). A TRUNCATE journaled without the node's position (before revision 0012)
     empties the tables."""
     run = _truncate_run(conn, step)
     names = list(dict.fromkeys(r[1] for r in run))

@@ -49,7 +49,7 @@ begin
         raise notice 'not allowed to grant connect and temporary on database % to %: they come from PUBLIC unless revoked',
             current_database(), p_role;
     end;
-    if to_regclass('ccsync.decisions') is not null then  -- revision 0011
+    if to_regclass('ccsync.decisions') is not null then  -- revision 0012
         execute format('grant select on ccsync.decisions to %I', p_role);
     end if;
     perform ccsync.grant_tables(p_role, true);
