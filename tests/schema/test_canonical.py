@@ -77,10 +77,11 @@ def _insert(conn, key: int, row: dict) -> None:
     register_hstore(TypeInfo.fetch(conn, "hstore"), conn)
     conn.execute(
         "insert into canon values (%(id)s, %(n)s, %(f)s, %(r)s, %(ts)s, %(lt)s, %(d)s, %(iv)s::interval, %(b)s, "
-        "array_fill(0, array[1])::int[] || null, %(at)s, %(j)s, %(jb)s, %(h)s, %(m)s::numeric::money, %(u)s, %(c)s, "
+        "'{}'::int[], %(at)s, %(j)s, %(jb)s, %(h)s, %(m)s::numeric::money, %(u)s, %(c)s, "
         "%(tz)s::timetz)",
         {**row, "id": key, "j": Json(row["j"], dumps=lambda s: s), "jb": Jsonb(row["jb"])})
-    # an array with a lower bound other than 1, set as text in the session's own settings
+    # an array with a lower bound other than 1, set as text in the session's own settings (from an empty one, so that
+    # the update always changes the row and is journaled: {0} at [1:1] is what an insert of array[0] gives)
     lower, values = row["ai_lower"], row["ai"]
     literal = f"[{lower}:{lower + len(values) - 1}]={{{','.join('NULL' if v is None else str(v) for v in values)}}}"
     conn.execute("update canon set ai = %s::int[] where id = %s", (literal, key))
