@@ -522,7 +522,8 @@ def conflicts_show(local, conflict_id, as_json):
 
     JSON: {id, node, table_name, pk, kind, columns, local_row, cloud_row, base, diff, local_hlc,
     cloud_hlc, detected_at, status, resolution, resolved_by, resolved_at, resolved_row, reason, changes,
-    decision}. A refused transaction (kind refused) has its reason and its changes instead of two rows.
+    decision, decided_on, label, decisions}. A refused transaction (kind refused) has its reason and its changes
+    instead of two rows; decisions: [{resolution, by, at, on, row, revisit}], each the cloud accepted.
 
     Example: ccsync conflicts show 12
     """
@@ -546,6 +547,8 @@ def conflicts_show(local, conflict_id, as_json):
     _print_versions(c)
     if c["status"] == "resolved":
         echo_wrapped(f"resolved ({c['resolution']}) by {c['resolved_by']}, {when(c['resolved_at'], tz)}", "")
+    for d in c.get("decisions") or []:
+        echo_wrapped(f"decision held by the cloud: {d['resolution']} by {d['by']} on {d['on']}, {when(d['at'], tz)}")
 
 
 def _print_versions(c: dict) -> None:

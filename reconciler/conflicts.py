@@ -62,11 +62,20 @@ def list_conflicts(local_dsn: str, *, include_resolved: bool = False) -> list[di
 
 
 def get_conflict(local_dsn: str, conflict_id: int) -> dict:
+    """One record, with its `label` and its `decisions` as the cloud accepted them, first to last:
+    [{resolution, by, at, on, row, revisit}] (`revisit`: it decided the record again)."""
     with _local(local_dsn) as conn:
         row = conn.execute(_SELECT + " where id = %s", (conflict_id,)).fetchone()
         if row is None:
             raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list --all` shows them")
-        return labels.label_conflicts(conn, [_as_dict(row)])[0]
+        doc = labels.label_conflicts(conn, [_as_dict(row)])[0]
+        doc["decisions"] = [
+            {"resolution": r[0], "by": r[1], "at": r[2].isoformat(), "on": r[3], "row": parse(r[4]), "revisit": r[5]}
+            for r in conn.execute(
+                "select resolution, resolved_by, resolved_at, decided_on, resolved_row::text, revisit_of is not null "
+                "from ccsync.decisions where conflict_id = %s order by resolved_at, accepted_at", (conflict_id,))
+        ]
+        return doc
 
 
 CONFLICT_CHOICES = ("local", "cloud", "merged")
@@ -201,22 +210,41 @@ def _target(conn, c: dict, keep: str, merged_text: str | None) -> str | None:
     return None  # delete_update: the local version is the deletion
 
 
-def preview(local_dsn: str, conflict_id: int, keep: str, *, merged: str | dict | None = None) -> dict:
-    """What a decision would write, without writing it: {action (update, insert, delete or none), row (the
-    record as it would be everywhere; null when deleted), changes: [{column, now, then}]}: `now` is the value
-    in place everywhere (the cloud's), `then` the value after the decision."""
-    if keep not in CONFLICT_CHOICES:
-        raise CcsyncError(f"unknown choice {keep!r}: keep local, cloud or merged")
+def _in_place(conn, c: dict, revisit: bool) -> str | None:
+    """The version a decision replaces: the cloud's (in place everywhere until the first decision); for a
+    revisit, the row as it is now on this PC (the decision in force)."""
+    if not revisit:
+        return c["cloud_row"]
+    t = Table.load(conn, c["table_name"])
+    if t is None:
+        raise CcsyncError(f"table {c['table_name']} no longer exists on this database")
+    return _apply.fetch_images(conn, t, [c["pk"]]).get(_apply.key_of(c["pk"]))
+
+
+def preview(local_dsn: str, conflict_id: int, keep: str, *, merged: str | dict | None = None,
+            revisit: bool = False) -> dict:
+    """What a decision would write, without writing it: {action, row, changes, entries}.
+
+    A conflict: action update, insert, delete or none; row: the record as it would be everywhere (null when
+    deleted); changes: [{column, now, then}], `now` the value in place (the cloud's; for a revisit, the
+    decision in force), `then` the value after the decision. A refused transaction: action discard or
+    apply-again; entries: the changes apply-again writes, in order [{op, table, pk, row}]."""
+    if keep not in CONFLICT_CHOICES + REFUSAL_CHOICES:
+        raise CcsyncError(f"unknown choice {keep!r}: keep local, cloud or merged (a refusal: discard or apply-again)")
     merged_text = _merged_text(merged) if keep == "merged" else None
     with _db.canonical(_local(local_dsn)) as conn:
         row = conn.execute(_SELECT + " where id = %s", (conflict_id,)).fetchone()
         if row is None:
             raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list` shows the open ones")
         c = dict(zip(_FIELDS, row))
+        _check_decidable(c, keep, revisit)
         if c["kind"] == Kind.REFUSED:
-            raise CcsyncError(f"record {conflict_id} is a refused transaction: discard it or apply it again")
+            entries = [{"op": e.get("op"), "table": e.get("table"), "pk": e.get("pk"),
+                        "row": None if e.get("op") == "D" else e.get("new")} for e in parse(c["changes"]) or []]
+            return {"action": keep, "row": None, "changes": [], "entries": entries if keep == "apply-again" else []}
         target = _target(conn, c, keep, merged_text)
-    now, then = parse(c["cloud_row"]), parse(target)
+        in_place = _in_place(conn, c, revisit)
+    now, then = parse(in_place), parse(target)
     if now is None and then is None:
         action = "none"
     elif then is None:
@@ -228,7 +256,7 @@ def preview(local_dsn: str, conflict_id: int, keep: str, *, merged: str | dict |
     names = list(dict.fromkeys([*(now or {}), *(then or {})]))
     changes = [{"column": n, "now": (now or {}).get(n), "then": (then or {}).get(n)} for n in names
                if now is None or then is None or now.get(n) != then.get(n)]
-    return {"action": action, "row": then, "changes": changes}
+    return {"action": action, "row": then, "changes": changes, "entries": []}
 
 
 def _merged_text(merged: str | dict | None) -> str:
@@ -245,14 +273,12 @@ def _merged_text(merged: str | dict | None) -> str:
 def _write_resolution(conn, t: Table, c: dict, keep: str, merged_text: str | None, revisit: bool = False) -> str | None:
     """Write the chosen version locally (the trigger stays quiet) and journal it by hand against the cloud's
     (a revisit: against the row as it is now, the first decision's)."""
-    cloud_row = c["cloud_row"]
     target = _target(conn, c, keep, merged_text)
     if keep == "cloud" and not revisit:
         return target
-    if revisit:
-        cloud_row = _apply.fetch_images(conn, t, [c["pk"]]).get(_apply.key_of(c["pk"]))
-        if target == cloud_row:
-            return target
+    cloud_row = _in_place(conn, c, revisit)  # the version the journaled change is made against
+    if revisit and target == cloud_row:
+        return target
     _apply.applying(conn, True)  # written here without the trigger, journaled below against the cloud's version
     self_name = conn.execute("select name from ccsync.identity").fetchone()[0]
     if target is None:

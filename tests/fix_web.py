@@ -50,6 +50,7 @@ class WebPractice:
     practice: Practice
     token: str
     conflicts: dict[int, int] = field(default_factory=dict)  # patient id -> conflict id
+    refused: int | None = None  # the record of the refused transaction
 
     @property
     def local(self) -> str:
@@ -71,18 +72,26 @@ class WebPractice:
 def build_practice(databases) -> WebPractice:
     p = Practice(databases, nodes=("pc-1",))
     p.sql(p.cloud, "insert into patients (id, name, phone) select g, 'Patient ' || g, 'base ' || g "
-                   "from generate_series(1, 10) g where g <> 8")
+                   "from generate_series(1, 11) g where g <> 8")
     p.sync_all()
     for _kind, on_pc, on_cloud in SCENARIO.values():
         p.sql(p.nodes["pc-1"], on_pc)
         p.sql(p.cloud, on_cloud)
+    # and a transaction the cloud refuses: a visit of patient 11, whom the cloud deleted meanwhile
+    p.sql(p.nodes["pc-1"], "insert into encounters (id, patient_id, summary) values (11, 11, 'a visit')")
+    p.sql(p.cloud, "delete from patients where id = 11")
     p.sync_all()
     token = users.add(p.nodes["pc-1"], USER, PASSWORD, token=True)["token"]
     users.add(p.nodes["pc-1"], "assistant", "another good password")
     wp = WebPractice(p, token)
-    for cid, pk in p.sql(wp.local, "select id, (pk->>'id')::int from ccsync.conflicts where status = 'open'"):
-        wp.conflicts[pk] = cid
+    for cid, kind, pk in p.sql(wp.local, "select id, kind, (pk->>'id')::int from ccsync.conflicts "
+                                         "where status = 'open'"):
+        if kind == "refused":
+            wp.refused = cid
+        else:
+            wp.conflicts[pk] = cid
     assert sorted(wp.conflicts) == sorted(SCENARIO), "every scenario makes one conflict"
+    assert wp.refused, "the refused visit makes a record"
     return wp
 
 

@@ -36,17 +36,20 @@ def get_conflict(conflict_id: int):
 
 @bp.post("/conflicts/<int:conflict_id>/resolve")
 def resolve(conflict_id: int):
-    """Body: {"keep": "local" | "cloud" | "merged", "merged": {column: value}} (merged only with keep=merged)."""
+    """Body: {"keep": "local" | "cloud" | "merged", "merged": {column: value}} (merged only with keep=merged);
+    a refused transaction: {"keep": "discard" | "apply-again"}; "revisit": true decides a decided record again."""
     try:
         body = json.loads(request.get_data(cache=False) or b"null", parse_float=decimal.Decimal)
     except (ValueError, UnicodeDecodeError):
         abort(400, 'the body must be JSON: {"keep": "local"} (or "cloud", or "merged" with "merged": {...})')
     if not isinstance(body, dict) or not isinstance(body.get("keep"), str):
         abort(400, 'the body must be a JSON object with "keep": "local", "cloud" or "merged"')
-    unknown = sorted(set(body) - {"keep", "merged"})
+    unknown = sorted(set(body) - {"keep", "merged", "revisit"})
     if unknown:
         abort(400, f"unknown field(s) in the body: {', '.join(unknown)}")
-    return jsonify(conflicts.resolve(conflict_id, body["keep"], body.get("merged")))
+    if not isinstance(body.get("revisit", False), bool):
+        abort(400, '"revisit" must be true or false')
+    return jsonify(conflicts.resolve(conflict_id, body["keep"], body.get("merged"), revisit=body.get("revisit", False)))
 
 
 @bp.get("/sumehr")

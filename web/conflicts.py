@@ -20,8 +20,11 @@ bp = Blueprint("conflicts", __name__, url_prefix="/conflicts")
 
 MAX_ID = 2**63 - 1
 CHOICES = ("local", "cloud", "other", "")
+KEEP = ("local", "cloud", "merged", "discard", "apply-again")  # the last two for a refused transaction
 DONE = {"update": _l("the record is changed on this PC now."), "insert": _l("the record is brought back on this PC now."),
-        "delete": _l("the record is deleted on this PC now."), "none": _l("the record stays as it is.")}
+        "delete": _l("the record is deleted on this PC now."), "none": _l("the record stays as it is."),
+        "discard": _l("the refused changes are dropped."),
+        "apply-again": _l("the changes are written again on this PC now.")}
 
 
 def fetch(conflict_id: int) -> dict:
@@ -32,8 +35,8 @@ def fetch(conflict_id: int) -> dict:
 
 def _check(conflict_id: int, keep: str, merged: dict | None) -> str | None:
     """The decision's arguments checked (400 otherwise); the merged row as exact JSON text."""
-    if keep not in ("local", "cloud", "merged"):
-        abort(400, "keep must be local, cloud or merged")
+    if keep not in KEEP:
+        abort(400, "keep must be local, cloud or merged (a refused transaction: discard or apply-again)")
     if (keep == "merged") != (merged is not None):
         abort(400, "give the merged row (an object of column: value) with keep=merged, and only then")
     if merged is not None and not isinstance(merged, dict):
@@ -46,15 +49,16 @@ def _check(conflict_id: int, keep: str, merged: dict | None) -> str | None:
         abort(400, "the merged row holds a value that is not a finite number")
 
 
-def resolve(conflict_id: int, keep: str, merged: dict | None = None) -> dict:
-    """Decide as the logged-in user; the engine's errors become 400, 404 or 409 in errors.py."""
+def resolve(conflict_id: int, keep: str, merged: dict | None = None, *, revisit: bool = False) -> dict:
+    """Decide as the logged-in user (revisit: decide a decided record again); the engine's errors become 400,
+    404 or 409 in errors.py."""
     text = _check(conflict_id, keep, merged)
-    return engine.resolve(local_dsn(), conflict_id, keep, by=g.user, merged=text)
+    return engine.resolve(local_dsn(), conflict_id, keep, by=g.user, merged=text, revisit=revisit)
 
 
-def preview(conflict_id: int, keep: str, merged: dict | None = None) -> dict:
+def preview(conflict_id: int, keep: str, merged: dict | None = None, *, revisit: bool = False) -> dict:
     text = _check(conflict_id, keep, merged)
-    return engine.preview(local_dsn(), conflict_id, keep, merged=text)
+    return engine.preview(local_dsn(), conflict_id, keep, merged=text, revisit=revisit)
 
 
 def dump_exact(value) -> str:
@@ -119,11 +123,12 @@ def merged_from_form(c: dict, form) -> dict:
     return merged
 
 
-def _decision(conflict_id: int, form) -> tuple[dict, str, dict | None]:
-    """The conflict and the decision a form asks for: keep, and the merged row (from the merge form's fields,
-    or from the confirmation page's exact JSON)."""
+def _decision(conflict_id: int, form) -> tuple[dict, str, dict | None, bool]:
+    """The conflict and the decision a form asks for: keep, the merged row (from the merge form's fields,
+    or from the confirmation page's exact JSON), and whether it decides a decided record again."""
     c = fetch(conflict_id)
     keep = form.get("keep", "")
+    revisit = form.get("revisit") == "1"
     merged = None
     if keep == "merged":
         if "merged_json" in form:
@@ -133,7 +138,7 @@ def _decision(conflict_id: int, form) -> tuple[dict, str, dict | None]:
                 abort(400, "the merged row is not valid JSON")
         else:
             merged = merged_from_form(c, form)
-    return c, keep, merged
+    return c, keep, merged, revisit
 
 
 @bp.route("")
@@ -159,19 +164,20 @@ def detail(conflict_id: int):
 @bp.route("/<int:conflict_id>/confirm", methods=["POST"])
 def confirm(conflict_id: int):
     """The decision, not yet written: exactly what it writes, where, and a button to confirm it."""
-    c, keep, merged = _decision(conflict_id, request.form)
-    if c["status"] != "open":
+    c, keep, merged, revisit = _decision(conflict_id, request.form)
+    if (c["status"] == "open") == revisit:  # decided meanwhile, or open again: the record as it is now
         return redirect(url_for("conflicts.detail", conflict_id=conflict_id))
-    what = preview(conflict_id, keep, merged)
+    what = preview(conflict_id, keep, merged, revisit=revisit)
     merged_json = None if merged is None else dump_exact(merged)
-    return render_template("conflicts/confirm.html", c=c, keep=keep, what=what, merged_json=merged_json)
+    return render_template("conflicts/confirm.html", c=c, keep=keep, what=what, merged_json=merged_json,
+                           revisit=revisit)
 
 
 @bp.route("/<int:conflict_id>/resolve", methods=["POST"])
 def resolve_form(conflict_id: int):
-    c, keep, merged = _decision(conflict_id, request.form)
-    before = preview(conflict_id, keep, merged) if c["status"] == "open" else None
-    done = resolve(conflict_id, keep, merged)
+    c, keep, merged, revisit = _decision(conflict_id, request.form)
+    before = preview(conflict_id, keep, merged, revisit=revisit) if (c["status"] == "open") != revisit else None
+    done = resolve(conflict_id, keep, merged, revisit=revisit)
     action = before["action"] if before else "none"
     name = done.get("label") or "{} #{}".format(done["table_name"], done["id"])
     flash(sentence(_("Decision recorded for %(record)s: %(what)s The next sync carries it to the cloud and every PC."),

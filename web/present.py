@@ -9,7 +9,7 @@ import json
 
 from flask import current_app, g
 from markupsafe import Markup, escape
-from flask_babel import format_datetime, format_decimal, format_timedelta, lazy_gettext as _l
+from flask_babel import format_datetime, format_decimal, format_timedelta, gettext as _, lazy_gettext as _l
 
 from reconciler import clock, localtime
 
@@ -90,11 +90,35 @@ KINDS = {
         "merged": _l("Choose, field by field, this PC's value, the cloud's, or another one."),
         "button_local": _l("Use this PC's values"), "button_cloud": _l("Keep the cloud's record"),
     },
+    "refused": {
+        "label": _l("refused by the cloud"),
+        "lead": _l("The cloud's rules refused a whole transaction of this PC (the reason is below). None of it was "
+                   "written anywhere, and this PC's records were brought back in line with the cloud. Its changes "
+                   "are kept here until you decide."),
+        "discard": _l("Drop the refused changes. They stay readable in this record."),
+        "apply-again": _l("Write the changes again on this PC as a new transaction; the next sync sends them to the "
+                          "cloud, which checks them again. Fix the cause first (the reason says which)."),
+        "button_discard": _l("Drop the changes"), "button_apply-again": _l("Apply them again"),
+    },
 }
 # reasons whose stored text (ccsync's own sentence, saying what to do) is shown rather than the general words
 OWN_WORDS = ("sync_error", "cloud_not_ready")
 RESOLUTIONS = {"kept local": _l("this PC's version"), "kept cloud": _l("the cloud's version"),
-               "kept merged": _l("a merged version")}
+               "kept merged": _l("a merged version"), "discarded": _l("changes dropped"),
+               "applied again": _l("changes applied again")}
+OPERATIONS = {"I": _l("new record"), "U": _l("change"), "D": _l("deletion"), "T": _l("table emptied")}
+REVISITED = "revisited: "  # the engine's prefix of a decision made again
+
+
+def resolution(text: str | None):
+    """A stored resolution in the reader's words; a decision made again says so."""
+    if not text:
+        return "—"
+    again = text.startswith(REVISITED)
+    words = RESOLUTIONS.get(text.removeprefix(REVISITED))
+    if words is None:
+        return text  # a policy's own words (for instance "policy cloud-wins: kept cloud")
+    return Markup(escape(_("%(what)s (decided again)"))) % {"what": words} if again else words
 DIRECTIONS = {"push": _l("push"), "pull": _l("pull"), "sync": _l("sync"), "init": _l("initial copy"),
               "login": _l("login"), "offline": _l("offline")}
 SUMEHR_STATES = {"up_to_date": _l("up to date"), "pending": _l("pending"), "failed": _l("failed")}
@@ -258,12 +282,14 @@ def column_order(conn, table_name: str) -> list[str] | None:
 
 def init_app(app) -> None:
     for name, fn in {"when": when, "short": short, "iso": iso, "age": age, "hlc": hlc, "cell": cell, "pk": pk,
-                     "kind_label": kind_label, "duration": duration, "span": span}.items():
+                     "kind_label": kind_label, "duration": duration, "span": span,
+                     "resolution": resolution}.items():
         app.add_template_filter(fn, name)
 
     @app.context_processor
     def panel_globals():
         return {"current_user": g.get("user"), "poll_ms": current_app.config["STATUS_POLL_MS"],
                 "kinds": KINDS, "states": STATES, "hints": HINTS, "reasons": REASONS,
-                "resolutions": RESOLUTIONS, "own_words": OWN_WORDS, "directions": DIRECTIONS, "sumehr_states": SUMEHR_STATES,
+                "resolutions": RESOLUTIONS, "operations": OPERATIONS,
+                "own_words": OWN_WORDS, "directions": DIRECTIONS, "sumehr_states": SUMEHR_STATES,
                 "plain": lambda words: {k: str(v) for k, v in words.items()}}

@@ -44,6 +44,11 @@ def html(response) -> str:
     return response.get_data(as_text=True)
 
 
+def conflict_status_of(web_practice, record: int) -> str:
+    with psycopg.connect(web_practice.local) as conn:
+        return conn.execute("select status from ccsync.conflicts where id = %s", (record,)).fetchone()[0]
+
+
 def conflict_status(web_practice, patient: int) -> str:
     with psycopg.connect(web_practice.local) as conn:
         return conn.execute("select status from ccsync.conflicts where id = %s",
@@ -246,7 +251,60 @@ def test_keep_local_is_confirmed_first_then_leaves_the_list_and_appears_decided(
     assert f'id="conflict-{conflict}"' in resolved and "this PC's version" in resolved and USER in resolved
     assert local_row(web_practice, 2)["phone"] == "local 2"
     detail = html(logged_in.get(f"/conflicts/{conflict}"))
-    assert 'id="keep-local"' not in detail and "this PC's version" in detail
+    assert "this PC's version" in detail and '<details class="panel decide" id="decide">' in detail  # folded
+
+
+def test_a_decided_conflict_is_decided_again_with_a_confirmation_and_both_decisions_are_kept(logged_in, web_practice):
+    conflict = cid(web_practice, 8)
+    token = csrf_token(logged_in, f"/conflicts/{conflict}")
+    assert logged_in.post(f"/conflicts/{conflict}/resolve", data={"keep": "local", "csrf_token": token}).status_code == 302
+    web_practice.practice.sync_all()  # the cloud accepts the first decision
+    detail = html(logged_in.get(f"/conflicts/{conflict}"))
+    assert "Decide again" in detail and 'name="revisit" value="1"' in detail
+    confirm = html(logged_in.post(f"/conflicts/{conflict}/confirm",
+                                  data={"keep": "cloud", "revisit": "1", "csrf_token": token}))
+    # what changes is measured against the decision in force (this PC's value), not the cloud's first version
+    assert 'id="revisit-note"' in confirm and 'data-action="update"' in confirm
+    assert 'data-field-name="name"' in confirm and "from pc-1" in confirm and "from the cloud" in confirm
+    assert local_row(web_practice, 8)["name"] == "from pc-1"  # nothing written yet
+    response = logged_in.post(f"/conflicts/{conflict}/resolve",
+                              data={"keep": "cloud", "revisit": "1", "csrf_token": token})
+    assert response.status_code == 302
+    assert local_row(web_practice, 8)["name"] == "from the cloud"
+    web_practice.practice.sync_all()
+    doc = logged_in.get(f"/api/conflicts/{conflict}").get_json()
+    assert doc["resolution"] == "revisited: kept cloud"
+    assert [(d["resolution"], d["by"]) for d in doc["decisions"]] == [("kept local", USER),
+                                                                      ("revisited: kept cloud", USER)]
+    detail = html(logged_in.get(f"/conflicts/{conflict}"))
+    assert 'id="decisions"' in detail and "the cloud's version (decided again)" in detail
+    # an open conflict is not "decided again", a decided one not decided as if it were open
+    assert logged_in.post(f"/conflicts/{cid(web_practice, 9)}/confirm",
+                          data={"keep": "cloud", "revisit": "1", "csrf_token": token}).status_code == 302
+    assert logged_in.post(f"/conflicts/{conflict}/resolve",
+                          data={"keep": "cloud", "csrf_token": token}).status_code == 409
+
+
+def test_a_refused_transaction_shows_its_reason_and_changes_and_is_dropped_after_a_confirmation(logged_in,
+                                                                                               web_practice):
+    record = web_practice.refused
+    listing = html(logged_in.get("/conflicts"))
+    assert f'id="conflict-{record}"' in listing and "refused by the cloud" in listing
+    detail = html(logged_in.get(f"/conflicts/{record}"))
+    assert 'id="refusal-reason"' in detail and "public.encounters" in detail and "a visit" in detail
+    assert 'id="keep-discard"' in detail and 'id="keep-apply-again"' in detail and 'id="keep-local"' not in detail
+    fr = html(logged_in.get(f"/conflicts/{record}", headers={"Accept-Language": "fr"}))
+    assert "refusé par le cloud" in fr and "Abandonner les modifications" in fr
+    token = csrf_token(logged_in, f"/conflicts/{record}")
+    again = html(logged_in.post(f"/conflicts/{record}/confirm", data={"keep": "apply-again", "csrf_token": token}))
+    assert 'data-action="apply-again"' in again and 'id="entries"' in again and "a visit" in again
+    confirm = html(logged_in.post(f"/conflicts/{record}/confirm", data={"keep": "discard", "csrf_token": token}))
+    assert 'data-action="discard"' in confirm and conflict_status_of(web_practice, record) == "open"
+    assert logged_in.post(f"/conflicts/{record}/confirm", data={"keep": "local", "csrf_token": token}).status_code == 400
+    response = logged_in.post(f"/conflicts/{record}/resolve", data={"keep": "discard", "csrf_token": token})
+    assert response.status_code == 302 and conflict_status_of(web_practice, record) == "resolved"
+    assert "the refused changes are dropped." in html(logged_in.get("/conflicts"))
+    assert "changes dropped" in html(logged_in.get("/conflicts/resolved"))
 
 
 def test_merged_version_from_the_form_writes_the_chosen_values(logged_in, web_practice):
@@ -359,7 +417,7 @@ def test_wrong_method_is_405_not_500(logged_in, web_practice):
 def test_a_token_authenticates_api_calls_and_its_posts_need_no_csrf(client, web_practice):
     auth = {"Authorization": f"Bearer {web_practice.token}"}
     assert client.get("/api/status", headers=auth).get_json()["node"] == "pc-1"
-    assert len(client.get("/api/conflicts?all=1", headers=auth).get_json()) == 10
+    assert len(client.get("/api/conflicts?all=1", headers=auth).get_json()) == 11
     response = client.post(f"/api/conflicts/{cid(web_practice, 4)}/resolve", json={"keep": "local"}, headers=auth)
     assert response.status_code == 200
     assert response.get_json()["resolved_by"] == USER
