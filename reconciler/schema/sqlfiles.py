@@ -4,7 +4,7 @@ from importlib import resources
 
 
 def read(relpath: str) -> str:
-    """Return the text of one SQL file, e.g. ``tables/v1_core.sql``."""
+    """Return the text of one SQL file, e.g. ``revisions/v1_core.sql``."""
     return resources.files("ccsync_sql").joinpath(relpath).read_text(encoding="utf-8")
 
 

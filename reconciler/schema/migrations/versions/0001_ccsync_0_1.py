@@ -12,7 +12,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_file("tables/v1_core.sql")
+    run_file("revisions/v1_core.sql")
     load_functions()
 
 

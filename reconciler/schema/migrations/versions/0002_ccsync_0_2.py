@@ -12,9 +12,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_file("tables/v2_sync.sql")
+    run_file("revisions/v2_sync.sql")
     load_functions()
-    run_file("tables/v2_triggers.sql")
+    run_file("revisions/v2_triggers.sql")
 
 
 def downgrade() -> None:

@@ -12,7 +12,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_file("tables/v3_sumehr.sql")
+    run_file("revisions/v3_sumehr.sql")
     load_functions()
 
 

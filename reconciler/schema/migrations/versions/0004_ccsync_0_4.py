@@ -12,7 +12,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_file("tables/v4_panel.sql")
+    run_file("revisions/v4_panel.sql")
     load_functions()
 
 

@@ -13,7 +13,7 @@ depends_on = None
 
 def upgrade() -> None:
     load_functions()  # ccsync.track first: the file below re-tracks every table with it
-    run_file("tables/v5_bulk.sql")
+    run_file("revisions/v5_bulk.sql")
 
 
 def downgrade() -> None:

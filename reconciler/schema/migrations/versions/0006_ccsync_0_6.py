@@ -12,9 +12,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_file("tables/v6_roles.sql")
+    run_file("revisions/v6_roles.sql")
     load_functions()
-    run_file("tables/v6_retrack.sql")
+    run_file("revisions/v6_retrack.sql")
 
 
 def downgrade() -> None:

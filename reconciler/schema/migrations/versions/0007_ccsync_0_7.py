@@ -12,7 +12,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_file("tables/v7_sumehr.sql")
+    run_file("revisions/v7_sumehr.sql")
     load_functions()
 
 

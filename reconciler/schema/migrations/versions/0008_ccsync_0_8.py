@@ -12,9 +12,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_file("tables/v8_prepare.sql")
+    run_file("revisions/v8_prepare.sql")
     load_functions()  # ccsync.track and the conversion first: the file below uses them
-    run_file("tables/v8_capture.sql")
+    run_file("revisions/v8_capture.sql")
 
 
 def downgrade() -> None:

@@ -12,7 +12,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_file("tables/v9_panel.sql")
+    run_file("revisions/v9_panel.sql")
     load_functions()
 
 

@@ -13,7 +13,7 @@ depends_on = None
 
 def upgrade() -> None:
     load_functions()  # ccsync.capture_function_sql first: the file below uses it
-    run_file("tables/v10_capture.sql")
+    run_file("revisions/v10_capture.sql")
 
 
 def downgrade() -> None:

@@ -14,9 +14,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_file("tables/v12_decisions.sql")
+    run_file("revisions/v12_decisions.sql")
     load_functions()
-    run_file("tables/v12_capture.sql")  # with the ccsync.capture_function_sql loaded above
+    run_file("revisions/v12_capture.sql")  # with the ccsync.capture_function_sql loaded above
 
 
 def downgrade() -> None:
