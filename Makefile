@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,demo]'
 	touch $(STAMP)
 
+# one worker per core, each test file on one worker (its module's servers and browser started once)
 test: $(STAMP)
-	$(BIN)/python -m pytest --basetemp=.pytest-tmp $(PYTEST_ARGS)  # own folder: worktrees share /tmp/pytest-of-$$USER, which pytest prunes
+	$(BIN)/python -m pytest -n auto --dist loadfile --basetemp=.pytest-tmp $(PYTEST_ARGS)  # own folder: worktrees share /tmp/pytest-of-$$USER, which pytest prunes
 
 demo: $(STAMP)
 	$(BIN)/ccsync demo $(DEMO_ARGS)
