@@ -31,6 +31,7 @@ EXAMPLES = {
     # quick start
     "make demo": "tests/devtools/test_demo.py::test_the_demo_plays_again_on_its_own_data_and_starts_over_with_reset",
     "make test": "not run by a test: it is the test suite (.ci/run runs it)",
+    'make test PYTEST_ARGS="tests/engine -x"': "not run by a test: a part of the test suite",
     'make demo DEMO_ARGS=--reset': "tests/devtools/test_demo.py::test_the_demo_plays_again_on_its_own_data_and_starts_over_with_reset",
     'make demo DEMO_ARGS="--pace 10"': "tests/devtools/test_demo.py::test_the_demo_plays_again_on_its_own_data_and_starts_over_with_reset",
     "make docs": "tests/test_docs.py::test_readme_cli_reference_matches_the_commands",
