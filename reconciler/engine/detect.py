@@ -105,8 +105,12 @@ def handle_push_leftover(cloud: psycopg.Connection, node: psycopg.Connection, t:
         local_row = _apply.fetch_images(node, t, [at]).get(_apply.key_of(at))
         if local_row is None:  # no longer on the node (a cloud TRUNCATE pulled before this push): the change's
             local_row = left.new  # own image keeps the local values
+    # the time of the cloud's version: the latest change of the row by another writer (not this node's own changes,
+    # nor the cloud's version sent back to one node after a conflict, which is no new write and would make the
+    # outcome depend on how many transactions one push applies)
     cloud_hlc = cloud.execute(
-        "select max(hlc) from ccsync.journal where table_name = %s and pk = %s::jsonb", (t.name, left.pk)
+        "select max(hlc) from ccsync.journal where table_name = %s and pk = %s::jsonb and origin <> %s "
+        "and target is null", (t.name, left.pk, found.node_name)
     ).fetchone()[0]
     winner = _winner(t.policy, left.hlc, cloud_hlc, found.node_name)
 

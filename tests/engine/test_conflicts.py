@@ -330,3 +330,20 @@ def test_a_record_keeps_the_cloud_row_as_its_own_change_left_it_not_as_later_cha
     # records it (the later transaction's note is not part of what the first one conflicted with)
     assert (c["cloud_row"]["phone"], c["cloud_row"]["notes"]) == ("cloud", "n0")
     assert (c["local_row"]["phone"], c["local_row"]["notes"]) == ("local", "later local note")
+
+
+@pytest.mark.parametrize("reference", ["", "1"])  # one push transaction, or one per source transaction
+def test_latest_wins_compares_with_the_other_writers_time_whatever_the_path(make_practice, monkeypatch, reference):
+    """Found by the soak: the cloud's version sent back to the PC after its first conflict was counted as a cloud
+    write, so the reference path (which commits it before the second transaction) kept the cloud's older value."""
+    monkeypatch.setenv("CCSYNC_REFERENCE", reference)
+    p = make_practice(nodes=("pc-1",), policy="latest-wins")
+    p.sql(p.cloud, "insert into patients (id, name, phone) values (2, 'Bert', '222')")
+    p.sync_all()
+    p.sql(p.cloud, "update patients set phone = 'cloud 1' where id = 2")
+    p.sql(p.nodes["pc-1"], "update patients set phone = 'pc 1' where id = 2")
+    p.sql(p.cloud, "update patients set phone = 'cloud 2' where id = 2")
+    p.sql(p.nodes["pc-1"], "update patients set phone = 'pc 2' where id = 2")  # the latest of all
+    p.sync_all()
+    p.assert_converged()
+    assert p.sql(p.cloud, "select phone from patients where id = 2") == [("pc 2",)]
