@@ -434,6 +434,14 @@ def _wait_blocked(dsn: str, puller: threading.Thread, timeout: float = 5.0) -> N
             time.sleep(0.02)
 
 
+def _described(exc: BaseException) -> str:
+    """A failure with the steps that reproduce it (Hypothesis puts them in the exception's notes)."""
+    parts = [f"{type(exc).__name__}: {exc}", *getattr(exc, "__notes__", [])]
+    for sub in getattr(exc, "exceptions", ()):  # several distinct failures
+        parts.append(_described(sub))
+    return "\n".join(parts)
+
+
 @pytest.fixture(scope="module")
 def template(pg):
     tpl = Template(pg)
@@ -447,14 +455,17 @@ def test_fast_paths_agree_with_the_reference_path(template, request):
     if minutes:  # fresh random seeds until the time is up; every failure (shrunk) is kept and reported at the end
         deadline = time.monotonic() + 60 * minutes
         found: list[str] = []
+        runs = 0
         while time.monotonic() < deadline:
+            runs += 1
             try:
                 run_state_machine_as_test(Differential, settings=settings(
                     max_examples=5, stateful_step_count=20, deadline=None, suppress_health_check=list(HealthCheck),
                     phases=[Phase.generate, Phase.shrink], database=None))
             except Exception as exc:  # noqa: BLE001  (a soak reports every kind of failure it meets)
-                found.append(f"{type(exc).__name__}: {exc}")
+                found.append(_described(exc))
                 print(f"\n--- soak failure {len(found)}:\n{found[-1]}\n", flush=True)
+        print(f"\nsoak: {runs} run(s) of up to 5 examples in {minutes} minute(s), {len(found)} failure(s)", flush=True)
         assert not found, f"the soak found {len(found)} failure(s); each is printed above, shrunk"
     else:
         run_state_machine_as_test(Differential, settings=settings(
