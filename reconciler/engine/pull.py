@@ -97,11 +97,13 @@ class _Pull(_drain.Direction):
 
     def refuse(self, window, tx, exc):
         """A cloud transaction this node's constraints refuse. With local changes waiting for the push (a row it
-        refers to deleted here), they are in its way: its rows are read back from the cloud after the push
-        (ccsync.refresh), and the pull moves on. With nothing to push, the cloud's version is the truth and
-        this node's constraint is wrong: the batch stays pending, with one clear line."""
+        refers to deleted here), or rows this node changed itself in the window (skipped: the refresh reads them,
+        so the rows that follow them in the transaction, a cascade's, find them missing), they are in its way:
+        its rows are read back from the cloud (ccsync.refresh), and the pull moves on. Otherwise the cloud's
+        version is the truth and this node's constraint is wrong: the batch stays pending, with one clear line."""
         node = self.dst
-        if not node.execute("select exists (select 1 from ccsync.journal)").fetchone()[0]:
+        if not node.execute("select exists (select 1 from ccsync.journal)").fetchone()[0] \
+                and not _journal.own_rows(self.src, window):
             raise CcsyncError(
                 f"{self.rejected} ({exc.diag.message_primary}): the batch stays pending; fix the constraint on "
                 "this PC, then sync again"
@@ -325,7 +327,6 @@ def _refresh_table(node, cloud, t, keys: list[str]) -> int:
         keys = [k for k in keys if _apply.key_of(k) not in still]
         present = [images[_apply.key_of(k)] for k in keys if _apply.key_of(k) in images]
         missing = [k for k in keys if _apply.key_of(k) not in images]
-        _apply.upsert_images(node, t, present)
         gone, later = [], []
         for key in missing:
             moved = _apply.moved(cloud, t, key)
@@ -341,6 +342,8 @@ def _refresh_table(node, cloud, t, keys: list[str]) -> int:
             else:  # the row as the cloud has it now, under its new key: its children follow (ON UPDATE CASCADE)
                 _apply.rekey_to_image(node, t, key, moved[1])
         _apply.delete_keys(node, t, gone)
+        # after the moves: a row moved here to a key that is also read back is then overwritten, not inserted twice
+        _apply.upsert_images(node, t, present)
         checkpoint("refresh.applied")
         node.execute(
             "delete from ccsync.refresh where table_name = %s and pk = any(%s::jsonb[])", (name, keys)

@@ -83,3 +83,28 @@ def test_a_parent_key_change_cascaded_on_a_pc_reaches_every_other_pc(make_practi
     p.assert_converged(tables=("patients", "contacts"))
     assert p.sql(p.nodes["pc-3"], "select id, patient_id, value from contacts order by 1") == [
         (10, 100, "a"), (11, 100, "b2")]
+
+
+@pytest.mark.parametrize("reference", ["", "1"], ids=["fast", "reference"])
+def test_a_pull_after_the_pcs_own_edit_of_a_parent_the_cloud_then_moved_is_not_stuck(make_practice, monkeypatch,
+                                                                                     reference):
+    """Found by the soak: the pull skips the parent (this PC changed it itself in the same window: read back by
+    the refresh), but the cloud's transaction also moved the parent's children (ON UPDATE CASCADE), which this
+    PC's foreign key refused: the pull stopped, at every try."""
+    import reconciler
+
+    monkeypatch.setenv("CCSYNC_REFERENCE", reference)
+    p = make_practice(nodes=())
+    p.sql(p.cloud_owner, "create table contacts (id int primary key, "
+                         "patient_id int not null references patients (id) on update cascade, value text)")
+    reconciler.track(p.cloud_owner, ["contacts"])
+    p.sql(p.cloud, "insert into patients (id, name) values (4, 'Dirk'); insert into contacts values (40, 4, 'a')")
+    p.add_node("pc-1")
+    p.sql(p.nodes["pc-1"], "update patients set phone = 'pc phone' where id = 4")
+    p.push("pc-1")
+    p.sql(p.cloud, "update patients set id = 14 where id = 4")
+    p.pull("pc-1")
+    p.sync_all()
+    p.assert_converged(tables=("patients", "contacts"))
+    assert p.sql(p.nodes["pc-1"], "select c.id, p.id, p.phone from contacts c join patients p on p.id = c.patient_id") \
+        == [(40, 14, "pc phone")]
