@@ -64,6 +64,13 @@ def settings(local, cloud=None):
     return resolve(local, cloud)
 
 
+def node_db(cfg):
+    """This PC's database, opened for a command that works on it alone (use it in a `with`: closed at the end)."""
+    from reconciler import db
+
+    return db.open_local(cfg.need_local())
+
+
 def bar():
     from reconciler.progress import Bar
 
@@ -486,7 +493,8 @@ def conflicts_list(local, include_resolved, as_json):
     Example: ccsync conflicts list --all --json
     """
     cfg = settings(local)
-    rows = reconciler.conflicts.list_conflicts(cfg.need_local(), include_resolved=include_resolved)
+    with node_db(cfg) as conn:
+        rows = reconciler.conflicts.list_conflicts(conn, include_resolved=include_resolved)
     if as_json:
         return emit_json(rows)
     if not rows:
@@ -528,7 +536,8 @@ def conflicts_show(local, conflict_id, as_json):
     Example: ccsync conflicts show 12
     """
     cfg = settings(local)
-    c = reconciler.conflicts.get_conflict(cfg.need_local(), conflict_id)
+    with node_db(cfg) as conn:
+        c = reconciler.conflicts.get_conflict(conn, conflict_id)
     if as_json:
         return emit_json(c)
     tz = zone(cfg)
@@ -599,8 +608,8 @@ def conflicts_resolve(local, conflict_id, keep, merged_file, by, revisit, as_jso
     if merged_file is None and keep is None:
         raise reconciler.CcsyncError("say what to keep: --keep local, --keep cloud or --merged FILE.json")
     merged = merged_file.read() if merged_file is not None else None
-    c = reconciler.conflicts.resolve(settings(local).need_local(), conflict_id, keep or "merged", by=by,
-                                     merged=merged, revisit=revisit)
+    with node_db(settings(local)) as conn:
+        c = reconciler.conflicts.resolve(conn, conflict_id, keep or "merged", by=by, merged=merged, revisit=revisit)
     if as_json:
         return emit_json(c)
     click.echo(f"conflict #{c['id']} resolved ({c['resolution']}) by {c['resolved_by']}; "
@@ -752,7 +761,8 @@ def history(local, limit, kind, errors_only, before, as_json):
     Example: ccsync history --kind push --errors --limit 5
     """
     cfg = settings(local)
-    rows = reconciler.history.history(cfg.need_local(), limit, kind=kind, errors_only=errors_only, before=before)
+    with node_db(cfg) as conn:
+        rows = reconciler.history.history(conn, limit, kind=kind, errors_only=errors_only, before=before)
     if as_json:
         return emit_json(rows)
     from reconciler import localtime
@@ -918,8 +928,9 @@ def sumehr_list(local, cloud, failed_only, show, search, sort, limit, offset, as
 
     if failed_only:
         show = "not_up_to_date"
-    page = sumehr_mod.listing(settings(local, cloud), show=show, search=search, sort=sort, limit=limit,
-                              offset=offset)
+    cfg = settings(local, cloud)
+    with node_db(cfg) as conn:
+        page = sumehr_mod.listing(conn, cfg, show=show, search=search, sort=sort, limit=limit, offset=offset)
     if as_json:
         return emit_json(page.rows)
     if not page.rows:
@@ -927,7 +938,7 @@ def sumehr_list(local, cloud, failed_only, show, search, sort, limit, offset, as
                    "every Sumehr is up to date on the HUB" if show in ("not_up_to_date", "attention", "waiting")
                    else "no patient keeps a Sumehr on the HUB")
         return
-    tz = zone(settings(local, cloud))
+    tz = zone(cfg)
     click.echo(f"{'patient':10} {'name':24} {'latest':>6} {'HUB':>6} {'state':11} {'since':23} {'tries':>5} reason")
     for r in page.rows:
         hub_version = "-" if r["hub_version"] is None else r["hub_version"]
@@ -953,7 +964,9 @@ def sumehr_retry(local, cloud, patient):
     """
     from reconciler.sumehr import publisher as sumehr_mod
 
-    count = sumehr_mod.retry(settings(local, cloud), patient)
+    cfg = settings(local, cloud)
+    with node_db(cfg) as conn:
+        count = sumehr_mod.retry(conn, cfg, patient)
     if count:
         click.echo(f"{count} patient(s) will be retried at the next pass")
     else:

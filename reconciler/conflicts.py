@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 
 import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
 
 from .engine import apply as _apply
 from . import db as _db, labels
@@ -35,11 +37,17 @@ class UnknownConflict(CcsyncError):
 _FIELDS = ["id", "node", "table_name", "pk", "kind", "columns", "local_row", "cloud_row", "base", "diff",
            "local_hlc", "cloud_hlc", "detected_at", "status", "resolution", "resolved_by", "resolved_at",
            "resolved_row", "reason", "changes", "decision", "decided_on"]
-_SELECT = "select " + ", ".join(_FIELDS) + " from ccsync.conflicts"
+_SELECT = sql.SQL("select {} from ccsync.conflicts ").format(sql.SQL(", ").join(map(sql.Identifier, _FIELDS)))
 
 
-def _as_dict(row) -> dict:
-    doc = dict(zip(_FIELDS, row))
+def _records(conn: psycopg.Connection, where: str, params: tuple = ()) -> list[dict]:
+    """The records `where` selects, each a dict of _FIELDS (values as stored: jsonb as text)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(_SELECT + sql.SQL(where), params).fetchall()
+
+
+def _as_dict(doc: dict) -> dict:
+    doc = dict(doc)
     for k in ("pk", "local_row", "cloud_row", "base", "diff", "resolved_row", "changes"):
         doc[k] = parse(doc[k])
     if doc["decision"] is not None:
@@ -50,28 +58,25 @@ def _as_dict(row) -> dict:
     return doc
 
 
-def _local(local_dsn: str) -> psycopg.Connection:
-    return _db.open_local(local_dsn, autocommit=False)
+def list_conflicts(conn: psycopg.Connection, *, include_resolved: bool = False) -> list[dict]:
+    """Open conflicts (all of them with include_resolved), oldest first. `conn`: the node's database, as
+    `db.open_local` opens it (every function here takes one)."""
+    with conn.transaction():
+        where = "" if include_resolved else "where status = 'open' "
+        return labels.label_conflicts(conn, [_as_dict(r) for r in _records(conn, where + "order by id")])
 
 
-def list_conflicts(local_dsn: str, *, include_resolved: bool = False) -> list[dict]:
-    """Open conflicts (all of them with include_resolved), oldest first."""
-    with _local(local_dsn) as conn:
-        where = "" if include_resolved else " where status = 'open'"
-        return labels.label_conflicts(conn, [_as_dict(r) for r in conn.execute(_SELECT + where + " order by id")])
-
-
-def get_conflict(local_dsn: str, conflict_id: int) -> dict:
+def get_conflict(conn: psycopg.Connection, conflict_id: int) -> dict:
     """One record, with its `label` and its `decisions` as the cloud accepted them, first to last:
     [{resolution, by, at, on, row, revisit}] (`revisit`: it decided the record again)."""
-    with _local(local_dsn) as conn:
-        row = conn.execute(_SELECT + " where id = %s", (conflict_id,)).fetchone()
-        if row is None:
+    with conn.transaction():
+        found = _records(conn, "where id = %s", (conflict_id,))
+        if not found:
             raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list --all` shows them")
-        doc = labels.label_conflicts(conn, [_as_dict(row)])[0]
+        doc = labels.label_conflicts(conn, [_as_dict(found[0])])[0]
         doc["decisions"] = [
-            {"resolution": r[0], "by": r[1], "at": r[2].isoformat(), "on": r[3], "row": parse(r[4]), "revisit": r[5]}
-            for r in conn.execute(
+            {"resolution": resolution, "by": by, "at": at.isoformat(), "on": on, "row": parse(row), "revisit": revisit}
+            for resolution, by, at, on, row, revisit in conn.execute(
                 "select resolution, resolved_by, resolved_at, decided_on, resolved_row::text, revisit_of is not null "
                 "from ccsync.decisions where conflict_id = %s order by resolved_at, accepted_at", (conflict_id,))
         ]
@@ -82,7 +87,7 @@ CONFLICT_CHOICES = ("local", "cloud", "merged")
 REFUSAL_CHOICES = ("discard", "apply-again")
 
 
-def resolve(local_dsn: str, conflict_id: int, keep: str, *, by: str, merged: str | dict | None = None,
+def resolve(conn: psycopg.Connection, conflict_id: int, keep: str, *, by: str, merged: str | dict | None = None,
             revisit: bool = False) -> dict:
     """Decide a record on the node: the decision, and the values it chose, become new local changes that
     the push carries to the cloud, which settles them.
@@ -102,7 +107,8 @@ def resolve(local_dsn: str, conflict_id: int, keep: str, *, by: str, merged: str
     if not by or not by.strip():
         raise CcsyncError("say who resolves the conflict (--by NAME)")
     merged_text = _merged_text(merged) if keep == "merged" else None
-    with _db.canonical(_local(local_dsn)) as conn:
+    with conn.transaction():  # one transaction: the decision and what it writes, or nothing
+        _db.canonical(conn, local=True)
         if keep == "apply-again":  # its own transaction first: if the cloud refuses it again, that is a new record
             with conn.transaction():
                 c = _locked(conn, conflict_id)
@@ -124,14 +130,14 @@ def resolve(local_dsn: str, conflict_id: int, keep: str, *, by: str, merged: str
                         raise CcsyncError("a merged row cannot change the primary key")
                 chosen = _write_resolution(conn, t, c, keep, merged_text, revisit)
             _decide(conn, c, keep, by.strip(), chosen, revisit)
-    return get_conflict(local_dsn, conflict_id)
+    return get_conflict(conn, conflict_id)
 
 
 def _locked(conn, conflict_id: int) -> dict:
-    row = conn.execute(_SELECT + " where id = %s for update", (conflict_id,)).fetchone()
-    if row is None:
+    found = _records(conn, "where id = %s for update", (conflict_id,))
+    if not found:
         raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list` shows the open ones")
-    return dict(zip(_FIELDS, row))
+    return found[0]
 
 
 def _check_decidable(c: dict, keep: str, revisit: bool) -> None:
@@ -221,7 +227,7 @@ def _in_place(conn, c: dict, revisit: bool) -> str | None:
     return _apply.fetch_images(conn, t, [c["pk"]]).get(_apply.key_of(c["pk"]))
 
 
-def preview(local_dsn: str, conflict_id: int, keep: str, *, merged: str | dict | None = None,
+def preview(conn: psycopg.Connection, conflict_id: int, keep: str, *, merged: str | dict | None = None,
             revisit: bool = False) -> dict:
     """What a decision would write, without writing it: {action, row, changes, entries}.
 
@@ -232,11 +238,12 @@ def preview(local_dsn: str, conflict_id: int, keep: str, *, merged: str | dict |
     if keep not in CONFLICT_CHOICES + REFUSAL_CHOICES:
         raise CcsyncError(f"unknown choice {keep!r}: keep local, cloud or merged (a refusal: discard or apply-again)")
     merged_text = _merged_text(merged) if keep == "merged" else None
-    with _db.canonical(_local(local_dsn)) as conn:
-        row = conn.execute(_SELECT + " where id = %s", (conflict_id,)).fetchone()
-        if row is None:
+    with conn.transaction():
+        _db.canonical(conn, local=True)
+        found = _records(conn, "where id = %s", (conflict_id,))
+        if not found:
             raise UnknownConflict(f"no conflict {conflict_id}: `ccsync conflicts list` shows the open ones")
-        c = dict(zip(_FIELDS, row))
+        c = found[0]
         _check_decidable(c, keep, revisit)
         if c["kind"] == Kind.REFUSED:
             entries = [{"op": e.get("op"), "table": e.get("table"), "pk": e.get("pk"),

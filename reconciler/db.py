@@ -168,10 +168,11 @@ def check_revision(conn: psycopg.Connection, name: str, *, where: str = "this da
         )
 
 
-def canonical(conn: psycopg.Connection) -> psycopg.Connection:
-    """Give a session the capture settings (CANONICAL), for as long as it lasts."""
-    conn.execute("select set_config(k, v, false) from unnest(%s::text[], %s::text[]) as s(k, v)",
-                 (list(CANONICAL), list(CANONICAL.values())))
+def canonical(conn: psycopg.Connection, *, local: bool = False) -> psycopg.Connection:
+    """Give a session the capture settings (CANONICAL), for as long as it lasts (local: for the transaction in
+    progress only, on a connection its caller goes on using)."""
+    conn.execute("select set_config(k, v, %s) from unnest(%s::text[], %s::text[]) as s(k, v)",
+                 (local, list(CANONICAL), list(CANONICAL.values())))
     return conn
 
 
@@ -197,13 +198,19 @@ def open_node(local_dsn: str) -> tuple[psycopg.Connection, str]:
     node = text_jsonb(connect(local_dsn, role="local database", autocommit=True))
     try:
         canonical(node)
-        name = identity(node, where="the local database")
-        if name == "cloud":
-            raise CcsyncError("the --local database is installed as 'cloud': point --local at the PC's database")
+        name = node_name(node)
     except BaseException:
         node.close()
         raise
     return node, name
+
+
+def node_name(node: psycopg.Connection) -> str:
+    """The node name of this PC's database, identity checked; refuses a database installed as the cloud."""
+    name = identity(node, where="the local database")
+    if name == "cloud":
+        raise CcsyncError("the --local database is installed as 'cloud': point --local at the PC's database")
+    return name
 
 
 def open_cloud(cloud_dsn: str, *, node: str | None = None, **kwargs) -> psycopg.Connection:

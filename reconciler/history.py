@@ -137,9 +137,9 @@ class Run:
     reason: str | None
 
 
-def history(source: str | psycopg.Connection, limit: int = DEFAULT_LIMIT, *, kind: str | None = None,
+def history(conn: psycopg.Connection, limit: int = DEFAULT_LIMIT, *, kind: str | None = None,
             errors_only: bool = False, before: int | None = None) -> list[dict]:
-    """The most recent runs, newest first: `limit` of them, of one `kind` (a direction, or 'offline'), only
+    """The most recent runs in the node's database (`conn`), newest first: `limit` of them, of one `kind` (a direction, or 'offline'), only
     those that failed, and older than the run `before` (an id: the next page).
 
     Keys: id, started_at, finished_at, direction, changes, transactions, conflicts, seconds, error, runs (how
@@ -153,10 +153,8 @@ def history(source: str | psycopg.Connection, limit: int = DEFAULT_LIMIT, *, kin
              "and (not %(errors)s or (error is not null and direction <> 'offline')) "
              "and (%(before)s::bigint is null or id < %(before)s) order by id desc limit %(limit)s")
     params = {"kind": kind, "errors": errors_only, "before": before, "limit": limit}
-    with contextlib.ExitStack() as stack:
-        conn = source if isinstance(source, psycopg.Connection) else stack.enter_context(_db.open_local(source))
-        with conn.cursor(row_factory=class_row(Run)) as cur:
-            rows = cur.execute(query, params).fetchall()
+    with conn.cursor(row_factory=class_row(Run)) as cur:
+        rows = cur.execute(query, params).fetchall()
     out = []
     for r in rows:
         doc = asdict(r)

@@ -6,8 +6,10 @@ The state comes from the one rule in `reconciler.mode`; this module adds the cou
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import psycopg
+from psycopg.rows import class_row
 
 from . import db as _db, mode as _mode, reasons
 from .config import Settings
@@ -33,8 +35,24 @@ def describe(m: _mode.Mode) -> str | None:
     return text
 
 
-def current(settings: Settings, *, probe_timeout: float = 2.0) -> dict:
-    """The node's status.
+@dataclass(frozen=True)
+class _Stored:
+    """What the node's database stores about its syncs (ccsync.state and ccsync.progress)."""
+
+    mode_since: dt.datetime | None
+    last_sync_at: dt.datetime | None
+    last_error: str | None
+    last_error_code: str | None
+    last_error_at: dt.datetime | None
+    failures: int
+    what: str | None
+    done: int | None
+    total: int | None
+
+
+def current(settings: Settings, *, conn: psycopg.Connection | None = None, probe_timeout: float = 2.0) -> dict:
+    """The node's status. `conn`: an open connection to the node's database (the panel's); without one, one is
+    opened and closed here, and a database that cannot be reached is a state of its own (local_down).
 
     Keys: mode (online, synchronizing, offline), node, pending_push, pending_pull (null while offline),
     open_conflicts, hub_failures (Sumehrs not on the HUB for a reason someone must look at; null when Sumehr
@@ -46,34 +64,42 @@ def current(settings: Settings, *, probe_timeout: float = 2.0) -> dict:
     last_error_at, cloud_reason (why the cloud is out of reach, when it is known to be). Counts that cannot be
     read are null; when this PC's database is down, node is null too.
     """
-    local = settings.need_local()
+    if conn is not None:
+        return _read(conn, settings, probe_timeout)
     try:
-        conn = _db.open_local(local)
+        own = _db.open_local(settings.need_local())
     except Unreachable:
         m = _mode.when_local_is_down(settings.cloud, timeout=probe_timeout)
         doc = dict.fromkeys(KEYS)
         doc.update(_mode_keys(m), service=False)
         return doc
-    with conn:
-        name = _db.identity(conn)
-        now = _mode.current(conn, settings.cloud, timeout=probe_timeout)
-        st = conn.execute(
+    with own:
+        return _read(own, settings, probe_timeout)
+
+
+def _read(conn: psycopg.Connection, settings: Settings, probe_timeout: float) -> dict:
+    name = _db.identity(conn)
+    now = _mode.current(conn, settings.cloud, timeout=probe_timeout)
+    with conn.cursor(row_factory=class_row(_Stored)) as cur:
+        st = cur.execute(
             "select s.mode_since, s.last_sync_at, s.last_error, s.last_error_code, s.last_error_at, s.failures, "
             "p.what, p.done, p.total from ccsync.state s, ccsync.progress p"
         ).fetchone()
-        pending_push = conn.execute("select count(*) from ccsync.journal where origin = %s", (name,)).fetchone()[0]
-        open_conflicts = conn.execute("select count(*) from ccsync.conflicts where status = 'open'").fetchone()[0]
-        hub = sumehr_summary(conn, settings)
+    pending_push = conn.execute("select count(*) from ccsync.journal where origin = %s", (name,)).fetchone()[0]
+    open_conflicts = conn.execute("select count(*) from ccsync.conflicts where status = 'open'").fetchone()[0]
+    hub = sumehr_summary(conn, settings)
     pending_pull = None
     if now.mode != "offline" and settings.cloud:
-        pending_pull = _pending_pull(settings, local, name, probe_timeout)
-    progress = {"what": st[6], "done": st[7], "total": st[8]} if st[6] and now.state == "synchronizing" else None
+        pending_pull = _pending_pull(conn, settings, name, probe_timeout)
+    progress = ({"what": st.what, "done": st.done, "total": st.total}
+                if st.what and now.state == "synchronizing" else None)
     return {
         "node": name, "pending_push": pending_push, "pending_pull": pending_pull,
         "open_conflicts": open_conflicts, "hub_failures": hub["attention"], "hub_waiting": hub["waiting"],
         "hub_configured": hub["configured"],
-        "last_sync_at": _iso(st[1]), "last_error": st[2], "last_error_code": st[3], "last_error_at": _iso(st[4]),
-        "failures": st[5], "mode_since": _iso(st[0]), "progress": progress, **_mode_keys(now),
+        "last_sync_at": _iso(st.last_sync_at), "last_error": st.last_error, "last_error_code": st.last_error_code,
+        "last_error_at": _iso(st.last_error_at), "failures": st.failures, "mode_since": _iso(st.mode_since),
+        "progress": progress, **_mode_keys(now),
     }
 
 
@@ -83,16 +109,14 @@ def _mode_keys(m: _mode.Mode) -> dict:
             "state_since": _iso(m.since), "cloud_reason": None if m.cloud_reason is None else str(m.cloud_reason)}
 
 
-def _pending_pull(settings: Settings, local: str, name: str, probe_timeout: float) -> int | None:
+def _pending_pull(node: psycopg.Connection, settings: Settings, name: str, probe_timeout: float) -> int | None:
     try:
         cloud = _db.open_cloud(settings.cloud, connect_timeout=max(1, int(probe_timeout)))
     except (CcsyncError, psycopg.Error):
         return None
-    node_conn = _db.connect(local, role="local database", autocommit=True)
     try:
-        return _pull.pending_count(Sides(node_conn, cloud, name))
+        return _pull.pending_count(Sides(node, cloud, name))
     except CcsyncError:
         return None
     finally:
-        node_conn.close()
         cloud.close()

@@ -18,6 +18,7 @@ import pytest
 from psycopg import conninfo, sql
 
 import reconciler
+import reconciler.db
 from reconciler import sync
 from reconciler.config import Settings
 
@@ -43,6 +44,13 @@ create table encounters (
 """
 
 _ROLES: dict[str, set[str]] = {}  # server data directory -> roles made there
+
+
+def on_node(dsn: str, fn, *args, **kwargs):
+    """Call a library function that takes the node's connection (conflicts, history, ...) on a connection to `dsn`
+    opened as the CLI opens it, closed afterwards."""
+    with reconciler.db.open_local(dsn) as conn:
+        return fn(conn, *args, **kwargs)
 
 
 def as_role(dsn: str, role: str) -> str:

@@ -27,7 +27,7 @@ from reconciler.progress import Progress
 from reconciler.reasons import Reason
 from reconciler.sumehr import publisher
 from tests.fix_pg import Databases
-from tests.fix_sync import APP, LOCAL, SCHEMA, deployment_cloud, deployment_pc
+from tests.fix_sync import APP, LOCAL, SCHEMA, deployment_cloud, deployment_pc, on_node
 from web import create_app
 
 pytestmark = pytest.mark.one_version
@@ -186,7 +186,7 @@ def test_online_synchronizing_offline_and_back_with_the_service(pc):
         finally:
             pc.server.start()
         wait_for(lambda: status.current(pc.settings())["state"] == "online", 60, "online again")
-        runs = reconciler.history.history(pc.local, kind="offline")
+        runs = on_node(pc.local, reconciler.history.history, kind="offline")
         assert runs[0]["reason"] == "cloud_unreachable" and runs[0]["finished_at"] is not None
     finally:
         pc.stop()

@@ -10,7 +10,7 @@ from flask import Blueprint, abort, jsonify, request
 from reconciler import conflicts as engine
 
 from . import conflicts, history, status, sumehr
-from .db import local_dsn
+from .db import get_db
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -26,7 +26,7 @@ def list_conflicts():
     include = request.args.get("all", "0")
     if include not in ("0", "1"):
         abort(400, "all must be 0 or 1")
-    return jsonify(engine.list_conflicts(local_dsn(), include_resolved=include == "1"))
+    return jsonify(engine.list_conflicts(get_db(), include_resolved=include == "1"))
 
 
 @bp.get("/conflicts/<int:conflict_id>")

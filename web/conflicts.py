@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from reconciler import conflicts as engine
 
-from .db import get_db, local_dsn
+from .db import get_db
 from .present import column_order, conflict_fields, sentence
 
 bp = Blueprint("conflicts", __name__, url_prefix="/conflicts")
@@ -30,7 +30,7 @@ DONE = {"update": _l("the record is changed on this PC now."), "insert": _l("the
 def fetch(conflict_id: int) -> dict:
     if conflict_id > MAX_ID:
         abort(404, f"no conflict {conflict_id}")
-    return engine.get_conflict(local_dsn(), conflict_id)
+    return engine.get_conflict(get_db(), conflict_id)
 
 
 def _check(conflict_id: int, keep: str, merged: dict | None) -> str | None:
@@ -53,12 +53,12 @@ def resolve(conflict_id: int, keep: str, merged: dict | None = None, *, revisit:
     """Decide as the logged-in user (revisit: decide a decided record again); the engine's errors become 400,
     404 or 409 in errors.py."""
     text = _check(conflict_id, keep, merged)
-    return engine.resolve(local_dsn(), conflict_id, keep, by=g.user, merged=text, revisit=revisit)
+    return engine.resolve(get_db(), conflict_id, keep, by=g.user, merged=text, revisit=revisit)
 
 
 def preview(conflict_id: int, keep: str, merged: dict | None = None, *, revisit: bool = False) -> dict:
     text = _check(conflict_id, keep, merged)
-    return engine.preview(local_dsn(), conflict_id, keep, merged=text, revisit=revisit)
+    return engine.preview(get_db(), conflict_id, keep, merged=text, revisit=revisit)
 
 
 def dump_exact(value) -> str:
@@ -143,14 +143,14 @@ def _decision(conflict_id: int, form) -> tuple[dict, str, dict | None, bool]:
 
 @bp.route("")
 def index():
-    return render_template("conflicts/index.html", tab="open", rows=engine.list_conflicts(local_dsn()))
+    return render_template("conflicts/index.html", tab="open", rows=engine.list_conflicts(get_db()))
 
 
 @bp.route("/resolved")
 def resolved():
-    rows = [c for c in engine.list_conflicts(local_dsn(), include_resolved=True) if c["status"] != "open"]
+    rows = [c for c in engine.list_conflicts(get_db(), include_resolved=True) if c["status"] != "open"]
     rows.sort(key=lambda c: c["resolved_at"] or "", reverse=True)
-    open_count = len(engine.list_conflicts(local_dsn()))
+    open_count = len(engine.list_conflicts(get_db()))
     return render_template("conflicts/index.html", tab="resolved", rows=rows, open_count=open_count)
 
 

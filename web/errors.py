@@ -10,12 +10,11 @@ from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from reconciler import db as _db
 from reconciler.conflicts import AlreadyResolved, UnknownConflict
 from reconciler.errors import CcsyncError, NotInstalled
 
 from .auth import is_api
-from .db import local_dsn
+from .db import opened
 
 log = logging.getLogger("ccsync.panel")
 
@@ -66,16 +65,20 @@ def _ccsync(exc: CcsyncError):
         # libpq's own words can name hosts and users: they go to the log, not to the page
         log.warning("database unreachable: %s", exc)
         return answer(503, UNREACHABLE, **LOCAL_DOWN)
-    if isinstance(exc, NotInstalled):
-        return answer(503, str(exc))
+    if isinstance(exc, NotInstalled):  # (the request's connection checks it first, db.get_db)
+        log.warning("ccsync is not installed in this PC's database: %s", exc)
+        return answer(503, UNINSTALLED, _("ccsync uninstalled"))
     return answer(400, str(exc))
 
 
 def _uninstalled() -> bool:
-    """Whether the ccsync schema is gone from this PC's database (an uninstall under a running panel)."""
+    """Whether the ccsync schema is gone from this PC's database (an uninstall under a running panel), asked on
+    the request's connection (an autocommit one: usable after the failed statement)."""
+    conn = opened()
+    if conn is None:
+        return False
     try:
-        with _db.connect(local_dsn(), role="local database", autocommit=True) as conn:
-            return conn.execute("select to_regnamespace('ccsync') is null").fetchone()[0]
+        return conn.execute("select to_regnamespace('ccsync') is null").fetchone()[0]
     except (CcsyncError, psycopg.Error):
         return False
 

@@ -6,13 +6,13 @@ from flask import Blueprint, current_app, render_template
 
 from reconciler import status as engine_status
 
-from .db import settings
+from .db import get_db, settings
 
 bp = Blueprint("status", __name__)
 
 
 def current() -> dict:
-    return engine_status.current(settings(), probe_timeout=current_app.config["STATUS_PROBE_TIMEOUT"])
+    return engine_status.current(settings(), conn=get_db(), probe_timeout=current_app.config["STATUS_PROBE_TIMEOUT"])
 
 
 @bp.route("/")

@@ -13,7 +13,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from reconciler.errors import CcsyncError
 
-from .db import settings
+from .db import get_db, settings
 from .present import sentence
 
 bp = Blueprint("sumehr", __name__, url_prefix="/sumehr")
@@ -88,7 +88,8 @@ def listing(*, show: str = "all", search: str | None = None, sort: str = "patien
     if module is None:
         abort(503, NOT_AVAILABLE)
     try:
-        return module.listing(settings(), show=show, search=search, sort=sort, limit=limit, offset=offset)
+        return module.listing(get_db(), settings(), show=show, search=search, sort=sort, limit=limit,
+                              offset=offset)
     except CcsyncError as exc:
         if not module.configured(settings()):
             abort(503, str(exc))
@@ -128,7 +129,7 @@ def _retry(patient: str) -> tuple[int, dict]:
     if row is None:
         abort(404, f"no patient {patient} keeps a Sumehr on the HUB")
     try:
-        return module.retry(settings(), patient), row
+        return module.retry(get_db(), settings(), patient), row
     except CcsyncError as exc:
         if _not_set_up(exc):  # offline, or the cloud lacks the Sumehr state: nothing the request could fix
             abort(503, str(exc))

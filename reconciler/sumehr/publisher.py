@@ -404,9 +404,10 @@ class Listing:
     counts: dict[str, int]
 
 
-def listing(settings: Settings, *, show: str = "all", search: str | None = None, sort: str = "patient",
+def listing(conn: psycopg.Connection, settings: Settings, *, show: str = "all", search: str | None = None, sort: str = "patient",
             limit: int | None = None, offset: int = 0) -> Listing:
-    """The patients with a Sumehr, from this PC's database (works offline), filtered, searched, sorted, paged.
+    """The patients with a Sumehr, from this PC's database (`conn`: works offline), filtered, searched, sorted,
+    paged.
 
     show: attention (invalid or failing: someone must look), waiting, not_up_to_date (the three), up_to_date,
     no_consent, or all. search: words that must each appear in the patient's key or name, or digits of the
@@ -422,10 +423,8 @@ def listing(settings: Settings, *, show: str = "all", search: str | None = None,
     if limit is not None and limit < 1 or offset < 0:
         raise CcsyncError("limit must be at least 1 and offset at least 0")
     cfg = sumehr_config(settings)
-    with _db.connect(settings.need_local(), role="local database", autocommit=True) as conn:
-        _db.identity(conn)
-        offline = _offline(settings, conn)
-        rows = _rows(conn, resolve(conn, cfg, "local database"), consenting_only=False)
+    offline = _offline(settings, conn)
+    rows = _rows(conn, resolve(conn, cfg, "local database"), consenting_only=False)
     items = [(r, _state.shown(r, offline=offline)) for r in rows]
     counts = {state: 0 for state in STATES}
     for _, item in items:
@@ -441,7 +440,8 @@ def listing(settings: Settings, *, show: str = "all", search: str | None = None,
     return Listing(out, len(items), counts)
 
 
-def list_patients(settings: Settings, *, failed_only: bool = False, **options) -> list[dict]:
+def list_patients(conn: psycopg.Connection, settings: Settings, *, failed_only: bool = False,
+                  **options) -> list[dict]:
     """The rows of `listing` (every patient with a Sumehr; failed_only: those whose HUB version is behind).
 
     JSON keys of each item: patient, name (null when the configured tables have none), latest_version,
@@ -452,7 +452,7 @@ def list_patients(settings: Settings, *, failed_only: bool = False, **options) -
     """
     if failed_only:
         options["show"] = "not_up_to_date"
-    return listing(settings, **options).rows
+    return listing(conn, settings, **options).rows
 
 
 def _shown(state: str, show: str) -> bool:
@@ -533,7 +533,7 @@ def _count_offline(settings: Settings) -> int | None:
 
 
 # -- retry ---------------------------------------------------------------------------------------------
-def retry(settings: Settings, patient: str | None = None) -> int:
+def retry(conn: psycopg.Connection, settings: Settings, patient: str | None = None) -> int:
     """Make the next pass try again now (every patient not up to date, or one): returns how many were reset.
 
     Written on the cloud, the only place the publisher reads it; offline there is nothing to retry yet
@@ -548,9 +548,7 @@ def retry(settings: Settings, patient: str | None = None) -> int:
     with cloud:
         if not state_installed(cloud):
             raise CcsyncError("the cloud's ccsync schema has no Sumehr state: run `ccsync install` to upgrade it")
-        node, name = open_node(settings.need_local())
-        node.close()
-        cloud.execute(_SESSION, (name,))
+        cloud.execute(_SESSION, (_db.node_name(conn),))
         if patient is not None:
             known = cloud.execute("select exists (select 1 from ccsync.sumehr_state where patient = %s)",
                                   (patient,)).fetchone()[0]

@@ -7,6 +7,7 @@ import pytest
 import reconciler
 from reconciler import conflicts
 from reconciler.errors import CcsyncError
+from tests.fix_sync import on_node
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_same_column_both_sides_is_update_update_and_cloud_stays(p):
     assert p.sql(p.cloud, "select phone, notes from patients")[0] == ("cloud", "local note")
     p.sync_all()
     p.assert_converged()
-    [c] = conflicts.list_conflicts(node(p))
+    [c] = on_node(node(p), conflicts.list_conflicts)
     assert (c["kind"], c["node"], c["table_name"], c["pk"], c["columns"]) == (
         "update_update", "pc-1", "public.patients", {"id": 1}, ["phone"])
     assert c["local_row"]["phone"] == "local" and c["cloud_row"]["phone"] == "cloud"
@@ -48,7 +49,7 @@ def test_same_column_both_sides_is_update_update_and_cloud_stays(p):
     assert "root['phone']" in json.dumps(c["diff"])
     assert c["local_hlc"] and c["cloud_hlc"] and c["status"] == "open"
     # every PC sees it, the other PC too (replicated like a tracked table)
-    assert len(conflicts.list_conflicts(node(p, "pc-2"))) == 1
+    assert len(on_node(node(p, "pc-2"), conflicts.list_conflicts)) == 1
 
 
 def test_same_value_on_both_sides_is_no_conflict(p):
@@ -95,7 +96,7 @@ def test_several_local_changes_to_one_row_are_a_record_each_with_its_own_base(p)
         p.sql(node(p), "update patients set phone = %s where id = 1", (v,))
     p.sync("pc-1")
     p.sync_all()
-    records = conflicts.list_conflicts(node(p))
+    records = on_node(node(p), conflicts.list_conflicts)
     assert [c["base"]["phone"] for c in records] == ["111", "l1", "l2"]
     assert {c["local_row"]["phone"] for c in records} == {"l3"}  # the PC's version, as it stands
     p.assert_converged()
@@ -115,13 +116,13 @@ def _one_conflict(p):
     p.sql(node(p), "update patients set phone = 'local', notes = 'local note' where id = 1")
     p.sql(p.cloud, "update patients set phone = 'cloud', name = 'Anna B' where id = 1")
     p.sync_all()
-    [c] = conflicts.list_conflicts(node(p))
+    [c] = on_node(node(p), conflicts.list_conflicts)
     return c["id"]
 
 
 def test_keep_local_reaches_cloud_and_every_node_without_undoing_merged_columns(p):
     cid = _one_conflict(p)
-    resolved = conflicts.resolve(node(p, "pc-2"), cid, "local", by="Dr Peeters")
+    resolved = on_node(node(p, "pc-2"), conflicts.resolve, cid, "local", by="Dr Peeters")
     assert (resolved["status"], resolved["resolved_by"], resolved["resolution"]) == ("resolved", "Dr Peeters", "kept local")
     p.sync_all()
     assert p.sql(p.cloud, "select name, phone, notes from patients")[0] == ("Anna B", "local", "local note")
@@ -133,7 +134,7 @@ def test_keep_local_reaches_cloud_and_every_node_without_undoing_merged_columns(
 
 def test_keep_cloud_closes_the_conflict(p):
     cid = _one_conflict(p)
-    conflicts.resolve(node(p), cid, "cloud", by="assistant")
+    on_node(node(p), conflicts.resolve, cid, "cloud", by="assistant")
     p.sync_all()
     assert p.sql(p.cloud, "select phone from patients")[0][0] == "cloud"
     p.assert_converged()
@@ -142,7 +143,7 @@ def test_keep_cloud_closes_the_conflict(p):
 
 def test_merged_resolution_writes_the_given_values(p):
     cid = _one_conflict(p)
-    conflicts.resolve(node(p), cid, "merged", by="Dr Peeters", merged={"phone": "merged 333"})
+    on_node(node(p), conflicts.resolve, cid, "merged", by="Dr Peeters", merged={"phone": "merged 333"})
     p.sync_all()
     assert p.sql(p.cloud, "select phone, name from patients")[0] == ("merged 333", "Anna B")
     p.assert_converged()
@@ -150,22 +151,22 @@ def test_merged_resolution_writes_the_given_values(p):
 
 def test_resolving_twice_is_a_clear_error(p):
     cid = _one_conflict(p)
-    conflicts.resolve(node(p), cid, "cloud", by="a")
+    on_node(node(p), conflicts.resolve, cid, "cloud", by="a")
     with pytest.raises(conflicts.AlreadyResolved, match=f"conflict {cid} was already resolved"):
-        conflicts.resolve(node(p), cid, "local", by="b")
+        on_node(node(p), conflicts.resolve, cid, "local", by="b")
 
 
 def test_resolution_of_unknown_conflict_or_bad_merge_is_refused(p):
     cid = _one_conflict(p)
     with pytest.raises(conflicts.UnknownConflict):
-        conflicts.resolve(node(p), 999999, "cloud", by="a")
+        on_node(node(p), conflicts.resolve, 999999, "cloud", by="a")
     with pytest.raises(CcsyncError, match="unknown column"):
-        conflicts.resolve(node(p), cid, "merged", by="a", merged={"nope": 1})
+        on_node(node(p), conflicts.resolve, cid, "merged", by="a", merged={"nope": 1})
     with pytest.raises(CcsyncError, match="primary key"):
-        conflicts.resolve(node(p), cid, "merged", by="a", merged={"id": 5})
+        on_node(node(p), conflicts.resolve, cid, "merged", by="a", merged={"id": 5})
     with pytest.raises(CcsyncError, match="not valid JSON"):
-        conflicts.resolve(node(p), cid, "merged", by="a", merged="{oops")
-    assert conflicts.get_conflict(node(p), cid)["status"] == "open"
+        on_node(node(p), conflicts.resolve, cid, "merged", by="a", merged="{oops")
+    assert on_node(node(p), conflicts.get_conflict, cid)["status"] == "open"
 
 
 # -- policies ---------------------------------------------------------------------------------------
@@ -242,7 +243,7 @@ def test_latest_wins_keeps_the_cloud_when_its_time_was_pruned(make_practice):
     p.sync_all()
     p.assert_converged()
     assert p.sql(p.cloud, "select phone from patients") == [("newer, on the cloud",)]
-    [c] = conflicts.list_conflicts(p.nodes["pc-1"], include_resolved=True)
+    [c] = on_node(p.nodes["pc-1"], conflicts.list_conflicts, include_resolved=True)
     assert c["local_row"]["phone"] == "older, on the pc" and c["resolution"] == "policy latest-wins: kept cloud"
 
 
@@ -253,11 +254,11 @@ def test_a_second_conflict_on_a_row_gets_its_own_record_and_a_decision_closes_on
     p.sql(node(p), "update patients set phone = 'local two' where id = 1")
     p.sql(p.cloud, "update patients set phone = 'cloud two' where id = 1")
     p.sync_all()
-    first, second = conflicts.list_conflicts(node(p))
+    first, second = on_node(node(p), conflicts.list_conflicts)
     assert (first["local_row"]["phone"], second["local_row"]["phone"]) == ("local one", "local two")
-    conflicts.resolve(node(p), first["id"], "cloud", by="Dr Peeters")
+    on_node(node(p), conflicts.resolve, first["id"], "cloud", by="Dr Peeters")
     p.sync_all()
-    [still] = conflicts.list_conflicts(node(p, "pc-2"))
+    [still] = on_node(node(p, "pc-2"), conflicts.list_conflicts)
     assert still["id"] == second["id"] and still["local_row"]["phone"] == "local two"
 
 
@@ -265,17 +266,17 @@ def test_two_pcs_deciding_one_conflict_the_first_decision_holds_and_the_second_i
     p.sql(node(p), "update patients set phone = 'local' where id = 1")
     p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
     p.sync_all()
-    [c] = conflicts.list_conflicts(node(p))
-    conflicts.resolve(node(p, "pc-1"), c["id"], "local", by="Dr Peeters")  # both offline
-    conflicts.resolve(node(p, "pc-2"), c["id"], "cloud", by="Dr Janssens")
+    [c] = on_node(node(p), conflicts.list_conflicts)
+    on_node(node(p, "pc-1"), conflicts.resolve, c["id"], "local", by="Dr Peeters")  # both offline
+    on_node(node(p, "pc-2"), conflicts.resolve, c["id"], "cloud", by="Dr Janssens")
     p.sync("pc-1")
     p.sync("pc-2")
     p.sync_all()
     p.assert_converged()
     assert p.sql(p.cloud, "select phone from patients") == [("local",)]  # pc-1's choice, as the record says
-    done = conflicts.get_conflict(node(p, "pc-2"), c["id"])
+    done = on_node(node(p, "pc-2"), conflicts.get_conflict, c["id"])
     assert (done["resolution"], done["resolved_by"]) == ("kept local", "Dr Peeters")
-    [refused] = [r for r in conflicts.list_conflicts(node(p, "pc-2")) if r["kind"] == "refused"]
+    [refused] = [r for r in on_node(node(p, "pc-2"), conflicts.list_conflicts) if r["kind"] == "refused"]
     assert refused["node"] == "pc-2" and "already decided" in refused["reason"]
     assert {ch["table"] for ch in refused["changes"]} == {"ccsync.conflicts"}  # its decision, whole
 
@@ -284,16 +285,16 @@ def test_a_decision_revisited_is_a_new_decision_with_who_and_when(p):
     p.sql(node(p), "update patients set phone = 'local' where id = 1")
     p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
     p.sync_all()
-    [c] = conflicts.list_conflicts(node(p))
-    first = conflicts.resolve(node(p), c["id"], "cloud", by="Dr Peeters")
+    [c] = on_node(node(p), conflicts.list_conflicts)
+    first = on_node(node(p), conflicts.resolve, c["id"], "cloud", by="Dr Peeters")
     p.sync_all()
     with pytest.raises(conflicts.AlreadyResolved):
-        conflicts.resolve(node(p, "pc-2"), c["id"], "local", by="Dr Janssens")
-    again = conflicts.resolve(node(p, "pc-2"), c["id"], "local", by="Dr Janssens", revisit=True)
+        on_node(node(p, "pc-2"), conflicts.resolve, c["id"], "local", by="Dr Janssens")
+    again = on_node(node(p, "pc-2"), conflicts.resolve, c["id"], "local", by="Dr Janssens", revisit=True)
     p.sync_all()
     p.assert_converged()
     assert p.sql(p.cloud, "select phone from patients") == [("local",)]
-    final = conflicts.get_conflict(p.cloud_owner, c["id"])
+    final = on_node(p.cloud_owner, conflicts.get_conflict, c["id"])
     assert (final["resolution"], final["resolved_by"], final["decided_on"]) == (
         "revisited: kept local", "Dr Janssens", "pc-2")
     assert final["decision"] == again["decision"] != first["decision"]
@@ -325,7 +326,7 @@ def test_a_record_keeps_the_cloud_row_as_its_own_change_left_it_not_as_later_cha
     p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
     p.sync_all()
     p.assert_converged()
-    [c] = conflicts.list_conflicts(node(p, "pc-2"))
+    [c] = on_node(node(p, "pc-2"), conflicts.list_conflicts)
     # the cloud's version when the conflicting change met it: as the reference path, one transaction at a time,
     # records it (the later transaction's note is not part of what the first one conflicted with)
     assert (c["cloud_row"]["phone"], c["cloud_row"]["notes"]) == ("cloud", "n0")

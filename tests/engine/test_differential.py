@@ -39,7 +39,7 @@ from reconciler import conflicts, sync
 from reconciler.config import Settings
 from reconciler.errors import CcsyncError
 from tests.fix_pg import Databases
-from tests.fix_sync import OWNER, as_role, deployment_cloud, deployment_pc, pc_role
+from tests.fix_sync import OWNER, as_role, deployment_cloud, deployment_pc, pc_role, on_node
 
 pytestmark = pytest.mark.one_version
 
@@ -355,7 +355,7 @@ class Differential(RuleBasedStateMachine):
     @rule(node=st.sampled_from(NODES), pick=st.integers(0, 5), keep=st.sampled_from(["local", "cloud", "merged"]))
     def decide(self, node, pick, keep):
         for w in self.worlds:
-            records = sorted(conflicts.list_conflicts(w.dsns[node]),
+            records = sorted(on_node(w.dsns[node], conflicts.list_conflicts),
                              key=lambda c: (c["node"], c["table_name"], str(c["pk"]), c["kind"], str(c["local_row"])))
             if not records:
                 continue
@@ -366,7 +366,7 @@ class Differential(RuleBasedStateMachine):
             if keep == "merged":
                 merged = {"name": "merged"} if c["table_name"] == "public.patients" else {}
             try:
-                conflicts.resolve(w.dsns[node], c["id"], keep, by=f"person at {node}", merged=merged)
+                on_node(w.dsns[node], conflicts.resolve, c["id"], keep, by=f"person at {node}", merged=merged)
             except CcsyncError as exc:
                 if keep == "apply-again" and "cannot be applied again" in str(exc):
                     continue  # this PC's own constraints refuse it too: said in one line, nothing written

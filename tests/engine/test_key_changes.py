@@ -4,6 +4,7 @@ left different from the cloud, on the fast paths and on the reference path."""
 import pytest
 
 from reconciler import conflicts
+from tests.fix_sync import on_node
 
 
 @pytest.fixture(params=["", "1"], ids=["fast", "reference"])
@@ -21,7 +22,7 @@ def _kept(p, value: str) -> bool:
     if p.sql(p.cloud, "select 1 from patients where phone = %s or name = %s", (value, value)):
         return True
     return any(value in str(c["local_row"]) or value in str(c["cloud_row"])
-               for c in conflicts.list_conflicts(p.nodes["pc-2"], include_resolved=True))
+               for c in on_node(p.nodes["pc-2"], conflicts.list_conflicts, include_resolved=True))
 
 
 def test_a_pc_moves_a_row_the_cloud_edits(p):

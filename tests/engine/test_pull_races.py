@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from reconciler import conflicts, sync
+from tests.fix_sync import on_node
 
 
 def _blocked(dsn: str, thread: threading.Thread, timeout: float = 10.0) -> bool:
@@ -54,7 +55,7 @@ def test_an_edit_committed_while_a_pull_waits_for_its_row_is_kept(make_practice,
     assert p.sql(p.nodes["pc-1"], "select phone from patients where id = 1") == [("local",)]
     p.sync_all()
     p.assert_converged()
-    [c] = conflicts.list_conflicts(p.nodes["pc-2"])
+    [c] = on_node(p.nodes["pc-2"], conflicts.list_conflicts)
     assert (c["kind"], c["local_row"]["phone"], c["cloud_row"]["phone"]) == ("update_update", "local", "cloud")
 
 
@@ -67,7 +68,7 @@ def test_an_insert_committed_while_a_pull_inserts_the_same_key_is_kept(make_prac
     assert p.sql(p.nodes["pc-1"], "select name from patients where id = 5") == [("local",)]
     p.sync_all()
     p.assert_converged()
-    [c] = conflicts.list_conflicts(p.nodes["pc-1"])
+    [c] = on_node(p.nodes["pc-1"], conflicts.list_conflicts)
     assert (c["kind"], c["local_row"]["name"], c["cloud_row"]["name"]) == ("insert_insert", "local", "cloud")
 
 
@@ -103,7 +104,7 @@ def test_a_pending_edit_of_a_row_the_cloud_truncated_is_kept_in_the_record(make_
     sync.login(p.settings("pc-1"))  # a pull before the push
     p.sync_all()
     p.assert_converged()
-    [c] = conflicts.list_conflicts(p.nodes["pc-1"])
+    [c] = on_node(p.nodes["pc-1"], conflicts.list_conflicts)
     assert c["kind"] == "update_delete" and c["local_row"]["phone"] == "edited offline"
 
 
@@ -118,7 +119,7 @@ def test_a_row_the_cloud_rekeyed_after_a_skipped_pull_is_moved_by_the_refresh(ma
     p.sync_all()
     p.assert_converged()
     assert p.sql(p.nodes["pc-1"], "select id, phone from patients") == [(13, "cloud")]
-    [c] = conflicts.list_conflicts(p.nodes["pc-1"])
+    [c] = on_node(p.nodes["pc-1"], conflicts.list_conflicts)
     assert c["local_row"]["phone"] == "local"
 
 
@@ -136,7 +137,7 @@ def test_a_conflict_then_a_truncate_on_the_pc_leave_the_pc_as_the_cloud(make_pra
     # row 1, as the PC had it, is emptied; row 2 carries the cloud's edit the PC never saw: it stays, and the PC's
     # edit and its truncate of the row are each a record
     assert p.sql(p.cloud, "select id, phone from patients") == [(2, "cloud")]
-    records = sorted((c["kind"], (c["local_row"] or {}).get("phone")) for c in conflicts.list_conflicts(p.nodes["pc-1"]))
+    records = sorted((c["kind"], (c["local_row"] or {}).get("phone")) for c in on_node(p.nodes["pc-1"], conflicts.list_conflicts))
     assert records == [("delete_update", None), ("update_update", "local")]
 
 
@@ -163,7 +164,7 @@ def test_a_truncate_made_on_a_pc_empties_only_the_rows_it_had(truncated, monkeyp
     p.sync_all()
     p.assert_converged()
     assert p.sql(p.cloud, "select id from patients order by 1") == [(3,), (4,)]
-    assert conflicts.list_conflicts(p.nodes["pc-1"]) == []  # pc-1 never had them: nothing to decide
+    assert on_node(p.nodes["pc-1"], conflicts.list_conflicts) == []  # pc-1 never had them: nothing to decide
 
 
 @pytest.mark.parametrize("pull_between", [False, True])
@@ -175,7 +176,7 @@ def test_a_row_the_cloud_edited_after_a_pc_truncated_it_stays_with_a_record(trun
     p.sync_all()
     p.assert_converged()
     assert p.sql(p.cloud, "select id, phone from patients") == [(2, "edited on the cloud")]
-    [c] = conflicts.list_conflicts(p.nodes["pc-2"])
+    [c] = on_node(p.nodes["pc-2"], conflicts.list_conflicts)
     assert (c["kind"], c["node"], c["pk"], c["cloud_row"]["phone"]) == ("delete_update", "pc-1", {"id": 2},
                                                                          "edited on the cloud")
 
@@ -186,5 +187,5 @@ def test_a_row_the_cloud_added_under_a_truncated_parent_keeps_its_parent(truncat
     p.sync_all()
     p.assert_converged()
     assert p.sql(p.cloud, "select e.id, p.id from encounters e join patients p on p.id = e.patient_id") == [(7, 1)]
-    [c] = conflicts.list_conflicts(p.nodes["pc-1"])
+    [c] = on_node(p.nodes["pc-1"], conflicts.list_conflicts)
     assert (c["kind"], c["table_name"], c["pk"]) == ("delete_update", "public.patients", {"id": 1})

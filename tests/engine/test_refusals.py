@@ -7,6 +7,7 @@ from click.testing import CliRunner
 import cli
 import reconciler
 from reconciler import conflicts
+from tests.fix_sync import on_node
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def p(make_practice):
 
 
 def _records(p, node="pc-1", kind="refused"):
-    return [c for c in conflicts.list_conflicts(p.nodes[node], include_resolved=True) if c["kind"] == kind]
+    return [c for c in on_node(p.nodes[node], conflicts.list_conflicts, include_resolved=True) if c["kind"] == kind]
 
 
 def test_a_child_of_a_parent_the_cloud_deleted_is_refused_kept_and_the_queue_moves_on(p):

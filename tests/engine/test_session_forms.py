@@ -5,6 +5,7 @@ import psycopg
 import pytest
 
 from reconciler import conflicts, sync
+from tests.fix_sync import on_node
 
 ZONES = ["Europe/Brussels", "America/St_Johns", "Asia/Kathmandu"]
 
@@ -40,7 +41,7 @@ def test_login_keeps_a_pending_edit_of_a_row_keyed_by_a_time(p, zone):
     p.sync_all()
     p.assert_converged(tables=("notes",))
     assert p.sql(p.cloud, "select body, dose = (0.1::float8 + 0.2::float8) * 3 from notes") == [("cloud, third", True)]
-    [c] = conflicts.list_conflicts(p.nodes["pc-1"])
+    [c] = on_node(p.nodes["pc-1"], conflicts.list_conflicts)
     assert c["local_row"]["body"] == "local edit"
 
 

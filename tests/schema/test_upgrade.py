@@ -10,7 +10,7 @@ import pytest
 import reconciler
 from reconciler import conflicts, sync
 from reconciler.config import Settings
-from tests.fix_sync import as_role, ensure_role, pc_role
+from tests.fix_sync import as_role, ensure_role, pc_role, on_node
 
 pytestmark = pytest.mark.one_version
 
@@ -110,8 +110,8 @@ def test_an_upgrade_from_0005_loses_and_misapplies_nothing_in_flight(databases):
         ]
         assert n.execute("select count(*) from ccsync.journal").fetchone()[0] == 0
     # the PC's person decides the former conflict: the local row (its array in the former form) is written back
-    [c] = conflicts.list_conflicts(node)
-    conflicts.resolve(node, c["id"], "local", by="Dr Peeters")
+    [c] = on_node(node, conflicts.list_conflicts)
+    on_node(node, conflicts.resolve, c["id"], "local", by="Dr Peeters")
     sync.sync(settings)
     with psycopg.connect(cloud, autocommit=True) as conn:
         assert conn.execute("select codes::text from visits where room = 2").fetchone()[0] == "{2,22}"

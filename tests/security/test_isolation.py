@@ -14,7 +14,7 @@ from reconciler import sync
 from reconciler.config import Settings
 from reconciler.errors import CcsyncError
 from tests.fix_pg import Databases
-from tests.fix_sync import APP, Practice, as_role, deployment_pc, ensure_role
+from tests.fix_sync import APP, Practice, as_role, deployment_pc, ensure_role, on_node
 
 pytestmark = pytest.mark.one_version  # privileges and the engine's SQL, the same on every supported version
 
@@ -196,9 +196,9 @@ def test_a_decision_pushed_by_a_pc_is_stamped_with_that_pc(p):
     p.sql(p.apps["pc-1"], "update patients set phone = 'pc-1' where id = 5")
     p.sql(p.cloud, "update patients set phone = 'cloud 5' where id = 5")
     p.sync("pc-1")
-    [c] = [c for c in conflicts.list_conflicts(p.nodes["pc-1"]) if c["pk"] == {"id": 5}]
+    [c] = [c for c in on_node(p.nodes["pc-1"], conflicts.list_conflicts) if c["pk"] == {"id": 5}]
     p.sql(p.nodes["pc-1"], "update ccsync.conflicts set decided_on = 'pc-2' where id = %s", (c["id"],))
-    conflicts.resolve(p.nodes["pc-1"], c["id"], "cloud", by="Dr Peeters")
+    on_node(p.nodes["pc-1"], conflicts.resolve, c["id"], "cloud", by="Dr Peeters")
     p.sync("pc-1")
     assert p.sql(p.cloud_owner, "select status, resolved_by, decided_on from ccsync.conflicts where id = %s",
                  (c["id"],)) == [("resolved", "Dr Peeters", "pc-1")]

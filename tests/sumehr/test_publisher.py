@@ -29,7 +29,7 @@ from reconciler.errors import CcsyncError
 from reconciler.devtools.hubsim import SOAP_PATH, start_in_thread
 from reconciler.sumehr.kmehr import build_sumehr
 from tests.fix_pg import Databases
-from tests.fix_sync import APP, LOCAL, OWNER, as_role, deployment_cloud, deployment_pc, pc_role
+from tests.fix_sync import APP, LOCAL, OWNER, as_role, deployment_cloud, deployment_pc, on_node, pc_role
 
 pytestmark = pytest.mark.one_version  # end to end: behaviour does not depend on the PostgreSQL version
 
@@ -49,6 +49,12 @@ create table sumehr_documents (
 );
 """
 OFFLINE_CLOUD = "host=127.0.0.1 port=1 dbname=practice user=nobody connect_timeout=2"
+
+
+def with_node(settings: Settings, fn, *args, **kwargs):
+    """A publisher function that takes this PC's database, called as the CLI calls it (its connection opened for
+    the call)."""
+    return on_node(settings.need_local(), fn, settings, *args, **kwargs)
 
 
 def inss(pid: int) -> str:
@@ -117,7 +123,7 @@ class Clinic:
 
     def listed(self, node="pc-1", failed_only=False, offline=False, **options) -> list[dict]:
         sync.pull(self.settings(node))  # the state reaches the PC by replication
-        return sumehr.list_patients(self.settings(node, offline=offline), failed_only=failed_only, **options)
+        return with_node(self.settings(node, offline=offline), sumehr.list_patients, failed_only=failed_only, **options)
 
 
 def _clone(databases, template: str, label: str) -> str:
@@ -170,14 +176,14 @@ def test_sumehrs_written_offline_are_listed_offline_then_only_the_latest_is_publ
     result = sumehr.publish(offline)
     assert (result["mode"], result["published"], result["not_up_to_date"]) == ("offline", 0, 1)
     assert hubsim.requests == 0
-    [row] = sumehr.list_patients(offline, failed_only=True)
+    [row] = with_node(offline, sumehr.list_patients, failed_only=True)
     assert (row["patient"], row["latest_version"], row["hub_version"], row["state"], row["reason"]) == \
         ("1", 3, None, "waiting", sumehr.OFFLINE_REASON)
     assert (row["since"] is not None, row["attempts"], row["last_attempt"]) == (True, 0, None)
     doc = status.current(offline)
     assert (doc["hub_failures"], doc["hub_waiting"]) == (0, 1)  # waiting is not a failure someone must look at
     with pytest.raises(CcsyncError, match="the cloud is unreachable: nothing can be retried offline"):
-        sumehr.retry(offline)
+        with_node(offline, sumehr.retry)
 
     sync.push(clinic.settings())  # back online: the PC's Sumehrs reach the cloud
     with caplog.at_level(logging.INFO, logger="ccsync"):
@@ -216,7 +222,7 @@ def test_hub_error_is_listed_with_its_text_retried_after_backoff_and_published_a
     assert timedelta(seconds=59) < state["next_attempt"] - later <= timedelta(seconds=61)
 
     hubsim.ok(inss(1))
-    assert sumehr.retry(clinic.settings(), "1") == 1
+    assert with_node(clinic.settings(), sumehr.retry, "1") == 1
     assert sumehr.publish(clinic.settings())["published"] == 1
     assert hubsim.stored(inss(1)).version == 1
     [row] = clinic.listed()
@@ -430,9 +436,9 @@ def test_status_hub_failures_counts_the_patients_listed_as_not_up_to_date(clinic
     sumehr.publish(clinic.settings())
     sync.pull(clinic.settings())
     clinic.sumehr(3, 2, dsn=clinic.nodes["pc-1"])  # written on the PC, not yet pushed
-    failed = sumehr.list_patients(clinic.settings(), failed_only=True)
+    failed = with_node(clinic.settings(), sumehr.list_patients, failed_only=True)
     assert [(r["patient"], r["state"]) for r in failed] == [("2", "failing"), ("3", "waiting")]
-    assert len(sumehr.list_patients(clinic.settings())) == 3
+    assert len(with_node(clinic.settings(), sumehr.list_patients)) == 3
     doc = status.current(clinic.settings())
     assert (doc["hub_failures"], doc["hub_waiting"], doc["hub_configured"]) == (1, 1, True)
 
@@ -669,7 +675,7 @@ def test_a_document_larger_than_a_sumehr_can_be_is_invalid_and_not_read(clinic, 
     assert clinic.state(1)["reason"] == ("the document is larger than a Sumehr may be (more than 100000 bytes: "
                                          "[sumehr] max_document_bytes)")
     larger = clinic.settings(max_document_bytes=1_000_000, documents_table=documents)  # a larger limit, a retry
-    assert sumehr.retry(larger, "1") == 1
+    assert with_node(larger, sumehr.retry, "1") == 1
     assert sumehr.publish(larger)["published"] == 1
     with pytest.raises(CcsyncError, match=r"max_document_bytes must be a whole number of bytes"):
         sumehr.publish(clinic.settings(max_document_bytes="10MB"))
@@ -684,7 +690,7 @@ def test_without_a_hub_nothing_is_published_or_counted_and_status_says_so(clinic
     with pytest.raises(CcsyncError, match=r"^Sumehr publication not configured: set \[hub\] endpoint"):
         sumehr.publish(bare)
     with pytest.raises(CcsyncError, match="^Sumehr publication not configured"):
-        sumehr.list_patients(bare)
+        with_node(bare, sumehr.list_patients)
     doc = status.current(bare)
     assert (doc["hub_configured"], doc["hub_failures"], doc["hub_waiting"]) == (False, None, None)
     text = CliRunner().invoke(cli.main, ["status", "--local", clinic.nodes["pc-1"], "--cloud", clinic.pc_cloud["pc-1"]],
@@ -823,7 +829,7 @@ def test_a_time_no_client_can_read_does_not_stop_publication_or_the_lists(clinic
         pc2.execute("select ccsync.sumehr_record('1', %s, 1, 'failed', 'x', null, 30, 3600, '-infinity')", (claim,))
     assert clinic.state(1)["next_attempt"] > datetime.now(timezone.utc)  # what every client can read
     assert len(clinic.listed()) == 3  # every PC reads the replicated state
-    assert sumehr.retry(clinic.settings(), "1") == 1
+    assert with_node(clinic.settings(), sumehr.retry, "1") == 1
     result = sumehr.publish(clinic.settings())
     assert result["published"] == 3
     assert {r["patient"]: r["state"] for r in clinic.listed()} == {"1": "up_to_date", "2": "up_to_date",
@@ -845,7 +851,7 @@ def test_the_list_searches_by_name_and_inss_sorts_numerically_and_by_state_and_p
 
     page = clinic.listed()
     assert [r["patient"] for r in page] == ["2", "5", "9", "10", "100"]  # 10 after 9, not after 1
-    assert [(r["patient"], r["state"]) for r in sumehr.list_patients(clinic.settings(), sort="state")] == [
+    assert [(r["patient"], r["state"]) for r in with_node(clinic.settings(), sumehr.list_patients, sort="state")] == [
         ("100", "invalid"), ("9", "failing"), ("2", "waiting"), ("10", "up_to_date"), ("5", "no_consent")]
     assert clinic.listed(search="chloé")[0]["name"] == "Chloé Dubois"
     assert [r["patient"] for r in clinic.listed(search="dubois CHLOE".replace("CHLOE", "chloé"))] == ["10"]
@@ -853,13 +859,13 @@ def test_the_list_searches_by_name_and_inss_sorts_numerically_and_by_state_and_p
     assert clinic.listed(search="nobody") == []
 
     settings = clinic.settings()
-    first = sumehr.listing(settings, limit=2)
-    second = sumehr.listing(settings, limit=2, offset=2)
+    first = with_node(settings, sumehr.listing, limit=2)
+    second = with_node(settings, sumehr.listing, limit=2, offset=2)
     assert (first.total, [r["patient"] for r in first.rows], [r["patient"] for r in second.rows]) == \
         (5, ["2", "5"], ["9", "10"])
     assert first.counts == {"invalid": 1, "failing": 1, "waiting": 1, "up_to_date": 1, "no_consent": 1}
-    attention = sumehr.listing(settings, show="attention")
+    attention = with_node(settings, sumehr.listing, show="attention")
     assert [r["state"] for r in attention.rows] == ["failing", "invalid"]
-    assert [r["patient"] for r in sumehr.listing(settings, show="waiting").rows] == ["2"]
+    assert [r["patient"] for r in with_node(settings, sumehr.listing, show="waiting").rows] == ["2"]
     with pytest.raises(CcsyncError, match="unknown sort 'colour'"):
-        sumehr.listing(settings, sort="colour")
+        with_node(settings, sumehr.listing, sort="colour")

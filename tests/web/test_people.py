@@ -15,6 +15,7 @@ import cli
 import reconciler
 from reconciler import history, labels, sync
 from reconciler.errors import CcsyncError
+from tests.fix_sync import on_node
 from tests.fix_web import HOSTILE, SECRET, app, client, logged_in, session_cookie, web_practice  # noqa: F401
 from web import create_app
 
@@ -180,11 +181,11 @@ def test_history_filters_pages_and_the_same_defaults_in_panel_and_cli(web_practi
 
 def test_routine_runs_fold_into_one_row(make_practice):
     p = make_practice()
-    before = len(history.history(p.nodes["pc-1"], 100))
+    before = len(on_node(p.nodes["pc-1"], history.history, 100))
     for i in range(3):
         p.sql(p.cloud, "insert into patients (id, name) values (%s, 'x')", (100 + i,))
         sync.pull(p.settings("pc-1"))
-    rows = history.history(p.nodes["pc-1"], 100)
+    rows = on_node(p.nodes["pc-1"], history.history, 100)
     assert len(rows) == before + 1
     assert (rows[0]["direction"], rows[0]["runs"], rows[0]["changes"]) == ("pull", 3, 3)
 
@@ -195,6 +196,6 @@ def test_a_failed_run_stores_a_sentence_not_the_raw_error(make_practice):
     gone.cloud = "host=127.0.0.1 port=1 dbname=x user=u connect_timeout=1"
     with pytest.raises(reconciler.CcsyncError):
         sync.push(gone)
-    row = history.history(p.nodes["pc-1"], 1)[0]
+    row = on_node(p.nodes["pc-1"], history.history, 1)[0]
     assert row["reason"] == "cloud_unreachable"
     assert row["error"].startswith("the cloud cannot be reached") and "port=1" not in row["error"]

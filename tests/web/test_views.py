@@ -450,7 +450,7 @@ def fake_publisher(monkeypatch):
           "hub_transaction_id": "t1"}
     seen = {}
 
-    def listing(settings, *, show="all", search=None, sort="patient", limit=None, offset=0):
+    def listing(conn, settings, *, show="all", search=None, sort="patient", limit=None, offset=0):
         assert isinstance(settings, Settings)
         seen.update(show=show, search=search, sort=sort, limit=limit, offset=offset)
         everyone = [dict(r) for r in rows] + [dict(ok)]
@@ -460,7 +460,7 @@ def fake_publisher(monkeypatch):
         return types.SimpleNamespace(rows=shown[offset:offset + limit if limit else None], total=len(shown),
                                      counts=counts)
 
-    def retry(settings, patient=None):
+    def retry(conn, settings, patient=None):
         calls.append(patient)
         return 1
 
@@ -502,7 +502,7 @@ def test_sumehr_page_keeps_a_bidi_override_in_a_key_name_or_reason_inside_it(log
            "reason": "HUB \u202erefused", "since": None, "attempts": 1, "last_attempt": None, "next_attempt": None,
            "hub_transaction_id": None}
     counts = {"invalid": 0, "failing": 1, "waiting": 0, "up_to_date": 0, "no_consent": 0}
-    monkeypatch.setattr(module, "listing", lambda settings, **options: types.SimpleNamespace(
+    monkeypatch.setattr(module, "listing", lambda conn, settings, **options: types.SimpleNamespace(
         rows=[dict(row), dict(row, patient="P13")], total=2, counts=counts), raising=False)
     page = html(logged_in.get("/sumehr"))
     # each isolated (<bdi>): an override turns its own text around, never the rest of the row
@@ -531,7 +531,7 @@ def test_sumehr_page_not_set_up_says_so_in_the_readers_language_with_the_publish
                                                                                           monkeypatch):
     from reconciler.errors import CcsyncError
 
-    def listing(settings, **options):
+    def listing(conn, settings, **options):
         raise CcsyncError("[sumehr] documents_table public.nope does not exist")
 
     monkeypatch.setattr(sys.modules["reconciler.sumehr.publisher"], "listing", listing)
