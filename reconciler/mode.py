@@ -115,10 +115,10 @@ def probe(cloud_dsn: str | None, timeout: float = PROBE_TIMEOUT) -> Reason | Non
 
 
 def facts(node: psycopg.Connection) -> Facts:
-    row = node.execute(
+    stored, since, reason, failures, syncing = node.execute(
         "select s.mode, s.mode_since, s.reason, s.failures, p.what is not null from ccsync.state s, ccsync.progress p"
     ).fetchone()
-    return Facts(lock_holder(node) is not None, row[0], row[1], row[2], row[3], row[4])
+    return Facts(lock_holder(node) is not None, stored, since, reason, failures, syncing)
 
 
 def current(node: psycopg.Connection, cloud_dsn: str | None, *, timeout: float = PROBE_TIMEOUT) -> Mode:

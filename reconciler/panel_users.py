@@ -110,8 +110,9 @@ def list_users(local_dsn: str) -> list[dict]:
         rows = conn.execute(
             "select name, api_token_hash is not null, created_at, last_login_at from ccsync.panel_users order by name"
         ).fetchall()
-    return [{"name": r[0], "has_token": r[1], "created_at": r[2].isoformat(),
-             "last_login_at": r[3].isoformat() if r[3] else None} for r in rows]
+    return [{"name": name, "has_token": has_token, "created_at": created_at.isoformat(),
+             "last_login_at": last_login_at.isoformat() if last_login_at else None}
+            for name, has_token, created_at, last_login_at in rows]
 
 
 def count(conn: psycopg.Connection) -> int:
@@ -126,10 +127,11 @@ def authenticate(conn: psycopg.Connection, name: str, password: str) -> str | No
     if row is None:
         check_password_hash(_dummy_hash(), password or "")
         return None
-    if not check_password_hash(row[1], password or ""):
+    found, password_hash = row
+    if not check_password_hash(password_hash, password or ""):
         return None
-    conn.execute("update ccsync.panel_users set last_login_at = now() where name = %s", (row[0],))
-    return row[0]
+    conn.execute("update ccsync.panel_users set last_login_at = now() where name = %s", (found,))
+    return found
 
 
 def fingerprint(conn: psycopg.Connection, name: str) -> str | None:

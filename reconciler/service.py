@@ -47,8 +47,9 @@ def set_mode(node: psycopg.Connection, mode: str, reason: Reason | None = None) 
     again ends the period."""
     with node.transaction():
         was = node.execute("select mode, reason from ccsync.state for update").fetchone()
-        if was is None or (was[0], was[1]) == (mode, reason and str(reason)):
+        if was is None or was == (mode, reason and str(reason)):
             return False
+        was_mode, was_reason = was
         node.execute(
             "update ccsync.state set mode = %s, reason = %s, updated_at = now(), "
             "mode_since = case when mode = %s then mode_since else now() end",
@@ -57,12 +58,12 @@ def set_mode(node: psycopg.Connection, mode: str, reason: Reason | None = None) 
         if mode == "offline" and reason is not None:
             node.execute("update ccsync.state set last_error = %s, last_error_code = %s, last_error_at = now()",
                          (reasons.sentence(reason), str(reason)))
-            if was[0] != "offline" or was[1] != str(reason):
+            if was_mode != "offline" or was_reason != str(reason):
                 history.back_online(node)  # (a new reason: a new period)
                 history.went_offline(node, reason)
-        elif was[0] == "offline" and mode != "offline":
+        elif was_mode == "offline" and mode != "offline":
             history.back_online(node)
-    return was[0] != mode
+    return was_mode != mode
 
 
 class Service:

@@ -417,9 +417,10 @@ def _scenario(demo: Demo, cable: Cable, hub_port: int, pacer: Pacer, *, slow_lin
             row = conn.execute("select inss, first_name, last_name, birth_date, sex, "
                                "(select max(version) from sumehr_documents where patient_id = p.id) "
                                "from patients p where id = %s", (patient,)).fetchone()
-            version = (row[5] or 0) + 1
+            *person, latest = row  # inss, first_name, last_name, birth_date, sex; the latest version
+            version = (latest or 0) + 1
             conn.execute("insert into sumehr_documents (patient_id, version, kmehr) values (%s, %s, %s)",
-                         (patient, version, kmehr.build_sumehr(*row[:5], version).decode()))
+                         (patient, version, kmehr.build_sumehr(*person, version).decode()))
     with psycopg.connect(cloud) as conn:
         conn.execute("update patients set phone = %s where id = %s", (f"+32 2 555 {run_no:02d} 55", patient))
         conn.execute("update patients set address = %s where id = %s", (f"{run_no} Meir, 2000 Antwerp", patient + 2))

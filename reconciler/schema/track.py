@@ -113,9 +113,9 @@ def tables(dsn: str) -> list[dict]:
             """
         ).fetchall()
     return [
-        {"table": r[0], "primary_key": list(r[1]), "policy": r[2], "tracked_at": r[3].isoformat(), "journaled": r[4],
-         "label": r[5]}
-        for r in rows
+        {"table": table, "primary_key": list(pk), "policy": policy, "tracked_at": tracked_at.isoformat(),
+         "journaled": journaled, "label": label}
+        for table, pk, policy, tracked_at, journaled, label in rows
     ]
 
 

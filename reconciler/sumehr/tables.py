@@ -212,12 +212,13 @@ def _table(conn, name: str, option: str, where: str) -> tuple[sql.Composed, dict
     if row is None:
         raise CcsyncError(f"Sumehr configuration: table {name!r} does not exist in the {where}: create it, or set "
                           f"[sumehr] {option} in ccsync.toml")
+    schema, relname, oid = row
     columns = dict(conn.execute(
         "select attname, format_type(atttypid, atttypmod) from pg_attribute "
         "where attrelid = %s and attnum > 0 and not attisdropped",
-        (row[2],),
+        (oid,),
     ).fetchall())
-    return sql.SQL(".").join([sql.Identifier(row[0]), sql.Identifier(row[1])]), columns
+    return sql.SQL(".").join([sql.Identifier(schema), sql.Identifier(relname)]), columns
 
 
 def _column(columns: dict[str, str], name: str, option: str, table: str, where: str, why: str = "") -> str:
