@@ -48,9 +48,7 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -60,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 import reconciler  # noqa: E402
 from reconciler.devtools.pgserver import PgServer  # noqa: E402
+from _common import checkpoint, log, parser, pgbench, pgbench_options, server_options, work_folder  # noqa: E402
 
 UNTRACKED, TRACKED = "bench_untracked", "bench_tracked"
 PGBENCH_TABLES = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"]
@@ -89,32 +88,16 @@ select g, g %% 5000, 'dr-' || (g %% 12), 'consultation ' || md5(g::text),
   from generate_series(1, %s) as g
 """
 
-_start = time.monotonic()
-
-
-def log(message: str) -> None:
-    print(f"[{time.monotonic() - _start:5.0f}s] {message}", file=sys.stderr, flush=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seconds", type=int, default=30, help="duration of each pgbench run (default 30)")
-    p.add_argument("--clients", type=int, default=4, help="pgbench clients (default 4)")
-    p.add_argument("--jobs", type=int, default=None, help="pgbench threads (default: min(clients, CPUs))")
-    p.add_argument("--scale", type=int, default=10, help="pgbench scale factor (default 10)")
-    p.add_argument("--runs", type=int, default=3, help="pgbench runs per side, alternating (default 3)")
+    p = parser(__doc__)
+    pgbench_options(p, seconds=30, jobs=None, scale=10, runs="pgbench runs per side, alternating (default 3)")
     p.add_argument("--rows", type=int, default=200_000, help="rows of the bulk insert (default 200000)")
     p.add_argument("--insert-runs", type=int, default=5, help="bulk inserts per side, alternating (default 5)")
     p.add_argument("--update-rows", type=int, default=100_000, help="rows of the update (default 100000)")
     p.add_argument("--update-runs", type=int, default=5, help="updates per side, alternating (default 5)")
     p.add_argument("--only", choices=["pgbench", "insert", "update"], help="run one of the three benchmarks")
-    p.add_argument("--bindir", type=Path, default=None,
-                   help="PostgreSQL bin directory (default: embedded PostgreSQL 18)")
-    p.add_argument("--workdir", type=Path, default=None,
-                   help="where the throwaway cluster lives (default: the system temp dir); "
-                        "use a real disk, not tmpfs, or fsync costs nothing")
-    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    server_options(p, workdir="where the throwaway cluster lives (default: the system temp dir); "
+                              "use a real disk, not tmpfs, or fsync costs nothing")
     return p.parse_args(argv)
 
 
@@ -127,12 +110,6 @@ def server_facts(server: PgServer) -> dict:
     return {"version": version, "bindir": str(server.bindir), "ccsync_revision": reconciler.head(),
             "cpus": os.cpu_count(),
             "load_before": round(os.getloadavg()[0], 2), "settings": settings}
-
-
-def checkpoint(server: PgServer) -> None:
-    """Start every timed run right after a checkpoint, so full-page writes cost both sides alike."""
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute("checkpoint")
 
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -185,21 +162,6 @@ def wait_for_backends_to_exit(server: PgServer, db: str) -> None:
                 break
             time.sleep(0.05)
     time.sleep(0.2)
-
-
-def pgbench(server: PgServer, *args: str, quiet: bool = False) -> str:
-    """Run the server's own pgbench over TCP and return its stdout.
-
-    Its stderr (progress lines, errors) goes straight to ours, unless quiet: then it is shown only
-    when pgbench fails.
-    """
-    cmd = [str(server.bindir / "pgbench"), "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres", *args]
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE if quiet else None,
-                          text=True, check=False)
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout + (done.stderr or ""))
-        raise SystemExit(f"pgbench failed (exit {done.returncode}): {' '.join(cmd)}")
-    return done.stdout
 
 
 def prepare_databases(server: PgServer, args: argparse.Namespace) -> None:
@@ -377,10 +339,8 @@ def report(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.workdir:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ccsync-bench-", dir=args.workdir) as tmp:
-        server = PgServer(Path(tmp) / "data", bindir=args.bindir)
+    with work_folder(args) as tmp:
+        server = PgServer(tmp / "data", bindir=args.bindir)
         log(f"starting PostgreSQL from {server.bindir} in {tmp}")
         server.init().start()
         try:

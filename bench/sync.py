@@ -67,7 +67,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -78,7 +77,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # capture.py, next to 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 import reconciler  # noqa: E402
-from capture import VISIT_TABLE, log, server_facts  # noqa: E402
+from capture import VISIT_TABLE, server_facts  # noqa: E402
+from _common import checkpoint, log, parser, server_options, work_folder  # noqa: E402
 from reconciler.engine.journal import relay  # noqa: E402
 from reconciler.config import Settings  # noqa: E402
 from reconciler.devtools.pgserver import PgServer  # noqa: E402
@@ -109,8 +109,7 @@ ROWS_MD5 = "select count(*), md5(coalesce(string_agg(v::text, ',' order by id), 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--rows", type=int, default=200_000,
                    help="rows of the one-transaction workloads (default 200000)")
     p.add_argument("--txns", type=int, default=10_000,
@@ -119,12 +118,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3, help="runs per side of each incremental workload (default 3)")
     p.add_argument("--init-runs", type=int, default=3, help="runs per side of the initial sync (default 3)")
     p.add_argument("--only", choices=["incremental", "init"], help="run one of the two benchmarks")
-    p.add_argument("--bindir", type=Path, default=None,
-                   help="PostgreSQL bin directory (default: embedded PostgreSQL 18)")
-    p.add_argument("--workdir", type=Path, default=None,
-                   help="where the throwaway clusters live (default: the system temp dir); "
-                        "use a real disk, not tmpfs, or fsync costs nothing")
-    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    server_options(p, workdir="where the throwaway clusters live (default: the system temp dir); "
+                              "use a real disk, not tmpfs, or fsync costs nothing")
     args = p.parse_args(argv)
     if args.txns < 2 or args.rows < 1 or args.init_rows < 1 or args.runs < 1 or args.init_runs < 1:
         p.error("--rows, --init-rows, --runs, --init-runs must be at least 1 and --txns at least 2")
@@ -140,12 +135,6 @@ def execute(dsn: str, query, params=None):
     with connect(dsn) as conn:
         cur = conn.execute(query, params)
         return cur.fetchall() if cur.description else None
-
-
-def checkpoint(*servers: PgServer) -> None:
-    """Start every timed run right after a checkpoint, so full-page writes cost both sides alike."""
-    for server in servers:
-        execute(server.dsn(), "checkpoint")
 
 
 def vacuum(*dsns: str, tables: tuple[str, ...] = ("visit", "ccsync.journal")) -> None:
@@ -508,11 +497,9 @@ def report(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.workdir:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ccsync-bench-", dir=args.workdir) as tmp:
-        cloud = PgServer(Path(tmp) / "cloud", bindir=args.bindir, settings=SERVER_SETTINGS)
-        node = PgServer(Path(tmp) / "node", bindir=args.bindir, settings=SERVER_SETTINGS)
+    with work_folder(args) as tmp:
+        cloud = PgServer(tmp / "cloud", bindir=args.bindir, settings=SERVER_SETTINGS)
+        node = PgServer(tmp / "node", bindir=args.bindir, settings=SERVER_SETTINGS)
         log(f"starting two PostgreSQL servers (cloud, node) from {cloud.bindir} in {tmp}")
         try:
             cloud.init().start()
