@@ -14,6 +14,7 @@ depends_on = None
 def upgrade() -> None:
     load_functions()  # ccsync.capture_function_sql and ccsync.notify_journal first: the file below uses them
     run_file("revisions/v11_capture.sql")
+    run_file("revisions/capture_functions.sql")
 
 
 def downgrade() -> None:

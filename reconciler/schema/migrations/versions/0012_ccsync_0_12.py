@@ -16,7 +16,7 @@ depends_on = None
 def upgrade() -> None:
     run_file("revisions/v12_decisions.sql")
     load_functions()
-    run_file("revisions/v12_capture.sql")  # with the ccsync.capture_function_sql loaded above
+    run_file("revisions/capture_functions.sql")  # with the ccsync.capture_function_sql loaded above
 
 
 def downgrade() -> None:
