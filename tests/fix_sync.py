@@ -11,6 +11,7 @@ Nothing runs day to day as a superuser: the superuser only creates the roles and
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import psycopg
@@ -44,6 +45,20 @@ create table encounters (
 """
 
 _ROLES: dict[str, set[str]] = {}  # server data directory -> roles made there
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition", *, every: float = 0.1) -> None:
+    """Ask `predicate` every `every` seconds until it holds, else fail the test naming `what`. A database that
+    does not answer yet (a server starting, a cable pulled) counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (psycopg.OperationalError, reconciler.CcsyncError):
+            pass
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def on_node(dsn: str, fn, *args, **kwargs):

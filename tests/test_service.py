@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import psycopg
 import pytest
@@ -17,22 +16,10 @@ from reconciler import sync
 from reconciler.config import Settings
 from reconciler.devtools.pgserver import PgServer
 from tests.fix_pg import Databases
-from tests.fix_sync import SCHEMA, PcDb, deployment_cloud, deployment_pc
+from tests.fix_sync import SCHEMA, PcDb, deployment_cloud, deployment_pc, wait_for
 
 STATUS_KEYS = {"mode", "node", "pending_push", "pending_pull", "open_conflicts", "hub_failures", "last_sync_at",
                "last_error", "use"}
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except psycopg.OperationalError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def one(dsn, query, params=None):

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import psycopg
 import pytest
@@ -27,7 +26,7 @@ from reconciler.progress import Progress
 from reconciler.reasons import Reason
 from reconciler.sumehr import publisher
 from tests.fix_pg import Databases
-from tests.fix_sync import APP, LOCAL, SCHEMA, deployment_cloud, deployment_pc, on_node
+from tests.fix_sync import APP, LOCAL, SCHEMA, deployment_cloud, deployment_pc, on_node, wait_for
 from web import create_app
 
 pytestmark = pytest.mark.one_version
@@ -115,18 +114,6 @@ class Pc:
 
 
 WORDS = {"online": "online", "synchronizing": "synchronizing", "offline": "offline", "attention": "attention"}
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except (psycopg.OperationalError, reconciler.CcsyncError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from reconciler.errors import CcsyncError
 from reconciler.devtools.hubsim import SOAP_PATH, start_in_thread
 from reconciler.sumehr.kmehr import build_sumehr
 from tests.fix_pg import Databases
-from tests.fix_sync import APP, LOCAL, OWNER, as_role, deployment_cloud, deployment_pc, on_node, pc_role
+from tests.fix_sync import APP, LOCAL, OWNER, as_role, deployment_cloud, deployment_pc, on_node, pc_role, wait_for
 
 pytestmark = pytest.mark.one_version  # end to end: behaviour does not depend on the PostgreSQL version
 
@@ -63,15 +63,6 @@ def inss(pid: int) -> str:
 
 def document(pid: int, version: int) -> str:
     return build_sumehr(inss(pid), "Anne", f"Patient{pid}", "1985-01-01", "female", version).decode("utf-8")
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Clinic:

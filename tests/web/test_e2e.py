@@ -29,7 +29,7 @@ from reconciler.config import Settings
 from reconciler.devtools.pgserver import PgServer, free_port
 from reconciler import panel_users as users
 from tests.fix_pg import Databases
-from tests.fix_sync import deployment_cloud, deployment_pc
+from tests.fix_sync import deployment_cloud, deployment_pc, wait_for
 
 pytestmark = pytest.mark.one_version  # behaviour that does not depend on the PostgreSQL version
 
@@ -62,18 +62,6 @@ create table sumehr_documents (
     primary key (patient_id, version)
 );
 """
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except (psycopg.OperationalError, reconciler.CcsyncError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def one(dsn: str, query: str, params=None):
