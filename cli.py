@@ -12,7 +12,7 @@ import click
 import psycopg
 
 import reconciler
-from reconciler.errors import CcsyncError
+from reconciler.errors import CcsyncError, one_line
 
 
 # -- shared pieces --------------------------------------------------------------------------------
@@ -26,7 +26,7 @@ def handle_errors(fn):
         except CcsyncError as exc:
             raise click.ClickException(str(exc)) from None
         except psycopg.OperationalError as exc:
-            first = " ".join(str(exc).split())[:200]
+            first = one_line(str(exc))[:200]
             raise click.ClickException(
                 f"lost the connection to a database ({first}): the work in flight was rolled back and stays "
                 "pending; run the command again when the server is back"

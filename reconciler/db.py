@@ -10,7 +10,7 @@ import psycopg
 from psycopg.types.string import TextLoader
 
 from .errors import (  # noqa: F401  (CcsyncError: db.CcsyncError)
-    CcsyncError, NotAllowed, NotInstalled, Refused, SchemaTooNew, SchemaTooOld, Unreachable,
+    CcsyncError, NotAllowed, NotInstalled, Refused, SchemaTooNew, SchemaTooOld, Unreachable, one_line,
 )
 from .schema import HEAD
 
@@ -27,12 +27,6 @@ CLOUD_LINK = {  # the service's link to the cloud: a pulled cable is noticed in 
 
 # FATAL messages of a server that is only starting or stopping: it will answer again by itself
 TRANSIENT = ("starting up", "shutting down", "not yet accepting connections", "in recovery mode")
-
-
-def one_line(exc: BaseException | str) -> str:
-    """An exception's message collapsed to one line (server messages span several)."""
-    text = exc if isinstance(exc, str) else str(exc)
-    return " ".join(text.split()) or (exc.__class__.__name__ if not isinstance(exc, str) else "")
 
 
 class _Refusals(psycopg.Cursor):
@@ -166,6 +160,11 @@ def check_revision(conn: psycopg.Connection, name: str, *, where: str = "this da
             f"{where} has ccsync schema {rev}, newer than this ccsync knows ({HEAD}): upgrade ccsync on this "
             "machine (`pip install --upgrade ccsync`), then run `ccsync install` on its database"
         )
+
+
+def pending_push(conn: psycopg.Connection, name: str) -> int:
+    """How many journal entries the node `name` wrote in this database that its push has not delivered yet."""
+    return conn.execute("select count(*) from ccsync.journal where origin = %s", (name,)).fetchone()[0]
 
 
 def canonical(conn: psycopg.Connection, *, local: bool = False) -> psycopg.Connection:

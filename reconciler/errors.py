@@ -1,6 +1,12 @@
 """The exceptions ccsync raises for what a user can fix; each message is one line that says what to do."""
 
 
+def one_line(exc: BaseException | str) -> str:
+    """An exception's message (or a text) collapsed to one line: server messages span several."""
+    text = exc if isinstance(exc, str) else str(exc)
+    return " ".join(text.split()) or (exc.__class__.__name__ if not isinstance(exc, str) else "")
+
+
 class CcsyncError(Exception):
     """A problem the user can act on; its message is one line that says what to do."""
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import psycopg
 
-from .errors import CcsyncError, NotInstalled, Refused, SchemaTooNew, SchemaTooOld, Unreachable
+from .errors import CcsyncError, NotInstalled, Refused, SchemaTooNew, SchemaTooOld, Unreachable, one_line
 
 
 class Reason(StrEnum):
@@ -79,6 +79,6 @@ def explain(exc: BaseException, *, where: str = "cloud") -> tuple[Reason, str]:
     the service logs it (its first line above DEBUG: a server's detail line may quote a row)."""
     reason = of(exc, where=where)
     if isinstance(exc, CcsyncError) and reason in (Reason.SYNC_ERROR, Reason.CLOUD_NOT_READY):
-        return reason, " ".join(str(exc).split())  # ccsync's own words: one line that says what to do
-    log.debug("%s: %s", SENTENCES[reason], " ".join(str(exc).split()))
+        return reason, one_line(str(exc))  # ccsync's own words: one line that says what to do
+    log.debug("%s: %s", SENTENCES[reason], one_line(str(exc)))
     return reason, SENTENCES[reason]

@@ -24,7 +24,7 @@ from .mode import LOCK_KEY, lock_holder  # noqa: F401  (lock_holder: part of the
 from .engine import pull, push
 from .engine.sides import Sides, open_cloud, open_node
 from .config import Settings
-from .errors import CcsyncError, Unreachable
+from .errors import CcsyncError, Unreachable, one_line
 from .progress import Stored
 from .reasons import Reason
 
@@ -122,7 +122,7 @@ class Service:
                 self._connect()
             except (CcsyncError, psycopg.Error) as exc:
                 why = reasons.of(exc)
-                reason = " ".join(str(exc).split())
+                reason = one_line(str(exc))
                 if set_mode(self.home, "offline", why) or reason != last_reason:  # each new reason is said once
                     log.warning("cannot sync with the cloud: %s (%s): working offline, retrying with backoff",
                                 reasons.sentence(why), str(exc).strip().splitlines()[0] if str(exc).strip() else

@@ -85,7 +85,7 @@ def _read(conn: psycopg.Connection, settings: Settings, probe_timeout: float) ->
             "select s.mode_since, s.last_sync_at, s.last_error, s.last_error_code, s.last_error_at, s.failures, "
             "p.what, p.done, p.total from ccsync.state s, ccsync.progress p"
         ).fetchone()
-    pending_push = conn.execute("select count(*) from ccsync.journal where origin = %s", (name,)).fetchone()[0]
+    pending_push = _db.pending_push(conn, name)
     open_conflicts = conn.execute("select count(*) from ccsync.conflicts where status = 'open'").fetchone()[0]
     hub = sumehr_summary(conn, settings)
     pending_pull = None

@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from reconciler.conflicts import AlreadyResolved, UnknownConflict
-from reconciler.errors import CcsyncError, NotInstalled
+from reconciler.errors import CcsyncError, NotInstalled, one_line
 
 from .auth import is_api
 from .db import opened
@@ -93,7 +93,7 @@ def _database(exc: psycopg.Error):
         primary = exc.diag.message_primary or type(exc).__name__
         return answer(400, f"the database refused the values: {primary}")
     if isinstance(exc, psycopg.OperationalError):
-        log.warning("database error: %s", " ".join(str(exc).split()))
+        log.warning("database error: %s", one_line(str(exc)))
         return answer(503, UNREACHABLE, **LOCAL_DOWN)
     log.exception("database error")
     return answer(500, INTERNAL)

@@ -6,8 +6,8 @@ import psycopg
 from psycopg import sql
 
 
-def _qualified(schema: str, name: str) -> sql.Composed:
-    return sql.SQL(".").join([sql.Identifier(schema), sql.Identifier(name)])
+def _qualified(schema: str, name: str) -> sql.Identifier:
+    return sql.Identifier(schema, name)
 
 
 def _ensure_types(cloud, node, oid: int) -> None:

@@ -17,6 +17,7 @@ from ..schema import track as capture
 from .sides import Sides, check_drift, register, tracked_tables
 from .tablesql import Table
 from .faults import checkpoint
+from ..db import pending_push
 from ..errors import CcsyncError
 from ..progress import Progress
 
@@ -25,7 +26,7 @@ def run(sides: Sides, *, force: bool = False, progress: Progress | None = None) 
     node, cloud, name = sides.node, sides.cloud, sides.name
     progress = progress or Progress()
     started = time.monotonic()
-    pending = node.execute("select count(*) from ccsync.journal where origin = %s", (name,)).fetchone()[0]
+    pending = pending_push(node, name)
     if pending and not force:
         raise CcsyncError(
             f"{pending} local change(s) have not been pushed yet: run `ccsync push` first, "
@@ -78,13 +79,13 @@ def run(sides: Sides, *, force: bool = False, progress: Progress | None = None) 
     }
 
 
-def _ident(table_name: str, conn) -> sql.Composed:
+def _ident(table_name: str, conn) -> sql.Identifier:
     schema, rel = conn.execute(
         "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
         "where c.oid = to_regclass(%s)",
         (table_name,),
     ).fetchone()
-    return sql.SQL(".").join([sql.Identifier(schema), sql.Identifier(rel)])
+    return sql.Identifier(schema, rel)
 
 
 def _reset(node) -> None:

@@ -87,8 +87,8 @@ class Table:
 
     # -- pieces --------------------------------------------------------------------------------------
     @property
-    def ident(self) -> sql.Composed:
-        return sql.SQL(".").join([sql.Identifier(self.schema), sql.Identifier(self.rel)])
+    def ident(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.rel)
 
     @property
     def writable(self) -> list[Column]:

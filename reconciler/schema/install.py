@@ -99,9 +99,7 @@ def uninstall(dsn: str, *, force: bool = False) -> dict:
         if conn.execute("select to_regnamespace('ccsync')").fetchone()[0] is None:
             return {"name": None, "installed": False, "untracked": [], "dropped_pending": 0, "registered": []}
         self_name = _db.identity(conn, check=False) if _db.is_installed(conn) else None
-        pending = conn.execute(
-            "select count(*) from ccsync.journal where origin = %s and %s <> 'cloud'", (self_name, self_name)
-        ).fetchone()[0] if self_name else 0
+        pending = _db.pending_push(conn, self_name) if self_name and self_name != "cloud" else 0
         if pending and not force:
             raise CcsyncError(
                 f"{pending} journaled change(s) have not been pushed to the cloud: run `ccsync push` first, "

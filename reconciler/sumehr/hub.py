@@ -18,7 +18,7 @@ import urllib3
 from lxml import etree
 
 from . import xmlsafe as _xml
-from ..errors import CcsyncError
+from ..errors import CcsyncError, one_line
 from .kmehr import KMEHR_NS, add_physician
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -502,4 +502,4 @@ def _patient_words(kmehrmessage: etree._Element) -> list[str]:
 
 def _one_line(text: str) -> str:
     # control and format characters (a terminal's CSI, bidi overrides) become spaces: a reason is shown as is
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return one_line("".join(ch if ch.isprintable() else " " for ch in text))

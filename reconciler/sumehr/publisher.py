@@ -39,7 +39,7 @@ from .state import ATTENTION, OFFLINE_REASON, STATES  # noqa: F401  (OFFLINE_REA
 from . import state as _state
 from .tables import AppTables, Document, Due, PatientRow, resolve, state_installed
 from ..config import Settings
-from ..errors import CcsyncError, Unreachable
+from ..errors import CcsyncError, Unreachable, one_line
 
 log = logging.getLogger("ccsync.sumehr")
 
@@ -649,4 +649,4 @@ def _one_line(exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc.diag.message_primary}"
     else:
         text = str(exc) or type(exc).__name__
-    return " ".join(text.split())[:300]
+    return one_line(text)[:300]

@@ -68,12 +68,12 @@ class Document:
 class AppTables:
     """The configured application tables, resolved in one database."""
 
-    documents: sql.Composed
+    documents: sql.Identifier
     patient: sql.Identifier
     version: sql.Identifier
     kmehr: sql.Identifier
     created: sql.Identifier
-    patients: sql.Composed
+    patients: sql.Identifier
     key: sql.Identifier
     flag: sql.Identifier
     inss: sql.Identifier
@@ -199,7 +199,7 @@ def state_installed(conn: psycopg.Connection) -> bool:
     return conn.execute("select to_regclass('ccsync.sumehr_state') is not null").fetchone()[0]
 
 
-def _table(conn, name: str, option: str, where: str) -> tuple[sql.Composed, dict[str, str]]:
+def _table(conn, name: str, option: str, where: str) -> tuple[sql.Identifier, dict[str, str]]:
     try:
         row = conn.execute(
             "select n.nspname, c.relname, c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace "
@@ -218,7 +218,7 @@ def _table(conn, name: str, option: str, where: str) -> tuple[sql.Composed, dict
         "where attrelid = %s and attnum > 0 and not attisdropped",
         (oid,),
     ).fetchall())
-    return sql.SQL(".").join([sql.Identifier(schema), sql.Identifier(relname)]), columns
+    return sql.Identifier(schema, relname), columns
 
 
 def _column(columns: dict[str, str], name: str, option: str, table: str, where: str, why: str = "") -> str:

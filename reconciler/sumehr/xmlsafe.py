@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from lxml import etree
 
+from ..errors import one_line
+
 
 class XmlRejected(ValueError):
     """Bytes that we refuse to treat as XML: not well-formed, or carrying a DOCTYPE.
@@ -48,7 +50,7 @@ def parse(data: bytes | str | None) -> etree._Element:
         line = getattr(exc, "lineno", None)
         human = ("it is empty" if not data.strip() else
                  f"damaged or cut off{f' at line {line}' if line else ''}")
-        raise XmlRejected(f"not well-formed XML: {_one_line(str(exc)) or 'empty document'}", human) from None
+        raise XmlRejected(f"not well-formed XML: {one_line(str(exc)) or 'empty document'}", human) from None
     if root.getroottree().docinfo.doctype:
         # No KMEHR or SOAP message has a DTD; one that does is trying to smuggle in entities.
         raise XmlRejected("DOCTYPE declarations are not allowed", "it declares a DOCTYPE, which KMEHR never has")
@@ -73,6 +75,3 @@ def text_of(element: etree._Element | None) -> str | None:
         return None
     return "".join(element.itertext()).strip() or None
 
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
