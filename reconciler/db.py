@@ -216,7 +216,13 @@ def open_cloud(cloud_dsn: str, *, node: str | None = None, **kwargs) -> psycopg.
     """The cloud database, checked to be installed as 'cloud' at a current revision. `node`: the node this
     session syncs; a session of the schema owner or a superuser (the one-role setup) is stamped with it (its
     ccsync.origin); a PC's own role is stamped by the cloud from the role, whatever it sets."""
-    cloud = text_jsonb(connect(cloud_dsn, role="cloud database", autocommit=True, **kwargs))
+    return as_cloud(connect(cloud_dsn, role="cloud database", autocommit=True, **kwargs), node=node)
+
+
+def as_cloud(cloud: psycopg.Connection, *, node: str | None = None) -> psycopg.Connection:
+    """An open connection to the cloud made what `open_cloud` gives (closed when the check refuses it)."""
+    cloud.autocommit = True
+    text_jsonb(cloud)
     try:
         canonical(cloud)
         name = identity(cloud, where="the cloud database")

@@ -103,15 +103,23 @@ def decide(facts: Facts | None, *, reachable: bool | None, probe_reason: Reason 
 
 def probe(cloud_dsn: str | None, timeout: float = PROBE_TIMEOUT) -> Reason | None:
     """None when the cloud answers a connection (nothing else is asked of it), else why it does not."""
+    why, cloud = reach(cloud_dsn, timeout)
+    if cloud is not None:
+        cloud.close()
+    return why
+
+
+def reach(cloud_dsn: str | None, timeout: float = PROBE_TIMEOUT) -> tuple[Reason | None, psycopg.Connection | None]:
+    """The probe, keeping the connection it opened: (None, the connection) when the cloud answers, else (why
+    it does not, None). The caller closes the connection."""
     if not cloud_dsn:
-        return Reason.CLOUD_UNREACHABLE
+        return Reason.CLOUD_UNREACHABLE, None
     try:
-        db.connect(cloud_dsn, role="cloud database", connect_timeout=max(1, int(timeout))).close()
+        return None, db.connect(cloud_dsn, role="cloud database", connect_timeout=max(1, int(timeout)))
     except db.Refused:
-        return Reason.CLOUD_REFUSED
+        return Reason.CLOUD_REFUSED, None
     except db.CcsyncError:
-        return Reason.CLOUD_UNREACHABLE
-    return None
+        return Reason.CLOUD_UNREACHABLE, None
 
 
 def facts(node: psycopg.Connection) -> Facts:
@@ -121,8 +129,10 @@ def facts(node: psycopg.Connection) -> Facts:
     return Facts(lock_holder(node) is not None, stored, since, reason, failures, syncing)
 
 
-def current(node: psycopg.Connection, cloud_dsn: str | None, *, timeout: float = PROBE_TIMEOUT) -> Mode:
-    """The state of the node whose database `node` is, probing the cloud only when no service runs."""
+def current(node: psycopg.Connection, cloud_dsn: str | None, *, timeout: float = PROBE_TIMEOUT,
+            probe=probe) -> Mode:
+    """The state of the node whose database `node` is, probing the cloud only when no service runs (`probe`:
+    how; `reconciler.status` keeps the probe's connection for its own count)."""
     f = facts(node)
     if f.service:
         return decide(f, reachable=None)

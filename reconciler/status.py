@@ -79,7 +79,23 @@ def current(settings: Settings, *, conn: psycopg.Connection | None = None, probe
 
 def _read(conn: psycopg.Connection, settings: Settings, probe_timeout: float) -> dict:
     name = _db.identity(conn)
-    now = _mode.current(conn, settings.cloud, timeout=probe_timeout)
+    reached: list[psycopg.Connection] = []  # the probe's connection to the cloud, when it made one
+
+    def probe(cloud_dsn: str | None, timeout: float):
+        why, cloud = _mode.reach(cloud_dsn, timeout)
+        reached.extend([cloud] if cloud is not None else [])
+        return why
+
+    try:
+        now = _mode.current(conn, settings.cloud, timeout=probe_timeout, probe=probe)
+        return _counts(conn, settings, name, now, reached[0] if reached else None, probe_timeout)
+    finally:
+        for cloud in reached:
+            cloud.close()
+
+
+def _counts(conn: psycopg.Connection, settings: Settings, name: str, now: _mode.Mode,
+            cloud: psycopg.Connection | None, probe_timeout: float) -> dict:
     with conn.cursor(row_factory=class_row(_Stored)) as cur:
         st = cur.execute(
             "select s.mode_since, s.last_sync_at, s.last_error, s.last_error_code, s.last_error_at, s.failures, "
@@ -90,7 +106,7 @@ def _read(conn: psycopg.Connection, settings: Settings, probe_timeout: float) ->
     hub = sumehr_summary(conn, settings)
     pending_pull = None
     if now.mode != "offline" and settings.cloud:
-        pending_pull = _pending_pull(conn, settings, name, probe_timeout)
+        pending_pull = _pending_pull(conn, cloud, settings, name, probe_timeout)
     progress = ({"what": st.what, "done": st.done, "total": st.total}
                 if st.what and now.state == "synchronizing" else None)
     return {
@@ -109,9 +125,14 @@ def _mode_keys(m: _mode.Mode) -> dict:
             "state_since": _iso(m.since), "cloud_reason": None if m.cloud_reason is None else str(m.cloud_reason)}
 
 
-def _pending_pull(node: psycopg.Connection, settings: Settings, name: str, probe_timeout: float) -> int | None:
+def _pending_pull(node: psycopg.Connection, probed: psycopg.Connection | None, settings: Settings, name: str,
+                  probe_timeout: float) -> int | None:
+    """The count, on the probe's connection to the cloud when there is one (else on one opened here)."""
     try:
-        cloud = _db.open_cloud(settings.cloud, connect_timeout=max(1, int(probe_timeout)))
+        if probed is not None:
+            cloud = _db.as_cloud(probed)
+        else:
+            cloud = _db.open_cloud(settings.cloud, connect_timeout=max(1, int(probe_timeout)))
     except (CcsyncError, psycopg.Error):
         return None
     try:

@@ -1,5 +1,6 @@
 """The panel opens this PC's database once per request (the connection on `g`, closed at teardown), and the
-library works on that connection: no view opens more of its own."""
+library works on that connection: no view opens more of its own. The cloud is opened at most once too (the status
+light's probe, reused for its count)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ def opened(monkeypatch):
 
 def _local_ones(opened, web_practice) -> list[psycopg.Connection]:
     name = conninfo_to_dict(web_practice.local)["dbname"]
+    return [conn for dbname, conn in opened if dbname == name]
+
+
+def _cloud_ones(opened, web_practice) -> list[psycopg.Connection]:
+    name = conninfo_to_dict(web_practice.cloud)["dbname"]
     return [conn for dbname, conn in opened if dbname == name]
 
 
@@ -69,6 +75,11 @@ def test_each_request_opens_this_pcs_database_at_most_once_and_closes_it(logged_
         local = _local_ones(opened, web_practice)
         assert len(local) <= 1, f"{what} opened this PC's database {len(local)} times"
         assert all(c.closed for c in local), f"{what} left its connection open after the request"
+        # the status light probes the cloud when no service runs, and counts on that same connection what
+        # waits to be pulled
+        cloud = _cloud_ones(opened, web_practice)
+        assert len(cloud) <= 1, f"{what} opened the cloud's database {len(cloud)} times"
+        assert all(c.closed for c in cloud), f"{what} left its connection to the cloud open"
     # the writes went through: the decision and the dropped refusal are on the PC
     with psycopg.connect(web_practice.local, autocommit=True) as conn:
         rows = conn.execute("select id, status from ccsync.conflicts where id = any(%s)",
