@@ -29,7 +29,7 @@ from reconciler.config import Settings
 from reconciler.devtools.pgserver import PgServer, free_port
 from reconciler import panel_users as users
 from tests.fix_pg import Databases
-from tests.fix_sync import deployment_cloud, deployment_pc, wait_for
+from tests.fix_sync import deployment_cloud, deployment_pc, on_node, wait_for
 
 pytestmark = pytest.mark.one_version  # behaviour that does not depend on the PostgreSQL version
 
@@ -449,6 +449,6 @@ def conflict_id(stack, status: str) -> int:
 def _listed(stack) -> list[dict]:
     from reconciler.sumehr import publisher as sumehr
 
-    return sumehr.list_patients(Settings(local=stack.local, cloud=stack.settings.cloud,
-                                         extra={"sumehr": {}, "hub": {"endpoint": stack.hub_url}}),
-                                failed_only=True)
+    settings = Settings(local=stack.local, cloud=stack.settings.cloud,
+                        extra={"sumehr": {}, "hub": {"endpoint": stack.hub_url}})
+    return on_node(stack.local, sumehr.list_patients, settings, failed_only=True)
