@@ -530,8 +530,9 @@ def conflicts_show(local, conflict_id, as_json):
 
     JSON: {id, node, table_name, pk, kind, columns, local_row, cloud_row, base, diff, local_hlc,
     cloud_hlc, detected_at, status, resolution, resolved_by, resolved_at, resolved_row, reason, changes,
-    decision, decided_on, label, decisions}. A refused transaction (kind refused) has its reason and its changes
-    instead of two rows; decisions: [{resolution, by, at, on, row, revisit}], each the cloud accepted.
+    decision, decided_on, label, decisions, reason_code}. A refused transaction (kind refused) has its reason (in
+    English) and its changes instead of two rows; reason_code: the reason as stored, {code, ...} (null for a record
+    from before the codes); decisions: [{resolution, by, at, on, row, revisit}], each the cloud accepted.
 
     Example: ccsync conflicts show 12
     """

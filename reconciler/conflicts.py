@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from .engine import apply as _apply
-from . import db as _db, labels
+from . import db as _db, labels, refusal_reasons
 from .engine.apply import parse
 from .engine.detect import diff  # noqa: F401  (the diff a record keeps: part of this module's API)
 from .engine.tablesql import Table
@@ -52,6 +52,8 @@ def _as_dict(doc: dict) -> dict:
         doc[k] = parse(doc[k])
     if doc["decision"] is not None:
         doc["decision"] = str(doc["decision"])
+    doc["reason_code"] = refusal_reasons.parse(doc["reason"])  # the panel words it in its reader's language
+    doc["reason"] = refusal_reasons.english(doc["reason"])
     for k in ("detected_at", "resolved_at"):
         if doc[k] is not None:
             doc[k] = doc[k].isoformat()
@@ -194,16 +196,18 @@ def _apply_again(conn, c: dict) -> None:
                               "fix the data first, or discard it") from None
 
 
-def _target(conn, c: dict, keep: str, merged_text: str | None) -> str | None:
+def _target(conn, c: dict, keep: str, merged_text: str | None, revisit: bool = False) -> str | None:
     """The row a decision writes (jsonb text; None: the record is deleted). The one place that says it, for the
-    resolution itself and for its preview."""
+    resolution itself and for its preview. A merge writes its values over the version in place: the cloud's,
+    or for a revisit the decision in force (a field it leaves out keeps what the first decision wrote)."""
     cloud_row, local_row = c["cloud_row"], c["local_row"]
     if keep == "cloud":
         return cloud_row
     if keep == "merged":
+        in_force = _in_place(conn, c, True) if revisit else None
         return conn.execute(
-            "select coalesce(%s::jsonb, %s::jsonb, '{}') || %s::jsonb || %s::jsonb",
-            (cloud_row, local_row, merged_text, c["pk"]),
+            "select coalesce(%s::jsonb, %s::jsonb, %s::jsonb, '{}') || %s::jsonb || %s::jsonb",
+            (in_force, cloud_row, local_row, merged_text, c["pk"]),
         ).fetchone()[0]
     if c["kind"] in (Kind.UPDATE_UPDATE, Kind.INSERT_INSERT):
         return conn.execute(
@@ -249,7 +253,7 @@ def preview(conn: psycopg.Connection, conflict_id: int, keep: str, *, merged: st
             entries = [{"op": e.get("op"), "table": e.get("table"), "pk": e.get("pk"),
                         "row": None if e.get("op") == "D" else e.get("new")} for e in parse(c["changes"]) or []]
             return {"action": keep, "row": None, "changes": [], "entries": entries if keep == "apply-again" else []}
-        target = _target(conn, c, keep, merged_text)
+        target = _target(conn, c, keep, merged_text, revisit)
         in_place = _in_place(conn, c, revisit)
     now, then = parse(in_place), parse(target)
     if now is None and then is None:
@@ -280,7 +284,7 @@ def _merged_text(merged: str | dict | None) -> str:
 def _write_resolution(conn, t: Table, c: dict, keep: str, merged_text: str | None, revisit: bool = False) -> str | None:
     """Write the chosen version locally (the trigger stays quiet) and journal it by hand against the cloud's
     (a revisit: against the row as it is now, the first decision's)."""
-    target = _target(conn, c, keep, merged_text)
+    target = _target(conn, c, keep, merged_text, revisit)
     if keep == "cloud" and not revisit:
         return target
     cloud_row = _in_place(conn, c, revisit)  # the version the journaled change is made against

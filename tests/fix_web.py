@@ -42,6 +42,8 @@ SCENARIO = {
         "update patients set phone = 'cloud 9' where id = 9"),
     10: ("update_update", "update patients set phone = 'local 10', balance = 10.10 where id = 10",
          "update patients set phone = 'cloud 10', balance = 1.01 where id = 10"),
+    12: ("update_update", "update patients set phone = 'local 12', notes = 'local note 12' where id = 12",
+         "update patients set phone = 'cloud 12', notes = 'cloud note 12' where id = 12"),
 }
 
 
@@ -72,7 +74,7 @@ class WebPractice:
 def build_practice(databases) -> WebPractice:
     p = Practice(databases, nodes=("pc-1",))
     p.sql(p.cloud, "insert into patients (id, name, phone) select g, 'Patient ' || g, 'base ' || g "
-                   "from generate_series(1, 11) g where g <> 8")
+                   "from generate_series(1, 12) g where g <> 8")
     p.sync_all()
     for _kind, on_pc, on_cloud in SCENARIO.values():
         p.sql(p.nodes["pc-1"], on_pc)

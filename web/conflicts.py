@@ -101,10 +101,19 @@ def _typed(field: dict, text: str):
     return text
 
 
+def in_place(c: dict, field: dict):
+    """A field's value in place now: the cloud's until the first decision (this PC's if the cloud deleted the
+    record); for a decided record, the decision in force (None: it deleted the record)."""
+    if c["status"] != "open":
+        return None if c["resolved_row"] is None else c["resolved_row"].get(field["name"])
+    return field["cloud"] if c["cloud_row"] is not None else field["local"]
+
+
 def merged_from_form(c: dict, form) -> dict:
     """Field by field: this PC's value, the cloud's, another typed one, or (no choice) the value in place now;
     only the fields that change are sent."""
     merged = {}
+    absent = c["cloud_row"] is None if c["status"] == "open" else c["resolved_row"] is None
     for field in conflict_fields(c):
         if not field["choosable"]:
             continue
@@ -112,13 +121,12 @@ def merged_from_form(c: dict, form) -> dict:
         if choice not in CHOICES or (choice == "local" and c["local_row"] is None) or \
                 (choice == "cloud" and c["cloud_row"] is None):
             abort(400, f"choose local, cloud or other for {field['name']}")
-        now = field["cloud"] if c["cloud_row"] is not None else field["local"]
         if choice == "":
             continue
         value = {"local": field["local"], "cloud": field["cloud"]}.get(choice)
         if choice == "other":
             value = _typed(field, form.get(f"other:{field['name']}", ""))
-        if value != now or c["cloud_row"] is None:
+        if value != in_place(c, field) or absent:
             merged[field["name"]] = value
     return merged
 
@@ -158,7 +166,7 @@ def resolved():
 def detail(conflict_id: int):
     c = fetch(conflict_id)
     fields = conflict_fields(c, column_order(get_db(), c["table_name"]))
-    return render_template("conflicts/detail.html", c=c, fields=fields)
+    return render_template("conflicts/detail.html", c=c, fields=fields, in_place=in_place)
 
 
 @bp.route("/<int:conflict_id>/confirm", methods=["POST"])

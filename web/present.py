@@ -12,6 +12,7 @@ from markupsafe import Markup, escape
 from flask_babel import format_datetime, format_decimal, format_timedelta, gettext as _, lazy_gettext as _l
 
 from reconciler import clock, localtime
+from reconciler.refusal_reasons import variant
 
 # the light's states, and why a state is not online (the codes of reconciler.reasons)
 STATES = {
@@ -101,6 +102,54 @@ KINDS = {
         "button_discard": _l("Drop the changes"), "button_apply-again": _l("Apply them again"),
     },
 }
+# a refused record's reason (the codes of reconciler/refusal_reasons.py; tests/web/test_views.py holds the two
+# tables to each other): what the refused change was, then why
+REFUSED_SUBJECTS = {"I": _l("new row in %(subject)s"), "U": _l("change to a row of %(subject)s"),
+                    "D": _l("deletion of a row of %(subject)s"), "T": _l("emptying of %(subject)s"),
+                    "": _l("change to %(subject)s")}
+REFUSALS = {
+    "parent_missing": _l("The cloud refused this PC's %(what)s: the row of %(parent)s it refers to is not on the "
+                         "cloud (deleted there)."),
+    "still_referenced": _l("The cloud refused this PC's %(what)s: rows of %(child)s on the cloud still refer to it."),
+    "still_referenced_any": _l("The cloud refused this PC's %(what)s: rows of another table on the cloud still "
+                               "refer to it."),
+    "unique": _l("The cloud refused this PC's %(what)s: another row of %(table)s on the cloud already has the same "
+                 "%(columns)s."),
+    "unique_any": _l("The cloud refused this PC's %(what)s: another row of %(table)s on the cloud already has the "
+                     "same unique value."),
+    "not_null": _l("The cloud refused this PC's %(what)s: %(table)s.%(column)s may not be empty on the cloud."),
+    "check": _l("The cloud refused this PC's %(what)s: it breaks the cloud's check %(constraint)s on %(table)s."),
+    "bad_value": _l("The cloud refused this PC's %(what)s: a value does not fit the cloud's column type "
+                    "(SQLSTATE %(sqlstate)s)."),
+    "constraint": _l("The cloud refused this PC's %(what)s: %(constraint)s on %(table)s refused it "
+                     "(SQLSTATE %(sqlstate)s)."),
+    "constraint_any": _l("The cloud refused this PC's %(what)s: a constraint on %(table)s refused it "
+                         "(SQLSTATE %(sqlstate)s)."),
+    "already_decided": _l("The cloud refused this PC's decision: record %(record)s was already decided "
+                          "(%(resolution)s) by %(by)s at %(at)s. This decision was not applied."),
+    "unknown_record": _l("The cloud refused this PC's decision: record %(record)s does not exist on the cloud."),
+    "not_closing": _l("The cloud refused this PC's decision: record %(record)s can only be closed by a decision."),
+    "decision": _l("The cloud refused this PC's decision: %(message)s"),
+}
+
+
+def refusal(c: dict):
+    """A refused record's reason in the reader's language (names and codes isolated in <bdi>); a reason stored
+    as a sentence, before the codes, as it is."""
+    doc = c.get("reason_code")
+    if not doc:
+        return c.get("reason") or "—"
+    values = {k: "" if v is None else str(v) for k, v in doc.items() if k != "code"}
+    if "resolution" in values:
+        values["resolution"] = resolution(values["resolution"])
+    if "at" in values:
+        values["at"] = when(values["at"].replace(" UTC", "+00:00"))
+    values["what"] = sentence(str(REFUSED_SUBJECTS.get(values.get("op", ""), REFUSED_SUBJECTS[""])),
+                              subject=values.get("subject", ""))
+    needed = {k: v for k, v in values.items() if f"%({k})s" in str(REFUSALS[variant(doc)])}
+    return sentence(str(REFUSALS[variant(doc)]), **needed)
+
+
 # reasons whose stored text (ccsync's own sentence, saying what to do) is shown rather than the general words
 OWN_WORDS = ("sync_error", "cloud_not_ready")
 RESOLUTIONS = {"kept local": _l("this PC's version"), "kept cloud": _l("the cloud's version"),
@@ -124,7 +173,7 @@ DIRECTIONS = {"push": _l("push"), "pull": _l("pull"), "sync": _l("sync"), "init"
 SUMEHR_STATES = {"up_to_date": _l("up to date"), "pending": _l("pending"), "failed": _l("failed")}
 
 
-def sentence(message: str, **values) -> Markup:
+def sentence(message: str, /, **values) -> Markup:
     """A translated sentence (its %(name)s placeholders unfilled) with values from the data, each isolated in
     <bdi>: a right-to-left override in a patient's name turns only the name around, never the sentence."""
     return Markup(escape(message)) % {k: v if isinstance(v, Markup) else Markup("<bdi>{}</bdi>").format(v)
@@ -283,7 +332,7 @@ def column_order(conn, table_name: str) -> list[str] | None:
 def init_app(app) -> None:
     for name, fn in {"when": when, "short": short, "iso": iso, "age": age, "hlc": hlc, "cell": cell, "pk": pk,
                      "kind_label": kind_label, "duration": duration, "span": span,
-                     "resolution": resolution}.items():
+                     "resolution": resolution, "refusal": refusal}.items():
         app.add_template_filter(fn, name)
 
     @app.context_processor

@@ -34,6 +34,7 @@ from .cable import Cable
 from .pgserver import SERVER_ROOT, SERVICE_USER, PgServer, free_port
 
 NODE = "pc-reception"
+APP_ROLE = "practice_app"  # the practice application's own login, on the cloud and the PC
 TABLES = ["patients", "contacts", "encounters", "sumehr_documents"]
 PANEL_USER, PANEL_PASSWORD = "demo", "ccsync-demo"
 OFFLINE_ENCOUNTERS = 2000  # the reception's work while offline: the backlog the PC pushes when it is back
@@ -227,16 +228,31 @@ def _prepare(demo: Demo, patients: int) -> None:
         f"in {result['seconds']:.1f} s")
 
 
-def _config_file(demo: Demo, hub_port: int) -> Path:
+def _app_role(demo: Demo) -> None:
+    """The practice application's own login (APP_ROLE) on the cloud and the PC, granted the tracked tables."""
+    from ..schema.roles import grant
+
+    for server, dsn in ((demo.cloud, demo.cloud_dsn), (demo.pc, demo.pc_dsn)):
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            if conn.execute("select 1 from pg_roles where rolname = %s", (APP_ROLE,)).fetchone() is None:
+                conn.execute(sql.SQL("create role {} login").format(sql.Identifier(APP_ROLE)))
+        grant(dsn, [APP_ROLE])
+
+
+def _config_file(demo: Demo, hub_port: int, cloud_port: int) -> Path:
     """The demo's ccsync.toml, readable by its owner only. It holds no secret: the panel keeps its own in the
-    user's configuration folder."""
+    user's configuration folder. [app] names the databases as the application reaches them (its own role; the
+    cloud through the cable, as this PC reaches it), for `reconciler.service.database_for_app()`."""
     path = demo.base / "ccsync.toml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write("# written by `ccsync demo` at each start\n"
                 "# the HUB simulator on this machine: plain http:// is accepted for loopback only\n"
                 f'[hub]\nendpoint = "http://127.0.0.1:{hub_port}/hubservices/v3"\n'
-                '[sumehr]\ninss_column = "inss"   # each Sumehr must be about the INSS of its patient\n')
+                '[sumehr]\ninss_column = "inss"   # each Sumehr must be about the INSS of its patient\n'
+                "# the practice application's own role (not this PC's): database_for_app() answers one of these\n"
+                f'[app]\ncloud = "host=127.0.0.1 port={cloud_port} user={APP_ROLE} dbname=practice"\n'
+                f'local = "host=127.0.0.1 port={demo.pc.port} user={APP_ROLE} dbname=practice"\n')
     path.chmod(0o600)
     return path
 
@@ -308,8 +324,9 @@ def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only
         _prepare(demo, patients)
         cable = Cable(demo.cloud.port)
         cloud_via_cable = f"host=127.0.0.1 port={cable.port} user=postgres dbname=practice"
+        _app_role(demo)
         env = {**os.environ, "CCSYNC_LOCAL_DSN": demo.pc_dsn, "CCSYNC_CLOUD_DSN": cloud_via_cable,
-               "CCSYNC_CONFIG": str(_config_file(demo, hub_port))}
+               "CCSYNC_CONFIG": str(_config_file(demo, hub_port, cable.port))}
         logs = base / "logs"
         logs.mkdir(mode=0o700, exist_ok=True)
         panel_users.add(demo.pc_dsn, PANEL_USER, PANEL_PASSWORD, replace=True)

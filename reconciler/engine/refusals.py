@@ -2,21 +2,21 @@
 
 A refused transaction is not applied at all (never split). It becomes a record of kind `refused` in
 ccsync.conflicts (so the panel and the CLI list, show and decide it like a conflict), holding the
-transaction's changes in order and the reason in words, without a row value (no patient data in an error
+transaction's changes in order and the reason as a code with its parameters
+(reconciler/refusal_reasons.py), without a row value (no patient data in an error
 text); the PC's rows it touched are read back from the cloud, and the queue moves on.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import psycopg
 from psycopg.rows import class_row
 
-
-# the words for the operation of the transaction's first change to the table the constraint names
-_WHAT = {"I": "new row in", "U": "change to a row of", "D": "deletion of a row of", "T": "emptying of"}
+from .. import refusal_reasons as words
 
 
 @dataclass
@@ -57,35 +57,48 @@ def read(node: psycopg.Connection, txid: int, node_name: str) -> Refused:
 
 
 def reason(cloud: psycopg.Connection, refused: Refused, exc: psycopg.Error) -> str:
-    """Why the cloud refused it, in words: table and constraint names, never a value."""
+    """Why the cloud refused it, as a stored code with its parameters (reconciler/refusal_reasons.py): table,
+    column and constraint names, an SQLSTATE, never a value."""
     diag = exc.diag
     table = _qualified(cloud, diag.schema_name, diag.table_name) or refused.first_table
     ops = {}  # each table's first operation in the transaction
     for change in json.loads(refused.changes):
         ops.setdefault(change["table"], change["op"])
     subject = table if table in ops else refused.first_table
-    what = f"the cloud refused this PC's {_WHAT.get(ops.get(subject, ''), 'change to')} {subject}"
     state = diag.sqlstate or ""
     if state in ("23C01", "23C02"):  # ccsync.decide: its message names records and people only
-        return f"the cloud refused this PC's decision: {diag.message_primary}"
+        return _decision(diag.message_primary or "")
     if state == "23503":
         child, parent = _fk_sides(cloud, diag.constraint_name, diag.schema_name, diag.table_name)
         if child in ops and ops[child] != "D":
-            return (f"the cloud refused this PC's {_WHAT[ops[child]]} {child}: the row of {parent} it refers to "
-                    "is not on the cloud (deleted there)")
+            return words.document("parent_missing", op=ops[child], subject=child, parent=parent)
         subject = parent if parent in ops else subject
-        return (f"the cloud refused this PC's {_WHAT.get(ops.get(subject, ''), 'change to')} {subject}: rows of "
-                f"{child or 'another table'} on the cloud still refer to it")
+        return words.document("still_referenced", op=ops.get(subject, ""), subject=subject, child=child)
+    about = {"op": ops.get(subject, ""), "subject": subject, "table": table}
     if state == "23505":
-        cols = _index_columns(cloud, diag.constraint_name, diag.schema_name)
-        return f"{what}: another row of {table} on the cloud already has the same {cols or 'unique value'}"
+        return words.document("unique", **about, columns=_index_columns(cloud, diag.constraint_name, diag.schema_name))
     if state == "23502":
-        return f"{what}: {table}.{diag.column_name} may not be empty on the cloud"
+        return words.document("not_null", **about, column=diag.column_name)
     if state == "23514":
-        return f"{what}: it breaks the cloud's check {diag.constraint_name} on {table}"
+        return words.document("check", **about, constraint=diag.constraint_name)
     if state.startswith("22"):
-        return f"{what}: a value does not fit the cloud's column type (SQLSTATE {state})"
-    return f"{what}: {diag.constraint_name or 'a constraint'} on {table} refused it (SQLSTATE {state})"
+        return words.document("bad_value", **about, sqlstate=state)
+    return words.document("constraint", **about, constraint=diag.constraint_name, sqlstate=state)
+
+
+# the messages of ccsync.decide (sql/functions/ccsync.decide.sql), read back into their parameters
+_DECIDED = re.compile(r"record (?P<record>\d+) was already decided \((?P<resolution>.*)\) by (?P<by>.*) "
+                      r"at (?P<at>\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC): this decision was not applied")
+_UNKNOWN = re.compile(r"record (?P<record>\d+) does not exist on the cloud")
+_NOT_CLOSING = re.compile(r"record (?P<record>\d+): a decision can only close it")
+
+
+def _decision(message: str) -> str:
+    for code, pattern in (("already_decided", _DECIDED), ("unknown_record", _UNKNOWN), ("not_closing", _NOT_CLOSING)):
+        found = pattern.fullmatch(message)
+        if found:
+            return words.document(code, **found.groupdict())
+    return words.document("decision", message=message)
 
 
 def record(cloud: psycopg.Connection, refused: Refused, why: str) -> None:

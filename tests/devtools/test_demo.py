@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 
+from reconciler import config, service
 from reconciler.devtools.pgserver import PgServer, free_port
 from reconciler.schema import HEAD
 from tests.test_upgrade import OLDER, previous_ccsync
@@ -80,6 +81,14 @@ def test_the_demo_plays_again_on_its_own_data_and_starts_over_with_reset(tmp_pat
             assert conn.execute("select count(*) from ccsync.tracked where schema_name <> 'ccsync' and label is null"
                                 ).fetchone()[0] == 0
             assert conn.execute("select count(*) from ccsync.tracked where label is not null").fetchone()[0] == 4
+        # the application asks which database to use: with the cloud (its cable) gone, this PC's, as its own role
+        settings = config.resolve(local=pc.dsn("practice"), cloud=f"host=127.0.0.1 port={free_port()} "
+                                  "user=postgres dbname=practice connect_timeout=2", config_path=base / "ccsync.toml")
+        app = service.database_for_app(settings)
+        assert app == settings.app_local and f"port={pc.port} " in app and "user=practice_app " in app
+        assert "user=practice_app " in settings.app_cloud
+        with psycopg.connect(app) as conn:
+            assert conn.execute("select current_user, count(*) > 0 from patients").fetchone() == ("practice_app", True)
     finally:
         pc.stop("fast")
 

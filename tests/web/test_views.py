@@ -24,7 +24,7 @@ from reconciler.config import Settings
 from reconciler.errors import CcsyncError
 from reconciler.devtools.pgserver import free_port
 from tests.fix_web import (  # noqa: F401 - fixtures
-    HOSTILE, PASSWORD, SECRET, USER, app, client, csrf_token, log_in, logged_in, session_cookie, web_practice,
+    HOSTILE, PASSWORD, SCENARIO, SECRET, USER, app, client, csrf_token, log_in, logged_in, session_cookie, web_practice,
 )
 from reconciler import panel_users as users
 from web import create_app
@@ -285,6 +285,97 @@ def test_a_decided_conflict_is_decided_again_with_a_confirmation_and_both_decisi
                           data={"keep": "cloud", "csrf_token": token}).status_code == 409
 
 
+def test_deciding_again_the_merge_form_starts_at_the_decision_in_force_and_writes_only_what_is_chosen(
+        logged_in, web_practice):
+    """Kept this PC's phone and notes; decided again, merging only the notes from the cloud: the phone stays
+    this PC's (the decision in force), it does not fall back to the cloud's first version."""
+    conflict = cid(web_practice, 12)
+    token = csrf_token(logged_in, f"/conflicts/{conflict}")
+    assert logged_in.post(f"/conflicts/{conflict}/resolve", data={"keep": "local", "csrf_token": token}).status_code == 302
+    web_practice.practice.sync_all()
+    detail = html(logged_in.get(f"/conflicts/{conflict}"))
+    merge = detail[detail.index('id="merge"'):]
+    phone = merge[merge.index('data-field-name="phone"'):]
+    phone = phone[:phone.index("</tr>")]
+    assert 'name="choice:phone" value="" checked' in phone and 'name="other:phone" value="local 12"' in phone
+    assert "cloud 12" in phone  # offered, not chosen
+    form = {"keep": "merged", "revisit": "1", "choice:notes": "cloud", "choice:phone": "", "csrf_token": token}
+    confirm = html(logged_in.post(f"/conflicts/{conflict}/confirm", data=form))
+    assert 'data-action="update"' in confirm and 'data-field-name="notes"' in confirm
+    assert 'data-field-name="phone"' not in confirm  # the confirmation shows exactly what is written: not the phone
+    merged_json = json.loads(confirm.split('name="merged_json" value="')[1].split('"')[0].replace("&#34;", '"'))
+    assert merged_json == {"notes": "cloud note 12"}
+    assert logged_in.post(f"/conflicts/{conflict}/resolve", data=form).status_code == 302
+    assert (local_row(web_practice, 12)["phone"], local_row(web_practice, 12)["notes"]) == ("local 12", "cloud note 12")
+    web_practice.practice.sync_all()
+    with psycopg.connect(web_practice.cloud) as conn:
+        assert conn.execute("select phone, notes from patients where id = 12").fetchone() == ("local 12", "cloud note 12")
+
+
+def test_a_refused_records_reason_is_stored_as_a_code_and_read_in_the_readers_language(logged_in, web_practice):
+    record = web_practice.refused
+    with psycopg.connect(web_practice.local) as conn:
+        stored = conn.execute("select reason from ccsync.conflicts where id = %s", (record,)).fetchone()[0]
+    assert json.loads(stored) == {"code": "parent_missing", "op": "I", "subject": "public.encounters",
+                                  "parent": "public.patients"}  # names, never a value
+    doc = logged_in.get(f"/api/conflicts/{record}").get_json()
+    assert doc["reason"] == ("the cloud refused this PC's new row in public.encounters: the row of public.patients it "
+                             "refers to is not on the cloud (deleted there)") and doc["reason_code"]["code"] == "parent_missing"
+    for lang, words in (("fr", "Le cloud a refusé la nouvelle ligne dans"), ("nl", "De cloud weigerde de nieuwe rij in"),
+                        ("en", "The cloud refused this PC&#39;s new row in")):
+        page = html(logged_in.get(f"/conflicts/{record}", headers={"Accept-Language": lang}))
+        reason = page[page.index('id="refusal-reason"'):].split("</dd>")[0]
+        assert words in reason and "<bdi>public.encounters</bdi>" in reason and "<bdi>public.patients</bdi>" in reason
+        if lang != "en":
+            assert "refused" not in reason and "cloud refused" not in reason
+    sentence = "the cloud refused this PC's change to public.encounters (an older ccsync's words)"
+    with psycopg.connect(web_practice.local) as conn:  # a record from before the codes: shown as it is
+        conn.execute("update ccsync.conflicts set reason = %s where id = %s", (sentence, record))
+    try:
+        assert sentence.replace("'", "&#39;") in html(logged_in.get(f"/conflicts/{record}",
+                                                                    headers={"Accept-Language": "fr"}))
+        assert logged_in.get(f"/api/conflicts/{record}").get_json()["reason_code"] is None
+    finally:
+        with psycopg.connect(web_practice.local) as conn:
+            conn.execute("update ccsync.conflicts set reason = %s where id = %s", (stored, record))
+
+
+def test_every_refusal_code_reads_in_english_french_and_dutch_with_its_names():
+    """Every sentence reconciler/refusal_reasons.py can word has the panel's words, in each language."""
+    from reconciler import refusal_reasons
+    from web.present import REFUSALS, REFUSED_SUBJECTS, refusal
+
+    assert set(REFUSALS) == set(refusal_reasons.SENTENCES) and set(REFUSED_SUBJECTS) == set(refusal_reasons.SUBJECTS)
+    names = {"subject": "public.visits", "table": "public.visits", "parent": "public.patients", "child": "public.notes",
+             "columns": "inss", "column": "name", "constraint": "visits_check", "sqlstate": "23514", "record": "41",
+             "resolution": "kept local", "by": "Dr Peeters", "at": "2026-03-01 10:15 UTC", "message": "no"}
+    app = create_app({"LOCAL_DSN": "dbname=x", "SECRET_KEY": SECRET})
+    for key, english in refusal_reasons.SENTENCES.items():
+        code = key.removesuffix("_any")
+        optional = refusal_reasons.OPTIONAL.get(code)
+        for op in refusal_reasons.SUBJECTS:
+            params = {k: v for k, v in names.items() if f"{{{k}}}" in english or k == "subject"}
+            if key.endswith("_any"):
+                params.pop(optional, None)
+            elif optional:
+                params[optional] = names[optional]
+            text = refusal_reasons.document(code, op=op, **params)
+            assert refusal_reasons.variant(json.loads(text)) == key
+            line = refusal_reasons.english(text)
+            assert "{" not in line and all(v in line for k, v in params.items() if k in english), line
+            words = {}
+            for lang in ("en", "fr", "nl"):
+                with app.test_request_context(headers={"Accept-Language": lang}):
+                    words[lang] = str(refusal({"reason_code": json.loads(text), "reason": line}))
+            assert len(set(words.values())) == 3, words  # three languages, three texts
+            for lang, said in words.items():
+                assert all(f"<bdi>{v}</bdi>" in said for k, v in params.items()
+                           if k in ("table", "parent", "child", "columns", "constraint", "record", "by")
+                           and f"%({k})s" in str(REFUSALS[key])), (lang, said)
+    assert refusal_reasons.parse("the cloud refused this PC's change") is None  # a sentence, from before the codes
+    assert refusal_reasons.english("the cloud refused this PC's change") == "the cloud refused this PC's change"
+
+
 def test_a_refused_transaction_shows_its_reason_and_changes_and_is_dropped_after_a_confirmation(logged_in,
                                                                                                web_practice):
     record = web_practice.refused
@@ -417,7 +508,7 @@ def test_wrong_method_is_405_not_500(logged_in, web_practice):
 def test_a_token_authenticates_api_calls_and_its_posts_need_no_csrf(client, web_practice):
     auth = {"Authorization": f"Bearer {web_practice.token}"}
     assert client.get("/api/status", headers=auth).get_json()["node"] == "pc-1"
-    assert len(client.get("/api/conflicts?all=1", headers=auth).get_json()) == 11
+    assert len(client.get("/api/conflicts?all=1", headers=auth).get_json()) == len(SCENARIO) + 1  # and the refusal
     response = client.post(f"/api/conflicts/{cid(web_practice, 4)}/resolve", json={"keep": "local"}, headers=auth)
     assert response.status_code == 200
     assert response.get_json()["resolved_by"] == USER
