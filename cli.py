@@ -545,7 +545,7 @@ def conflicts_show(local, conflict_id, as_json):
     if c["kind"] == "refused":
         echo_wrapped(f"record #{c['id']} (refused, {c['status']}) from node {c['node']}, detected "
                      f"{when(c['detected_at'], tz)}", "")
-        echo_wrapped(c["reason"] or "")
+        echo_wrapped((reconciler.refusal_reasons.english(c["reason_code"], tz) if c["reason_code"] else c["reason"]) or "")
         for change in c["changes"] or []:
             click.echo(f"  {change['op']} {change['table']} {json.dumps(change['pk'], default=str)}")
         if c["status"] == "resolved":

@@ -1,6 +1,6 @@
 """ccsync's engine: everything cli.py and web/ call lives here; this module lists the public API."""
 
-from . import conflicts, history, labels, mode, nodes, reasons, service, status, sync
+from . import conflicts, history, labels, mode, nodes, reasons, refusal_reasons, service, status, sync
 from .kinds import KINDS, POLICIES, Kind, Policy
 from .schema.roles import grant, pc_add
 from .schema.track import tables, track, untrack
@@ -34,6 +34,7 @@ __all__ = [
     "nodes",
     "pc_add",
     "reasons",
+    "refusal_reasons",
     "service",
     "status",
     "sync",

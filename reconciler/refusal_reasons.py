@@ -9,7 +9,10 @@ English sentence: it is shown as it is.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+
+from . import localtime
 
 # the operation of the refused transaction's first change to the table the reason is about
 SUBJECTS = {"I": "new row in {subject}", "U": "change to a row of {subject}", "D": "deletion of a row of {subject}",
@@ -70,12 +73,18 @@ def variant(doc: dict) -> str:
     return f"{code}_any" if optional and not doc.get(optional) else code
 
 
-def english(text: str | None) -> str | None:
-    """The stored reason in English: a document worded, a sentence as it is."""
-    doc = parse(text)
+def english(text: str | dict | None, tz: dt.tzinfo | None = None) -> str | None:
+    """The stored reason (or its parsed document) in English: a document worded (a time in `tz`, the zone named;
+    UTC without one), a sentence as it is."""
+    doc = text if isinstance(text, dict) else parse(text)
     if doc is None:
         return text
     values = {k: ("" if v is None else str(v)) for k, v in doc.items()}
+    if values.get("at"):
+        try:
+            values["at"] = localtime.text(values["at"], tz or dt.timezone.utc)
+        except ValueError:
+            pass  # not a time: as stored
     values["what"] = SUBJECTS.get(values.get("op", ""), SUBJECTS[""]).format(subject=values.get("subject", ""))
     return SENTENCES[variant(doc)].format_map(_Blank(values))
 

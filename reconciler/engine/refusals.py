@@ -97,7 +97,10 @@ def _decision(message: str) -> str:
     for code, pattern in (("already_decided", _DECIDED), ("unknown_record", _UNKNOWN), ("not_closing", _NOT_CLOSING)):
         found = pattern.fullmatch(message)
         if found:
-            return words.document(code, **found.groupdict())
+            params = found.groupdict()
+            if "at" in params:  # stored as ISO 8601, shown in the practice's zone
+                params["at"] = params["at"].replace(" UTC", ":00+00:00").replace(" ", "T")
+            return words.document(code, **params)
     return words.document("decision", message=message)
 
 

@@ -454,7 +454,8 @@ def _acknowledged(response: etree._Element, acknowledge: etree._Element) -> PutR
             transaction_id = None  # stored and replicated to every PC: not whatever a HUB answers
         return PutResult(True, transaction_id, errors, "")
     reason = "; ".join(description or cd for cd, description in errors if description or cd)
-    return PutResult(False, None, errors, reason or "HUB did not accept the Sumehr and gave no error")
+    return PutResult(False, None, errors, f"HUB did not accept the Sumehr: {reason}" if reason
+                     else "HUB did not accept the Sumehr and gave no error")
 
 
 def _failed(reason: str) -> PutResult:

@@ -1,10 +1,13 @@
 """Conflicts: detected per column against the base, recorded with both rows, resolved by a person or a policy."""
 
 import json
+import re
 
 import pytest
 
+import cli
 import reconciler
+from click.testing import CliRunner
 from reconciler import conflicts
 from reconciler.errors import CcsyncError
 from tests.fix_sync import on_node
@@ -279,6 +282,15 @@ def test_two_pcs_deciding_one_conflict_the_first_decision_holds_and_the_second_i
     [refused] = [r for r in on_node(node(p, "pc-2"), conflicts.list_conflicts) if r["kind"] == "refused"]
     assert refused["node"] == "pc-2" and "already decided" in refused["reason"]
     assert {ch["table"] for ch in refused["changes"]} == {"ccsync.conflicts"}  # its decision, whole
+    code = refused["reason_code"]  # who decided and when, as names and a time, for any language to word
+    assert (code["code"], code["record"], code["resolution"], code["by"]) == ("already_decided", str(c["id"]),
+                                                                            "kept local", "Dr Peeters")
+    # the CLI shows that time in the practice's zone, the zone named (Europe/Brussels: CET or CEST), not UTC
+    shown = CliRunner().invoke(cli.main, ["conflicts", "show", str(refused["id"]), "--local", node(p, "pc-2")],
+                               catch_exceptions=False).output
+    shown = " ".join(shown.split())  # wrapped to the terminal
+    assert "already decided (kept local) by Dr Peeters at " in shown and " UTC" not in shown
+    assert re.search(r"at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T", shown), shown
 
 
 def test_a_decision_revisited_is_a_new_decision_with_who_and_when(p):

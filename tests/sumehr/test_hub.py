@@ -102,7 +102,7 @@ def test_older_version_is_rejected_with_the_hub_text_as_reason(config, state):
     assert put(config, sumehr(version=2)).ok
     result = put(config, sumehr(version=1))
     assert not result.ok and result.transaction_id is None
-    assert result.reason == "a newer Sumehr (version 2) is already on the HUB"
+    assert result.reason == "HUB did not accept the Sumehr: a newer Sumehr (version 2) is already on the HUB"
     assert result.errors == [("OLDER.VERSION", "a newer Sumehr (version 2) is already on the HUB")]
     assert state.stored(ANNE).version == 2
 
@@ -126,7 +126,7 @@ def test_invalid_sumehr_is_refused_by_the_hub_with_the_problem(config, state):
     document = sumehr().replace(b"<isvalidated>true</isvalidated>", b"<isvalidated>false</isvalidated>")
     result = put(config, document)
     assert not result.ok
-    assert result.reason == "the Sumehr is not marked validated (isvalidated is not true)"
+    assert result.reason == "HUB did not accept the Sumehr: the Sumehr is not marked validated (isvalidated is not true)"
     assert state.stored(ANNE) is None
 
 
@@ -162,14 +162,14 @@ def test_concurrent_puts_keep_the_newest_version(config, state):
 def test_failing_mode_for_one_patient_gives_its_text_to_that_patient_only(config, state):
     state.failing("consent missing for this patient", patient=ANNE)
     anne, bob = put(config, sumehr(ANNE)), put(config, sumehr(BOB))
-    assert (anne.ok, anne.reason) == (False, "consent missing for this patient")
+    assert (anne.ok, anne.reason) == (False, "HUB did not accept the Sumehr: consent missing for this patient")
     assert bob.ok
 
 
 def test_failing_mode_for_all_patients_gives_its_text(config, state):
     state.failing("HUB database unavailable")
     results = [put(config, sumehr(ANNE)), put(config, sumehr(BOB))]
-    assert [(r.ok, r.reason) for r in results] == [(False, "HUB database unavailable")] * 2
+    assert [(r.ok, r.reason) for r in results] == [(False, "HUB did not accept the Sumehr: HUB database unavailable")] * 2
 
 
 def test_down_mode_is_http_503(config, state):
@@ -336,7 +336,7 @@ def test_https_options_reach_the_transport(transport, verify, cert):
     ((200, "not xml"), "HUB answer is not a PutTransactionResponse"),
     ((502, "<html>Bad gateway</html>"), "HUB answered HTTP 502"),
     ((302, ""), "HUB answered HTTP 302"),
-    ((200, REFUSED_ANSWER), "pas de consentement; E2"),
+    ((200, REFUSED_ANSWER), "HUB did not accept the Sumehr: pas de consentement; E2"),
 ])
 def test_hub_answers_become_one_line_reasons(transport, answer, reason):
     transport.answer = answer
@@ -573,7 +573,7 @@ def test_a_long_hub_reason_is_stored_short_without_inss_and_logged_whole_at_debu
     with caplog.at_level(logging.DEBUG, logger="reconciler.sumehr.hub"):
         result = put(HubConfig("https://hub.example.be/hubservices/v3"), sumehr())
     assert len(result.reason) <= hub.MAX_REASON and result.reason.endswith("…")
-    assert result.reason.startswith("no therapeutic link for patient [number] blah")
+    assert result.reason.startswith("HUB did not accept the Sumehr: no therapeutic link for patient [number] blah")
     assert "85.01.01-001.23" in caplog.text  # DEBUG only: the service logs at INFO
 
 
@@ -591,7 +591,7 @@ def test_the_patients_name_and_birth_date_are_not_kept_in_a_reason(transport):
     transport.answer = (200, REFUSED_ANSWER.replace("pas de\n  consentement", refusal))
     result = put(HubConfig("https://hub.example.be/hubservices/v3"),
                  build_sumehr(ANNE, "Anne-Marie", "Janssens", "1985-01-01", "female", 1))
-    assert result.reason == ("Patient [patient] [patient] (°[patient], [number]) has no therapeutic link with Dr Demo; "
+    assert result.reason == ("HUB did not accept the Sumehr: Patient [patient] [patient] (°[patient], [number]) has no therapeutic link with Dr Demo; "
                              "born [patient]; E2")
 
 
@@ -629,7 +629,7 @@ def test_control_api_drives_the_simulator_from_another_process(sim, config):
     with requests.Session() as http:
         answer = http.post(f"{url}/control", json={"mode": "failing", "patient": ANNE, "message": "refused"})
         assert answer.status_code == 200
-        assert put(config, sumehr(ANNE)).reason == "refused"
+        assert put(config, sumehr(ANNE)).reason == "HUB did not accept the Sumehr: refused"
         assert put(config, sumehr(BOB, version=4)).ok
         before = http.get(f"{url}/control/state").json()
         http.post(f"{url}/control", json={"mode": "slow", "seconds": 2})

@@ -198,7 +198,7 @@ def test_hub_error_is_listed_with_its_text_retried_after_backoff_and_published_a
     hubsim.failing("service closed for maintenance", patient=inss(1))
     assert sumehr.publish(clinic.settings())["failed"] == 1
     [row] = clinic.listed(failed_only=True)
-    assert (row["state"], row["reason"], row["attempts"]) == ("failing", "service closed for maintenance", 1)
+    assert (row["state"], row["reason"], row["attempts"]) == ("failing", "HUB did not accept the Sumehr: service closed for maintenance", 1)
     next_attempt = datetime.fromisoformat(row["next_attempt"])
     assert timedelta(seconds=25) < next_attempt - datetime.fromisoformat(row["last_attempt"]) <= timedelta(seconds=31)
 
@@ -344,7 +344,7 @@ def test_an_older_version_never_replaces_a_newer_one_on_the_hub(clinic, hubsim):
                                author_name="Dr Demo").ok
     assert sumehr.publish(clinic.settings())["failed"] == 1
     assert hubsim.stored(inss(2)).version == 5
-    assert clinic.state(2)["reason"] == "a newer Sumehr (version 5) is already on the HUB"
+    assert clinic.state(2)["reason"] == "HUB did not accept the Sumehr: a newer Sumehr (version 5) is already on the HUB"
 
 
 def test_the_version_is_stamped_into_a_document_that_lacks_it(clinic, hubsim):
@@ -468,7 +468,7 @@ def test_names_and_hub_reasons_cannot_drive_the_terminal_of_whoever_lists_them(c
     # XML carries no C0 control, but C1's CSI (U+009B) and bidi overrides pass
     hubsim.failing("refused\x9b2J\x9b1;1H all is \u202ewell", patient=inss(1))
     assert sumehr.publish(clinic.settings())["failed"] == 1
-    assert clinic.state(1)["reason"] == "refused 2J 1;1H all is well"  # stored without control characters
+    assert clinic.state(1)["reason"] == "HUB did not accept the Sumehr: refused 2J 1;1H all is well"  # stored without control characters
     sync.pull(clinic.settings())
     config = tmp_path / "ccsync.toml"
     config.write_text(f'[hub]\nendpoint = "{clinic.hub_url}{SOAP_PATH}"\n')
@@ -787,7 +787,7 @@ def test_a_hub_reason_that_quotes_the_patient_is_stored_without_them(clinic, hub
     clinic.sumehr(1, 1)
     hubsim.failing("no therapeutic link for PATIENT1 Anne (°01/01/1985, NISS 850101-000-01)", patient=inss(1))
     assert sumehr.publish(clinic.settings())["failed"] == 1
-    reason = "no therapeutic link for [patient] [patient] (°[patient], NISS [number])"
+    reason = "HUB did not accept the Sumehr: no therapeutic link for [patient] [patient] (°[patient], NISS [number])"
     assert clinic.state(1)["reason"] == reason
     [row] = clinic.listed(show="attention")
     assert row["reason"] == reason

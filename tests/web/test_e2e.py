@@ -54,6 +54,11 @@ create table patients (
     inss        text,
     hub_consent boolean not null default false
 );
+create table visits (
+    id         int primary key,
+    patient_id int not null references patients (id),
+    summary    text
+);
 create table sumehr_documents (
     patient_id int not null references patients (id),
     version    int not null,
@@ -107,8 +112,10 @@ class Stack:
         seed = ("insert into patients (id, name, phone, inss, hub_consent) values "
                 "(1, 'Anna Peeters', '0470 00 00 00', '85010100001', false), "
                 "(2, 'Marc Janssens', '0486 12 34 56', '85010100002', true), "
-                "(3, 'Chloé Vandenbroucke-Dewaele', '0499 00 00 03', '85010100003', false);")
-        self.cloud_db = deployment_cloud(Databases(self.server), SCHEMA + seed, ["patients", "sumehr_documents"])
+                "(3, 'Chloé Vandenbroucke-Dewaele', '0499 00 00 03', '85010100003', false), "
+                "(4, 'Lucas Martin', '0471 00 00 04', '85010100004', false);")
+        self.cloud_db = deployment_cloud(Databases(self.server), SCHEMA + seed,
+                                         ["patients", "visits", "sumehr_documents"])
         self.cloud = self.cloud_db.app  # the practice application, online
         reconciler.labels.set_label(self.cloud_db.owner, "patients", "name")
         reconciler.labels.set_label(self.cloud_db.owner, "sumehr_documents",
@@ -126,9 +133,11 @@ class Stack:
         with psycopg.connect(self.local, autocommit=True) as c:
             c.execute("update patients set phone = %s where id = 1", (LOCAL_PHONE,))
             c.execute("update patients set notes = %s where id = 3", (LONG_NOTE + " (PC)",))
+            c.execute("insert into visits (id, patient_id, summary) values (41, 4, 'contrôle annuel')")
         with psycopg.connect(self.cloud, autocommit=True) as c:
             c.execute("update patients set phone = %s where id = 1", (CLOUD_PHONE,))
             c.execute("update patients set notes = %s where id = 3", (LONG_NOTE + " (cloud)",))
+            c.execute("delete from patients where id = 4")  # the PC's visit of this patient is refused
             if HAS_SUMEHR:
                 from reconciler.sumehr.kmehr import build_sumehr
 
@@ -180,8 +189,8 @@ def stack(browser, pg, tmp_path_factory):
         s.start("service", "run", "--max-backoff", "0.5")
         s.start("panel", "panel", "--port", str(s.port))
         wait_for(lambda: s.status()["service"] and s.status()["mode"] == "online", 60, "the service online")
-        wait_for(lambda: one(s.local, "select count(*) from ccsync.conflicts where status = 'open'") == 2, 30,
-                 "the conflicts on the PC")
+        wait_for(lambda: one(s.local, "select count(*) from ccsync.conflicts where status = 'open'") == 3, 30,
+                 "the conflicts and the refused visit on the PC")
         wait_for(s.panel_answers, 60, "the panel")
         yield s
     finally:
@@ -323,7 +332,7 @@ def test_open_a_conflict_confirm_this_pcs_values_and_the_cloud_gets_them(page, s
     from playwright.sync_api import expect
 
     page.goto(stack.url + "/conflicts")
-    expect(page.locator("#conflicts tbody tr")).to_have_count(2)
+    expect(page.locator("#conflicts tbody tr")).to_have_count(3)  # two conflicts and the refused visit
     row = page.locator("#conflicts tbody tr", has_text="Anna Peeters")  # the record's label
     expect(row).to_contain_text("modifiée des deux côtés")
     shot(page, "conflicts")
@@ -344,7 +353,7 @@ def test_open_a_conflict_confirm_this_pcs_values_and_the_cloud_gets_them(page, s
     shot(page, "conflict-confirm")
     page.click("#confirm")
     expect(page.locator(".flash-success")).to_contain_text("Décision enregistrée pour Anna Peeters")
-    expect(page.locator("#conflicts tbody tr")).to_have_count(1)  # the row left the list
+    expect(page.locator("#conflicts tbody tr")).to_have_count(2)  # the row left the list
     # the decision is a change like any other: the running service carries it to the cloud
     wait_for(lambda: one(stack.cloud, "select phone from patients where id = 1") == LOCAL_PHONE, 30,
              "the local version on the cloud")
@@ -442,8 +451,61 @@ def test_every_page_fits_a_phone_and_a_laptop_and_speaks_french_and_dutch(contex
         p.close()
 
 
+def test_the_refused_record_and_deciding_again_fit_a_phone_and_a_laptop_and_speak_french_and_dutch(context, stack):
+    """The refused visit (its reason in the reader's words), its confirmation, and a decided conflict decided
+    again (its merge form starting at the decision in force, and its confirmation): 390 px and 1,366 px wide,
+    nothing wider than the window; in French and Dutch, no English left."""
+    from playwright.sync_api import expect
+
+    refused = one(stack.local, "select min(id) from ccsync.conflicts where kind = 'refused'")
+    decided = conflict_id(stack, "resolved") or _decide_one(stack)
+    in_force = one(stack.local, "select resolved_row ->> 'phone' from ccsync.conflicts where id = %s", (decided,))
+    p = context.new_page()
+    reason = {"fr": "Le cloud a refusé la nouvelle ligne dans", "nl": "De cloud weigerde de nieuwe rij in"}
+    try:
+        for lang in ("fr", "nl"):
+            p.goto(f"{stack.url}/lang/{lang}?next=/")
+            for width in (390, 1366):
+                p.set_viewport_size({"width": width, "height": 800})
+                for step in ("refused", "refused-confirm", "again", "again-confirm"):
+                    if step.startswith("refused"):
+                        p.goto(f"{stack.url}/conflicts/{refused}")
+                        expect(p.locator("#refusal-reason")).to_contain_text(reason[lang])
+                        expect(p.locator("#refusal-reason bdi").first).to_have_text("public.visits")
+                        if step == "refused-confirm":
+                            p.click("#keep-discard")
+                            expect(p.locator("#confirm")).to_be_visible()
+                        elif lang == "fr" and width == 390:
+                            shot(p, "refused-phone")
+                    else:
+                        p.goto(f"{stack.url}/conflicts/{decided}")
+                        p.locator("#decide summary").click()
+                        phone = p.locator('#merge tr[data-field-name="phone"]')
+                        expect(phone.locator("td.in-force input")).to_be_checked()
+                        expect(phone.locator("input[type=text]")).to_have_value(in_force)
+                        if step == "again-confirm":
+                            phone.locator("input[value=cloud]").check()
+                            p.click("#save-merged")
+                            expect(p.locator('#changes tr[data-field-name="phone"] td.then')).to_have_text(CLOUD_PHONE)
+                            expect(p.locator("#changes tbody tr")).to_have_count(1)  # the phone only: exactly that
+                        elif lang == "fr" and width == 1366:
+                            shot(p, "conflict-again")
+                    p.wait_for_timeout(50)
+                    assert overflow(p) <= 0, f"{step} is {overflow(p)} px too wide at {width} px ({lang})"
+                    assert untranslated(p, lang) == [], f"{step} ({lang}) holds English: {untranslated(p, lang)}"
+        assert one(stack.local, "select status from ccsync.conflicts where id = %s", (refused,)) == "open"  # confirmed nothing
+    finally:
+        p.close()
+
+
+def _decide_one(stack) -> int:
+    """A decided conflict for the page that decides again (when this test runs on its own)."""
+    reconciler.conflicts.resolve(stack.local, conflict_id(stack, "open"), "local", by=USER)
+    return conflict_id(stack, "resolved")
+
+
 def conflict_id(stack, status: str) -> int:
-    return one(stack.local, "select min(id) from ccsync.conflicts where status = %s", (status,))
+    return one(stack.local, "select min(id) from ccsync.conflicts where status = %s and kind <> 'refused'", (status,))
 
 
 def _listed(stack) -> list[dict]:

@@ -3,8 +3,11 @@ route, the login flow, CSRF, API tokens, escaping, and each error status (never 
 
 from __future__ import annotations
 
+import ast
+import itertools
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -13,6 +16,7 @@ import time
 import types
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -842,3 +846,85 @@ def test_the_publishers_everyday_reasons_are_shown_in_the_readers_language():
             assert words != reason and part in words, (reason, words)
         assert reason_words("the HUB said something new") == "the HUB said something new"  # else as written
         assert reason_words(None) is None
+
+
+# -- every reason the Sumehr publisher can store, found in its code (not a copy of its words) ----------------
+SUMEHR_CODE = Path(__file__).resolve().parents[2] / "reconciler" / "sumehr"
+# what a placeholder of a reason holds, where the code builds it from a few known words (else a number: "7")
+PLACEHOLDERS = {"tag": ["date", "time"], "word": ["complete", "validated"], "flag": ["iscomplete", "isvalidated"]}
+
+
+def _sumehr_texts(node, samples: dict) -> list[str]:
+    """The texts a string expression of the publisher's code can take, its placeholders filled with samples."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.IfExp):
+        return _sumehr_texts(node.body, samples) + _sumehr_texts(node.orelse, samples)
+    if isinstance(node, ast.JoinedStr):  # one value per placeholder in each text, however often it is named
+        sources = list(dict.fromkeys(ast.unparse(p.value) for p in node.values if not isinstance(p, ast.Constant)))
+        values = {src: samples.get(src) or _sumehr_texts(ast.parse(src, mode="eval").body, samples) or ["7"]
+                  for src in sources}
+        return ["".join(p.value if isinstance(p, ast.Constant) else chosen[sources.index(ast.unparse(p.value))]
+                        for p in node.values) for chosen in itertools.product(*values.values())]
+    return []
+
+
+def sumehr_reasons() -> set[str]:
+    """Every text the publisher stores as a reason: what hub.py fails with (_failed, _HookFailed, the network's
+    and the acknowledgement's words), the problems kmehr.py and state.py find in a document, and state.py's
+    sentences; xmlsafe.py's words for an unreadable document fill kmehr.py's."""
+    trees = {p.name: ast.parse(p.read_text(encoding="utf-8")) for p in SUMEHR_CODE.glob("*.py")}
+    samples = dict(PLACEHOLDERS)
+    xmlsafe = trees["xmlsafe.py"]
+    assigned = {t.id: n.value for n in ast.walk(xmlsafe) if isinstance(n, ast.Assign) for t in n.targets
+                if isinstance(t, ast.Name)}
+    samples["exc.human"] = [t for node in ast.walk(xmlsafe) if isinstance(node, ast.Call)
+                            and getattr(node.func, "id", None) == "XmlRejected"
+                            for t in _sumehr_texts(assigned.get(getattr(node.args[1], "id", None), node.args[1]), {})]
+    samples["what"] = [node.args[1].value for node in ast.walk(trees["kmehr.py"]) if isinstance(node, ast.Call)
+                       and getattr(node.func, "id", None) == "_moment_problems" and isinstance(node.args[1], ast.Constant)]
+    assert samples["exc.human"] and samples["what"], "the publisher's code changed shape: teach this test where to look"
+    found = set()
+    for name, tree in trees.items():
+        for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+            for node in ast.walk(fn):
+                exprs = []
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("_failed", "_HookFailed", "PutResult"):
+                    exprs = node.args[:1] if getattr(node.func, "id") != "PutResult" else node.args[3:4]
+                elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "append" \
+                        and getattr(node.func.value, "id", None) == "problems":
+                    exprs = node.args
+                elif isinstance(node, (ast.Return, ast.Assign)) and isinstance(node.value, ast.List) and (
+                        isinstance(node, ast.Return) or any(getattr(t, "id", None) == "problems" for t in node.targets)):
+                    exprs = node.value.elts
+                elif isinstance(node, ast.Return) and fn.name == "_network_reason":
+                    exprs = [node.value]
+                for expr in exprs:
+                    found.update(_sumehr_texts(expr, samples))
+        if name == "state.py":  # its sentences (LEGACY_INVALID is a prefix older revisions wrote, not a reason)
+            found.update(node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                         and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                         and node.targets[0].id != "LEGACY_INVALID")
+            found.update(t for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.BinOp)
+                         for t in [ast.literal_eval(node.value)])
+    return {t for t in found if t and " " in t}
+
+
+def test_every_reason_the_sumehr_publisher_can_store_reads_in_french_and_dutch():
+    """Each reason found in reconciler/sumehr's code (so a new one cannot be forgotten), in each language: translated,
+    its values kept; the problems of an invalid document, joined by "; ", each translated."""
+    from web.sumehr import reason_words
+
+    reasons = sumehr_reasons()
+    assert len(reasons) >= 40 and "HUB answered HTTP 7" in reasons and "the Sumehr has no author" in reasons
+    app = create_app({"LOCAL_DSN": "dbname=x", "SECRET_KEY": SECRET})
+    for lang in ("fr", "nl"):
+        with app.test_request_context(headers={"Accept-Language": lang}):
+            for reason in sorted(reasons):
+                words = reason_words(reason)
+                assert words != reason and not words.startswith(reason[:12]), (lang, reason, words)
+                assert all(n in words for n in re.findall(r"\d+", reason)), (lang, reason, words)
+            joined = "the Sumehr has no author; the document's patient has no INSS"
+            assert "; " not in reason_words(joined) and reason_words(joined) != joined
+            assert reason_words("the HUB said something new") == "the HUB said something new"  # else as written
+            assert reason_words(None) is None
