@@ -500,7 +500,10 @@ def test_the_refused_record_and_deciding_again_fit_a_phone_and_a_laptop_and_spea
 
 def _decide_one(stack) -> int:
     """A decided conflict for the page that decides again (when this test runs on its own)."""
-    reconciler.conflicts.resolve(stack.local, conflict_id(stack, "open"), "local", by=USER)
+    from reconciler import db
+
+    with db.open_local(stack.local) as conn:
+        reconciler.conflicts.resolve(conn, conflict_id(stack, "open"), "local", by=USER)
     return conflict_id(stack, "resolved")
 
 
