@@ -200,7 +200,7 @@ def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, i
                 counts = d.apply(plan)
                 _check_deferred(d.dst)
                 return counts
-        except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError, _journal.NetRefused):
             if plan.mode == "exact":
                 return _one_by_one(d, window, batch)
             mode = _journal.MODES[_journal.MODES.index(plan.mode) + 1]

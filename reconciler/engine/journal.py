@@ -19,6 +19,14 @@ whole chunk, images included, six times. Three ways to cut, from the fewest stat
             repeats and around a primary-key change: the source's own order, statement by statement.
     exact   one change per statement.
 
+Before these, on the cloud (a push), `net`: a row that changes several times in the chunk, every time an
+update of the same columns and each change starting from the values the previous one left (nothing came
+between them, a pull's changes included), is applied as one change from its first base to its last values,
+so that a busy window (a counter updated by every transaction) is one statement per table, operation and
+column set. That is what the changes one by one do whenever the first base still holds on the cloud: then
+every later base holds too. So a net step must apply every one of its rows on its base; if one does not
+(a conflict), or anything else is unlike the chunk's changes one by one, the chunk is planned again, merged.
+
 Reordering can only trip a constraint (a foreign key whose parent comes in a later statement, a unique
 column two rows swap): the target then rejects the statement, the chunk is rolled back and applied
 again with the next, stricter cut. Nothing is applied out of order for any one row.
@@ -42,7 +50,7 @@ from psycopg.rows import class_row
 
 from .. import progress as _progress
 
-MODES = ("merged", "runs", "exact")
+MODES = ("net", "merged", "runs", "exact")
 
 RELAY_BLOCK = 1 << 18  # bytes
 
@@ -77,7 +85,9 @@ WANTED = "j.origin <> %(exclude_origin)s"
 CHANGED = "cross join lateral (select case when j.op = 'U' then ccsync.changed(j.old, j.new) end as ch) d"
 
 # what the target stages of a change: an update as its changed columns (old and new), else the whole images
-STAGED_IMAGES = "case when j.op = 'U' then ccsync.changed(j.new, j.old) else j.old end, coalesce(d.ch, j.new)"
+STAGED_OLD = "case when j.op = 'U' then ccsync.changed(j.new, j.old) else j.old end"
+STAGED_NEW = "coalesce(d.ch, j.new)"
+STAGED_IMAGES = f"{STAGED_OLD}, {STAGED_NEW}"
 
 # the chunk's transactions: the window narrowed to a txid range, then to the listed transactions
 # (no list when the chunk is the whole window: a list of thousands of transactions costs planning time)
@@ -136,11 +146,16 @@ select count(*) from (select 1 from ccsync.journal j where {WINDOW} and {WANTED}
 # group's column set; names are grouped in the "C" collation (byte order: the grouping needs no locale)
 GROUPS = f"""
 select g.table_name, g.op, g.cols, g.n, g.first,
-       g.bad or g.op = 'T' or coalesce(g.op = 'U' and g.cols::text[] && t.pk_columns, false)
-  from (select r.table_name, r.op, r.cols, count(*) as n, min(r.id) as first, bool_or(r.twice) as bad
-          from (select c.table_name, min(c.op) as op, min(c.cols) as cols, min(c.id) as id, count(*) > 1 as twice
+       g.bad or g.op = 'T' or coalesce(g.op = 'U' and g.cols::text[] && t.pk_columns, false), g.entries
+  from (select r.table_name, r.op, r.cols, count(*) as n, min(r.id) as first, bool_or(r.bad) as bad,
+               sum(r.entries) as entries
+          from (select c.table_name, min(c.op) as op, min(c.cols) as cols, min(c.id) as id, count(*) as entries,
+                       -- a row changed twice; in a net plan (%(net)s) only unless updates of one column set, at
+                       -- the depth of a session's statement (a row's changes are in journal order)
+                       count(*) > 1 and not (%(net)s and min(c.op) = 'U' and max(c.op) = 'U'
+                                            and min(c.cols) = max(c.cols) and max(c.depth) = 1) as bad
                   from (select j.table_name collate "C" as table_name, j.op::text collate "C" as op, j.id,
-                               jsonb_hash_extended(j.pk, 0) as key_hash,
+                               jsonb_hash_extended(j.pk, 0) as key_hash, coalesce(j.depth, 1) as depth,
                                case when j.op = 'U' then array(select jsonb_object_keys(d.ch))::text collate "C" end
                                    as cols
                           from ccsync.journal j {CHANGED}
@@ -161,6 +176,30 @@ copy (
         on g.t = j.table_name and g.op = j.op::text
        and (g.cols is null or g.cols = array(select jsonb_object_keys(d.ch))::text)
      where {WINDOW} and {WANTED} and {CHUNK}
+) to stdout (format binary)
+"""
+
+# a net plan's rows, each once: its first base and its last values, and whether each of its changes started from
+# the values the one before left (staged as `skipped`: a row that is not is checked for once staged, and the
+# chunk is then planned merged). A row's changes are in journal order (its later change waited for the
+# earlier one's commit); rows are grouped by table and key, the key's hash first (few jsonb comparisons), the
+# images worked out once in the scan and every aggregate in the same order (one sort)
+COPY_NET = f"""
+copy (
+    select row_number() over (), g.step, x.txids[x.n], x.hlc, x.origins[x.n], x.table_name, x.op::"char", x.pk,
+           x.olds[1], x.news[x.n], false, not (x.n = 1 or x.olds[2:] = x.news[:x.n - 1])
+      from (select c.table_name, c.pk, min(c.op) as op, min(c.cols) as cols, max(c.hlc) as hlc, count(*)::int as n,
+                   array_agg(c.txid order by c.id) as txids, array_agg(c.origin order by c.id) as origins,
+                   array_agg(c.old order by c.id) as olds, array_agg(c.new order by c.id) as news
+              from (select j.id, j.txid, j.hlc, j.origin, j.table_name collate "C" as table_name,
+                           j.op::text collate "C" as op, j.pk, {STAGED_OLD} as old, {STAGED_NEW} as new,
+                           case when j.op = 'U' then array(select jsonb_object_keys(d.ch))::text collate "C" end as cols
+                      from ccsync.journal j cross join lateral (select case when j.op = 'U' then ccsync.changed(j.old, j.new) end as ch offset 0) d
+                     where {WINDOW} and {WANTED} and {CHUNK}
+                    offset 0) c
+             group by c.table_name, jsonb_hash_extended(c.pk, 0), c.pk) x
+      join unnest(%(g_tables)s::text[], %(g_ops)s::text[], %(g_cols)s::text[]) with ordinality as g(t, op, cols, step)
+        on g.t = x.table_name and g.op = x.op and (g.cols is null or g.cols = x.cols)
 ) to stdout (format binary)
 """
 
@@ -205,7 +244,8 @@ class Group(NamedTuple):
     cols: str | None
     count: int
     first: int
-    unfit: bool  # a row changed twice, a key changed, a TRUNCATE: the window cannot be planned by groups
+    unfit: bool  # a row changed twice (net: unlike a chain of updates), a key changed, a TRUNCATE: not by groups
+    entries: int = 0  # the changes of its rows (net: more than `count` where a row changed several times)
 
 
 @dataclass
@@ -234,6 +274,7 @@ class Step:
     op: str
     columns: tuple[str, ...] | None
     count: int = 0
+    entries: int = 0  # net: the source changes of its `count` rows (more where a row changed several times)
 
 
 @dataclass
@@ -247,10 +288,16 @@ class Plan:
     steps_of: list[int] = field(default_factory=list)
     own: list[bool] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
+    entries: int | None = None  # net: the source changes its rows stand for (a step's count is of rows)
 
     @property
     def changes(self) -> int:
-        return sum(s.count for s in self.steps)
+        return self.entries if self.entries is not None else sum(s.count for s in self.steps)
+
+
+class NetRefused(Exception):
+    """A net plan is unlike the chunk's changes one by one (a base that does not hold, a row whose changes do
+    not follow each other): the chunk is planned again, merged."""
 
 
 def own_rows(src: psycopg.Connection, window: Window) -> list[tuple[str, str]]:
@@ -329,21 +376,26 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
          whole: bool = False, transactions: int | None = None) -> Plan:
     """Put a chunk's changes in apply order and cut them into steps (see the module's docstring).
     `whole`: the batch is every transaction of the window (none applied yet); None: the same, unlisted.
-    `transactions`: how many source transactions the whole window holds, if known."""
+    `transactions`: how many source transactions the whole window holds, if known. The plan's mode is the
+    one it was cut in (`net` gives way to `merged` where it does not fit)."""
     whole = whole or batch is None
     p = None
+    if mode == "net" and window.exclude_origin:
+        mode = "merged"  # net plans are the push's: a pull has the rows the node changed itself to skip
     # rows the target changed itself in the window (a pull) have their changes flagged one by one: listed
-    if whole and mode != "exact" and not (
+    if mode != "exact" and (whole or mode == "net") and not (
             window.exclude_origin and src.execute(f"select exists ({OWN_ROWS})", window.params()).fetchone()[0]):
         # the journal's statistics are often those of a nearly empty table, and the planner then sorts the
         # window to group it (three sorts of 10,000 changes: most of the time of GROUPS); hashing costs a third
-        p = transactions == 1 and _one_step(src, window, batch, mode) or None
+        p = whole and transactions == 1 and _one_step(src, window, batch, "merged" if mode == "net" else mode) or None
         if p is None:
             src.execute("set enable_sort = off")
             try:
-                p = _grouped(src, window, batch, mode)
+                p = _grouped(src, window, batch, mode, whole)
             finally:
                 src.execute("reset enable_sort")
+        if p is None and mode == "net":
+            mode = "merged"  # (the groups said why: a row changed twice otherwise than by a chain of updates)
     if p is None:
         p = _listed(src, window, batch, mode, whole)
     texts = sorted({s.columns for s in p.steps if s.columns is not None})
@@ -355,20 +407,26 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
     return p
 
 
-def _grouped(src, window: Window, batch, mode: str) -> Plan | None:
+def _grouped(src, window: Window, batch, mode: str, whole: bool = True) -> Plan | None:
     """The plan of a whole window in which every row changes once (no primary-key change, no TRUNCATE), or
     None. Its steps are its groups of changes of one table, operation and column set: changes to different
     rows commute, so one statement per group applies the window as the source did, one by one. Steps run in
-    the order of their first change (a constraint that objects sends the window to `_listed`, cut finer)."""
-    params = _chunk_params(window, batch, True)
+    the order of their first change (a constraint that objects sends the window to `_listed`, cut finer).
+    In `net` mode, also of a chunk (not whole) where rows change several times by a chain of updates (see
+    COPY_NET); a chunk where no row does is planned `merged`, the same steps without the net staging."""
+    params = _chunk_params(window, batch, whole, net=mode == "net")
     with src.cursor(row_factory=_positional(Group)) as cur:
         groups = cur.execute(GROUPS, params).fetchall()
-    if not groups or any(g.unfit for g in groups) or (mode != "merged" and len(groups) > 1):
+    if not groups or any(g.unfit for g in groups) or (mode not in ("net", "merged") and len(groups) > 1):
         return None  # a row changed twice (levels of a listed plan), a key changed, a TRUNCATE
+    net = mode == "net" and any(g.entries > g.count for g in groups)
+    if mode == "net" and not net and not whole:
+        return None  # a part of a window: listed, as before
     several = Counter((g.table, g.op) for g in groups)
-    return Plan(mode, True, grouped=True,
-                steps=[Step(n, g.table, g.op, g.cols, g.count) for n, g in enumerate(groups, start=1)],
-                match=[g.cols if several[(g.table, g.op)] > 1 else None for g in groups])
+    return Plan("net" if net else "merged" if mode == "net" else mode, whole, grouped=True,
+                steps=[Step(n, g.table, g.op, g.cols, g.count, g.entries) for n, g in enumerate(groups, start=1)],
+                match=[g.cols if several[(g.table, g.op)] > 1 else None for g in groups],
+                entries=sum(g.entries for g in groups) if net else None)
 
 
 def _one_step(src, window: Window, batch, mode: str) -> Plan | None:
@@ -490,15 +548,20 @@ def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window,
           batch: list[tuple[int, int, int]] | None, p: Plan) -> int:
     """Copy one planned chunk from the source journal into ccsync_stage on the target (binary COPY)."""
     dst.execute(STAGE_DDL)
+    columns = STAGE_COLUMNS
     if p.grouped:
-        query = COPY_GROUPS
-        params = _chunk_params(window, batch, True, g_tables=[s.table for s in p.steps], g_ops=[s.op for s in p.steps],
-                               g_cols=p.match)
+        query = COPY_NET if p.mode == "net" else COPY_GROUPS
+        params = _chunk_params(window, batch, p.whole, g_tables=[s.table for s in p.steps],
+                               g_ops=[s.op for s in p.steps], g_cols=p.match)
+        if p.mode == "net":
+            columns += ", skipped"
     else:
         query = COPY_OUT
         params = _chunk_params(window, batch, p.whole, ids=",".join(map(str, p.ids)), steps=",".join(map(str, p.steps_of)),
                            own=",".join("t" if o else "f" for o in p.own))
-    relay(src, query, params, dst, f"copy ccsync_stage ({STAGE_COLUMNS}) from stdin (format binary)")
+    relay(src, query, params, dst, f"copy ccsync_stage ({columns}) from stdin (format binary)")
+    if p.mode == "net" and dst.execute("select exists (select 1 from ccsync_stage where skipped)").fetchone()[0]:
+        raise NetRefused  # a row whose changes do not follow each other (something came between them)
     if p.top_hlc is None:  # not known from the window's summary: the staged chunk's
         p.top_hlc = dst.execute("select max(hlc) from ccsync_stage").fetchone()[0]
     # no ANALYZE: every statement reads one step through the step index, and the row estimates without

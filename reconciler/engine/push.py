@@ -61,9 +61,13 @@ class _Push(_drain.Direction):
                 done = step.count if _apply.truncated(cloud, step.number) else \
                     detect.truncate_step(cloud, node, tables, step.number, found)
             elif step.table == detect.TABLE and step.op == "U":
+                if plan.mode == "net" and step.entries > step.count:
+                    raise _journal.NetRefused  # decisions are taken one by one
                 done = detect.decide_step(cloud, step.number)
             elif plan.mode != "exact" and _apply.fast_step(cloud, t, step, push=True):
                 done = step.count
+            elif plan.mode == "net":
+                raise _journal.NetRefused  # a net row's first base does not hold here: the changes one by one
             elif step.op == "U":
                 done = _apply.update_step(cloud, t, step.number, check_base=True)
             elif step.op == "I":

@@ -210,3 +210,69 @@ def test_single_row_transactions_on_different_rows_are_planned_from_their_groups
     p.push("pc-1")
     p.pull("pc-1")
     p.assert_converged(("patients", "encounters"))
+
+
+def test_a_row_changed_by_many_transactions_is_pushed_as_its_net_change(practice):
+    p = practice
+    p.sql(p.cloud, "insert into patients (id, name, phone) select g, 'p' || g, '0' from generate_series(1, 3) g")
+    p.pull("pc-1")
+    with psycopg.connect(p.nodes["pc-1"], autocommit=True) as conn:  # a counter, as every pgbench transaction has
+        for i in range(1, 11):
+            with conn.transaction():
+                conn.execute("update patients set phone = %s where id = 1", (f"a{i}",))
+                conn.execute("update patients set phone = %s, notes = %s where id = 2", (f"b{i}", f"n{i}"))
+                conn.execute("insert into encounters (id, patient_id, summary) values (%s, 3, 'seen')", (i,))
+    plan = _whole_plan(p, "pc-1", "net")
+    assert plan.mode == "net" and plan.grouped and plan.changes == 30
+    assert sorted((s.table, s.op, s.count, s.entries) for s in plan.steps) == [
+        ("public.encounters", "I", 10, 10), ("public.patients", "U", 1, 10), ("public.patients", "U", 1, 10)]
+    assert sorted(_staged(p, "pc-1", plan)) == [(1, 1, 1), (2, 1, 1), (3, 10, 10)]  # each row once
+    assert _whole_plan(p, "pc-1").mode == "merged" and not _whole_plan(p, "pc-1").grouped  # levels, listed
+    done = p.push("pc-1")
+    assert (done["changes"], done["transactions"], done["conflicts"]) == (30, 10, 0)
+    # the cloud journals each row's net change: its first base and its last values
+    assert p.sql(p.cloud_owner, "select pk::text, ccsync.changed(new, old)::text, ccsync.changed(old, new)::text "
+                                "from ccsync.journal where origin = 'pc-1' and op = 'U' order by 1") == [
+        ('{"id": 1}', '{"phone": "0"}', '{"phone": "a10"}'),
+        ('{"id": 2}', '{"notes": null, "phone": "0"}', '{"notes": "n10", "phone": "b10"}')]
+    p.pull("pc-1")
+    p.assert_converged()
+    # a row whose changes change different columns: the changes one by one (levels of a listed plan)
+    p.sql(p.nodes["pc-1"], "update patients set phone = 'x' where id = 1")
+    p.sql(p.nodes["pc-1"], "update patients set notes = 'y' where id = 1")
+    assert _whole_plan(p, "pc-1", "net").mode == "merged"
+    p.push("pc-1")
+    p.pull("pc-1")
+    p.assert_converged()
+
+
+def _net_scenario(p) -> list:
+    """Chains of updates that the net plan must not take as one change, pushed; what the push left."""
+    p.sql(p.cloud, "insert into patients (id, name, phone) select g, 'p' || g, '0' from generate_series(1, 3) g")
+    p.pull("pc-1")
+    seen = []
+    node = p.nodes["pc-1"]
+    for conflicting in (3, 2):
+        if conflicting == 2:  # the cloud changes row 2 before the PC's chain reaches it: the first base fails
+            p.sql(p.cloud, "update patients set phone = 'cloud' where id = 2")
+        with psycopg.connect(node, autocommit=True) as conn:
+            for i in range(1, 4):
+                conn.execute("update patients set phone = %s where id in (1, %s)", (f"pc{conflicting}.{i}", conflicting))
+                if conflicting == 3 and i == 1:  # row 3 changed between its changes without a journal entry (as a
+                    with conn.transaction():  # pull applies): its next change does not start from the last one's values
+                        conn.execute("select set_config('ccsync.apply', 'on', true)")
+                        conn.execute("update patients set phone = 'between' where id = 3")
+        done = p.push("pc-1")
+        seen.append(((done["changes"], done["transactions"], done["conflicts"]),
+                     p.rows(p.cloud), p.conflicts(p.cloud)))
+    return seen
+
+
+@pytest.mark.one_version  # how a chunk is cut
+@pytest.mark.parametrize("policy", ["manual", "latest-wins"])
+def test_a_net_change_that_would_differ_from_the_changes_one_by_one_is_not_taken(make_practice, monkeypatch, policy):
+    fast = _net_scenario(make_practice(policy=policy))
+    monkeypatch.setenv("CCSYNC_REFERENCE", "1")
+    reference = _net_scenario(make_practice(policy=policy))
+    assert fast == reference
+    assert all(counts[2] > 0 for (counts, _, _) in fast)  # (each chain meets conflicts, change by change)

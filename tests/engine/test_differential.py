@@ -2,7 +2,8 @@
 
 Two worlds, each a cloud and two PCs cloned from one initialized template, receive the same random
 workload (Hypothesis stateful testing): application transactions on any database in sessions with
-their own TimeZone and extra_float_digits, key changes, cascades, truncates, writes that the other
+their own TimeZone and extra_float_digits, bursts of transactions changing one row the same way (what a
+push takes as the row's net change), key changes, cascades, truncates, writes that the other
 side's constraints refuse, an application transaction left open on a row while a pull runs, syncs,
 pushes, pulls and logins at random points, and decisions on conflicts. World "fast" syncs with every
 fast path, world "reference" with the reference path (CCSYNC_REFERENCE=1: one source transaction at a
@@ -274,6 +275,16 @@ class Differential(RuleBasedStateMachine):
         self.tokens.n = max(self.tokens.n, *(o[1] for o in outcomes))
         assert outcomes[0][0] == outcomes[1][0], f"the application's transaction {stmts} on {db}: " \
                                                  f"{outcomes[0][0]} with the fast paths, {outcomes[1][0]} with the reference"
+
+    @rule(db=st.sampled_from(DATABASES), stmt=st.one_of(
+              st.tuples(st.just("upd_patient"), KEYS, st.sampled_from(["name", "phone", "both"])),
+              st.tuples(st.just("upd_contact"), KEYS), st.tuples(st.just("upd_note"), KEYS, st.sampled_from(TIMES))),
+          times=st.integers(2, 5), zone=st.sampled_from(ZONES), digits=st.sampled_from([0, 3]))
+    def burst(self, db, stmt, times, zone, digits):
+        """One row changed by several transactions in a row, the same columns each time (a counter): what a push
+        takes as the row's net change."""
+        for _ in range(times):
+            self.write(db, [stmt], zone, digits)
 
     def _write(self, w: World, db: str, stmts, zone, digits, token) -> tuple[str, int]:
         with psycopg.connect(w.dsns[db]) as conn:
