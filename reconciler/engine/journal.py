@@ -150,7 +150,7 @@ GROUPS = f"""
 select g.table_name, g.op, g.cols, g.n, g.first,
        g.bad or g.op = 'T' or coalesce(g.op = 'U' and g.cols::text[] && t.pk_columns, false), g.entries
   from (select r.table_name, r.op, r.cols, count(*) as n, min(r.id) as first, bool_or(r.bad) as bad,
-               sum(r.entries) as entries
+               sum(r.entries)::bigint as entries
           from (select c.table_name, min(c.op) as op, min(c.cols) as cols, min(c.id) as id, count(*) as entries,
                        -- a row changed twice; in a net plan (%(net)s) only unless updates of one column set, at
                        -- the depth of a session's statement (a row's changes are in journal order)

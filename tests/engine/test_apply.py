@@ -230,6 +230,7 @@ def test_a_row_changed_by_many_transactions_is_pushed_as_its_net_change(practice
     assert _whole_plan(p, "pc-1").mode == "merged" and not _whole_plan(p, "pc-1").grouped  # levels, listed
     done = p.push("pc-1")
     assert (done["changes"], done["transactions"], done["conflicts"]) == (30, 10, 0)
+    assert type(done["changes"]) is int  # (`--json` prints a number)
     # the cloud journals each row's net change: its first base and its last values
     assert p.sql(p.cloud_owner, "select pk::text, ccsync.changed(new, old)::text, ccsync.changed(old, new)::text "
                                 "from ccsync.journal where origin = 'pc-1' and op = 'U' order by 1") == [
