@@ -743,8 +743,9 @@ def _sumehr_status(doc: dict) -> str:
 
 @main.command()
 @local_option
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many rows.")
-@click.option("--kind", type=click.Choice(["push", "pull", "sync", "init", "login", "offline"]),
+@click.option("--limit", default=reconciler.history.DEFAULT_LIMIT, show_default=True,
+              type=click.IntRange(1, reconciler.history.MAX_LIMIT), help="How many rows.")
+@click.option("--kind", type=click.Choice(reconciler.history.KINDS),
               help="Only this kind of row (offline: the periods without the cloud).")
 @click.option("--errors", "errors_only", is_flag=True, help="Only the runs that failed.")
 @click.option("--before", type=click.IntRange(1), metavar="ID", help="Rows older than this id (the next page).")

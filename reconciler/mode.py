@@ -90,6 +90,9 @@ def decide(facts: Facts | None, *, reachable: bool | None, probe_reason: Reason 
         return Mode(State.ATTENTION, mode, "cloud" if reachable else "local", False, reachable,
                     Reason.SERVICE_STOPPED, None, None if reachable else probe_reason or Reason.CLOUD_UNREACHABLE)
     use = "cloud" if facts.stored == "online" else "local"
+    if facts.stored == "offline" and facts.reason == Reason.SERVICE_STOPPED:
+        # what the service before this one stored when it stopped: this one is still reaching the cloud
+        return Mode(State.SYNCHRONIZING, "synchronizing", "local", True, None, None, facts.since)
     if facts.stored == "offline":
         reason = Reason(facts.reason) if facts.reason in set(Reason) else Reason.CLOUD_UNREACHABLE
         return Mode(State.OFFLINE, "offline", "local", True, None, reason, facts.since, reason)

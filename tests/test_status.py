@@ -50,6 +50,8 @@ def test_the_rule_is_green_only_when_everything_holds(facts, reachable):
     elif not facts.service:
         assert (m.state, m.reason) == (State.ATTENTION, Reason.SERVICE_STOPPED)
         assert m.use == ("cloud" if reachable else "local")  # never a stale replica while the cloud answers
+    elif facts.stored == "offline" and facts.reason == Reason.SERVICE_STOPPED:  # a new service reaching the cloud
+        assert (m.state, m.use, m.reason) == (State.SYNCHRONIZING, "local", None)
     elif facts.stored == "offline":
         assert m.state == State.OFFLINE and m.use == "local" and m.reason is not None
     elif facts.failures >= FAILING:
