@@ -77,6 +77,7 @@ class Service:
         self.safety_interval = safety_interval
         self.tasks = tasks or []
         self.online = False
+        self.stopping = False  # a SIGTERM or SIGINT came: stop, even if an error raised while unwinding hid it
         self.sides: Sides | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -107,7 +108,14 @@ class Service:
             log.info("ccsync service stopped")
 
     def _stop(self, signum, frame):
+        self.stopping = True
         raise Stop()
+
+    def _stop_if_asked(self) -> None:
+        """A Stop raised in the middle of a query can be replaced, while the connection unwinds, by the error of
+        the rollback that follows it ("another command is already in progress"): the flag keeps the request."""
+        if self.stopping:
+            raise Stop()
 
     def _close_sides(self) -> None:
         if self.sides is not None:
@@ -118,9 +126,11 @@ class Service:
     def _loop(self) -> None:
         backoff, last_reason = 1.0, None
         while True:
+            self._stop_if_asked()
             try:
                 self._connect()
             except (CcsyncError, psycopg.Error) as exc:
+                self._stop_if_asked()
                 why = reasons.of(exc)
                 reason = one_line(str(exc))
                 if set_mode(self.home, "offline", why) or reason != last_reason:  # each new reason is said once
@@ -147,8 +157,10 @@ class Service:
                     log.info("online: the replica follows the cloud")
                 self._online()
             except (psycopg.OperationalError, Unreachable) as exc:
+                self._stop_if_asked()
                 log.warning("lost the cloud (%s)", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
             except CcsyncError as exc:
+                self._stop_if_asked()
                 log.error("sync failed: %s", exc)  # (recorded as the last error, in words, by history)
                 time.sleep(min(backoff * 5, self.max_backoff))
             self._close_sides()
@@ -175,6 +187,7 @@ class Service:
             try:
                 self._push(progress)
             except CcsyncError as exc:
+                self._stop_if_asked()
                 failed = exc
         if want_pull:
             self._pull(progress)
@@ -208,6 +221,7 @@ class Service:
             try:
                 task(self)
             except (CcsyncError, psycopg.Error) as exc:
+                self._stop_if_asked()
                 log.warning("%s failed: %s", getattr(task, "__name__", "task"), exc)
 
     def _online(self) -> None:

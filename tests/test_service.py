@@ -207,3 +207,36 @@ def test_database_for_app_follows_the_mode(setup):
     assert reconciler.status.current(gone)["use"] == "local"
     setup.start()
     assert reconciler.service.database_for_app(cfg) == setup.app
+
+
+@pytest.mark.parametrize("where", ["connect", "sync"])
+def test_a_sigterm_hidden_by_the_error_of_the_rollback_after_it_still_stops_the_service(where, monkeypatch):
+    """SIGTERM in the middle of a query: unwinding the transaction can raise "another command is already in
+    progress", which replaces the Stop; the service must stop all the same, not go on as if the cloud was lost."""
+    from reconciler import service as service_mod
+
+    svc = object.__new__(service_mod.Service)
+    svc.stopping, svc.sides, svc.tasks, svc.max_backoff, svc.home = False, None, [], 0.01, None
+    calls = []
+
+    def interrupted():
+        calls.append(where)
+        if len(calls) > 1:
+            raise AssertionError("the service went on after SIGTERM")
+        try:
+            svc._stop(signal.SIGTERM, None)
+        finally:
+            raise psycopg.OperationalError("sending query failed: another command is already in progress")
+
+    monkeypatch.setattr(service_mod, "set_mode", lambda *a, **k: False)
+    monkeypatch.setattr(service_mod.time, "sleep", lambda s: None)
+    if where == "connect":
+        monkeypatch.setattr(svc, "_connect", interrupted, raising=False)
+    else:
+        monkeypatch.setattr(svc, "_connect", lambda: None, raising=False)
+        monkeypatch.setattr(svc, "_synchronize", lambda progress=None: interrupted(), raising=False)
+        monkeypatch.setattr(service_mod, "Stored", lambda *a, **k: type("P", (), {"finish": lambda self: None})())
+        svc.local = None
+    with pytest.raises(service_mod.Stop):
+        svc._loop()
+    assert calls == [where]
