@@ -35,6 +35,10 @@ SENTENCES = {
                  "(SQLSTATE {sqlstate})",
     "constraint": "the cloud refused this PC's {what}: {constraint} on {table} refused it (SQLSTATE {sqlstate})",
     "constraint_any": "the cloud refused this PC's {what}: a constraint on {table} refused it (SQLSTATE {sqlstate})",
+    "cascade_removed": "the cloud refused this PC's {what}: the cloud would have removed rows of {child} that this PC "
+                      "had not seen (written on the cloud or by another PC since its last pull)",
+    "cascade_unlinked": "the cloud refused this PC's {what}: the cloud would have unlinked rows of {child} that this PC "
+                       "had not seen (written on the cloud or by another PC since its last pull)",
     "already_decided": "the cloud refused this PC's decision: record {record} was already decided ({resolution}) "
                        "by {by} at {at}: this decision was not applied",
     "unknown_record": "the cloud refused this PC's decision: record {record} does not exist on the cloud",

@@ -125,6 +125,10 @@ REFUSALS = {
                      "(SQLSTATE %(sqlstate)s)."),
     "constraint_any": _l("The cloud refused this PC's %(what)s: a constraint on %(table)s refused it "
                          "(SQLSTATE %(sqlstate)s)."),
+    "cascade_removed": _l("The cloud refused this PC's %(what)s: the cloud would have removed rows of %(child)s that "
+                         "this PC had not seen (written on the cloud or by another PC since its last pull)."),
+    "cascade_unlinked": _l("The cloud refused this PC's %(what)s: the cloud would have unlinked rows of %(child)s "
+                          "that this PC had not seen (written on the cloud or by another PC since its last pull)."),
     "already_decided": _l("The cloud refused this PC's decision: record %(record)s was already decided "
                           "(%(resolution)s) by %(by)s at %(at)s. This decision was not applied."),
     "unknown_record": _l("The cloud refused this PC's decision: record %(record)s does not exist on the cloud."),

@@ -13,7 +13,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from . import apply as _apply, drain as _drain, journal as _journal, initial_copy as snapshot, refusals
-from . import detect
+from . import cascades, detect
 from .faults import checkpoint
 from .sides import Sides, check_drift, register, tracked_tables
 from ..errors import CcsyncError
@@ -28,6 +28,7 @@ class _Push(_drain.Direction):
         # (table, key) of the chunk's refused rows, and of rows a TRUNCATE of the node left on the cloud: read back
         # once committed
         self.refused_keys: list[list[str]] = []
+        self.watch: cascades.Watch | None = None  # the cloud's foreign-key actions, read at the first chunk
 
     def position(self):
         self.refused_keys = []  # a chunk starts (again)
@@ -53,10 +54,14 @@ class _Push(_drain.Direction):
         cloud.execute("select ccsync.hlc_observe(%s)", (plan.top_hlc,))
         found = detect.Found(name)
         tables = _apply.check_columns(cloud, self.tables, "the cloud")
+        if self.watch is None:
+            self.watch = cascades.Watch(cloud, self.tables)
         for step in plan.steps:
             t = tables.get(step.table)
             if t is None:
                 raise CcsyncError(f"{step.table} is not tracked on the cloud: track it there, or untrack it on this node")
+            watched = self.watch.fires(step)
+            mark = self.watch.mark(cloud) if watched else 0
             if step.op == "T":
                 done = step.count if _apply.truncated(cloud, step.number) else \
                     detect.truncate_step(cloud, node, tables, step.number, found)
@@ -75,10 +80,14 @@ class _Push(_drain.Direction):
             else:
                 done = _apply.delete_step(cloud, t, step.number, check_base=True)
             checkpoint("push.step")
+            handled = []
             if done < step.count:
                 for left in _apply.leftovers(cloud, t, step.number):
                     detect.handle_push_leftover(cloud, node, t, left, found)
+                    handled.append((t.name, left.pk))
                     checkpoint("push.conflict")
+            if watched:  # rows the cloud's ON DELETE CASCADE / SET NULL removed or unlinked: the PC had seen them
+                self.watch.check(cloud, step, mark, handled)
         self.refused_keys += [[table, pk] for table, pk in found.restore]
         return Counter(changes=plan.changes, conflicts=found.write(cloud))
 

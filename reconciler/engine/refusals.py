@@ -17,6 +17,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from .. import refusal_reasons as words
+from .cascades import Unseen
 
 
 @dataclass
@@ -59,11 +60,12 @@ def read(node: psycopg.Connection, txid: int, node_name: str) -> Refused:
 def reason(cloud: psycopg.Connection, refused: Refused, exc: psycopg.Error) -> str:
     """Why the cloud refused it, as a stored code with its parameters (reconciler/refusal_reasons.py): table,
     column and constraint names, an SQLSTATE, never a value."""
+    if isinstance(exc, Unseen):
+        return words.document("cascade_removed" if exc.removed else "cascade_unlinked",
+                              op=ops_of(refused).get(exc.parent, "D"), subject=exc.parent, child=exc.child)
     diag = exc.diag
     table = _qualified(cloud, diag.schema_name, diag.table_name) or refused.first_table
-    ops = {}  # each table's first operation in the transaction
-    for change in json.loads(refused.changes):
-        ops.setdefault(change["table"], change["op"])
+    ops = ops_of(refused)
     subject = table if table in ops else refused.first_table
     state = diag.sqlstate or ""
     if state in ("23C01", "23C02"):  # ccsync.decide: its message names records and people only
@@ -102,6 +104,14 @@ def _decision(message: str) -> str:
                 params["at"] = params["at"].replace(" UTC", ":00+00:00").replace(" ", "T")
             return words.document(code, **params)
     return words.document("decision", message=message)
+
+
+def ops_of(refused: Refused) -> dict[str, str]:
+    """Each table's first operation in the transaction."""
+    ops: dict[str, str] = {}
+    for change in json.loads(refused.changes):
+        ops.setdefault(change["table"], change["op"])
+    return ops
 
 
 def record(cloud: psycopg.Connection, refused: Refused, why: str) -> None:

@@ -328,6 +328,12 @@ def test_a_conflict_on_a_large_value_keeps_both_rows_and_a_small_diff(make_pract
                  "from ccsync.conflicts")
     assert local == cloud == 2 + 2 * 1000000  # both versions whole (bytea as hex)
     assert diff_size < 2000 and "root['scan']" in diff
+    # the PC's version, chosen by a person, comes back whole everywhere
+    [c] = on_node(p.nodes["pc-1"], conflicts.list_conflicts)
+    on_node(p.nodes["pc-1"], conflicts.resolve, c["id"], "local", by="Dr Peeters")
+    p.sync_all()
+    whole = "select length(scan), scan = convert_to(repeat('L', 1000000), 'UTF8') from patients where id = 1"
+    assert p.sql(p.cloud, whole) == p.sql(p.nodes["pc-1"], whole) == [(1000000, True)]
 
 
 @pytest.mark.parametrize("reference", ["", "1"])  # the fast path pushes both transactions in one target transaction
