@@ -81,6 +81,9 @@ class Found:
                 if key not in rows:
                     rows.add(key)
                     _journal_refresh(cloud, t, pk)
+                    # and read back by the node right after the push: its losing version must not stand in the
+                    # way of the cloud's changes it pulls before this one (a key the cloud gave another row meanwhile)
+                    self.restore.append((t.name, pk))
         return len(self.rows)
 
 

@@ -88,8 +88,9 @@ class _Push(_drain.Direction):
                     checkpoint("push.conflict")
             if watched:  # rows the cloud's ON DELETE CASCADE / SET NULL removed or unlinked: the PC had seen them
                 self.watch.check(cloud, step, mark, handled)
+        conflicts = found.write(cloud)
         self.refused_keys += [[table, pk] for table, pk in found.restore]
-        return Counter(changes=plan.changes, conflicts=found.write(cloud))
+        return Counter(changes=plan.changes, conflicts=conflicts)
 
     def direct(self, window, summary):
         """A window that only inserts new rows into one table (a bulk import, new records made offline) goes

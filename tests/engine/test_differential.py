@@ -161,7 +161,7 @@ def _rows(conn, table: str) -> list[str]:
 
 
 _RECORD = ("node", "table_name", "pk", "kind", "columns", "local_row", "cloud_row", "base", "status",
-           "resolution", "resolved_by", "resolved_row")
+           "resolution", "resolved_by", "resolved_row", "changes")
 
 
 def _records(conn) -> list[tuple]:

@@ -109,3 +109,23 @@ def test_a_pull_after_the_pcs_own_edit_of_a_parent_the_cloud_then_moved_is_not_s
     p.assert_converged(tables=("patients", "contacts"))
     assert p.sql(p.nodes["pc-1"], "select c.id, p.id, p.phone from contacts c join patients p on p.id = c.patient_id") \
         == [(40, 14, "pc phone")]
+
+
+@pytest.mark.parametrize("writer", ["cloud", "pc-2"])
+@pytest.mark.parametrize("removal", ["delete from patients where id in (2, 101)", "truncate patients, encounters"])
+def test_a_key_the_cloud_gave_another_row_meanwhile_does_not_stop_the_pull(p, writer, removal):
+    """Found by the soak: this PC moves row 2 to key 101 while the cloud (or another PC) moves row 1 there and then
+    removes both. The push records the PC's move as update_delete; the pull then applies the cloud's move to 101,
+    where this PC still had its own losing row (the cloud's version of it was journaled later): a duplicate key,
+    and the pull stopped at every try. The PC reads the conflicting rows back right after the push."""
+    p.sql(p.nodes["pc-1"], "update patients set id = 101 where id = 2")
+    at = p.cloud if writer == "cloud" else p.apps["pc-2"]
+    p.sql(at, "update patients set id = 101 where id = 1")
+    p.sql(p.owner(at) if writer == "cloud" else p.nodes["pc-2"], removal)  # the owner may truncate
+    if writer == "pc-2":
+        p.sync("pc-2")
+    p.sync("pc-1")
+    p.sync_all()
+    p.assert_converged()
+    assert [c[0] for c in p.conflicts(p.cloud)] == ["update_delete"]
+    assert _kept(p, "222")  # the PC's moved row, in the record
