@@ -111,8 +111,8 @@ def test_a_pull_after_the_pcs_own_edit_of_a_parent_the_cloud_then_moved_is_not_s
         == [(40, 14, "pc phone")]
 
 
-@pytest.mark.parametrize("writer", ["cloud", "pc-2"])
-@pytest.mark.parametrize("removal", ["delete from patients where id in (2, 101)", "truncate patients, encounters"])
+@pytest.mark.parametrize("writer, removal", [("cloud", "delete from patients where id in (2, 101)"),
+                                             ("pc-2", "truncate patients, encounters")])
 def test_a_key_the_cloud_gave_another_row_meanwhile_does_not_stop_the_pull(p, writer, removal):
     """Found by the soak: this PC moves row 2 to key 101 while the cloud (or another PC) moves row 1 there and then
     removes both. The push records the PC's move as update_delete; the pull then applies the cloud's move to 101,
