@@ -62,6 +62,7 @@ class Direction:
     src: psycopg.Connection
     dst: psycopg.Connection
     rejected: str  # how a rejection starts: "the cloud rejected a change"
+    net: dict[str, frozenset[str]] | None = None  # the columns whose chains may go as their net change (journal.plan)
 
     def position(self) -> Position:
         """The position, locked in the target's transaction."""
@@ -191,7 +192,7 @@ def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, i
     mode = "exact" if reference else _journal.MODES[0]
     while True:
         plan = _journal.plan(d.src, window, batch, mode, whole=whole is not None,
-                             transactions=whole.transactions if whole else None)
+                             transactions=whole.transactions if whole else None, net=d.net)
         plan.top_hlc = whole.top_hlc if whole else None
         try:
             with d.dst.transaction():

@@ -26,6 +26,8 @@ so that a busy window (a counter updated by every transaction) is one statement 
 column set. That is what the changes one by one do whenever the first base still holds on the cloud: then
 every later base holds too. So a net step must apply every one of its rows on its base; if one does not
 (a conflict), or anything else is unlike the chunk's changes one by one, the chunk is planned again, merged.
+The net change skips a chain's intermediate images, so it is taken only where the cloud could neither refuse
+nor see one of them (`net_columns`, read from the cloud's catalog once per push); any other chain goes merged.
 
 Reordering can only trip a constraint (a foreign key whose parent comes in a later statement, a unique
 column two rows swap): the target then rejects the statement, the chunk is rolled back and applied
@@ -297,6 +299,55 @@ class Plan:
         return self.entries if self.entries is not None else sum(s.count for s in self.steps)
 
 
+# The columns of each tracked table of the cloud whose intermediate images the cloud can neither refuse nor
+# observe, so that a chain of updates of them may go as its net change. The table: a plain table (no partition,
+# no partitioned or inherited table: a partition constraint refuses values), without row security or rules,
+# without a trigger other than ccsync's (an audit trigger sees every version), without a foreign key either way
+# (an intermediate parent, or a parent's intermediate key, is refused or cascaded), without a unique index
+# other than the primary key's, an exclusion constraint, a CHECK constraint, an index on an expression or with
+# a predicate, a stored generated column (each evaluates the intermediate images), and in no publication (a
+# subscriber sees every version). The column: nullable, in no index but the primary key's (an index refuses an
+# oversized value), of a base type or an array of one (no domain, enum or composite: their constraints and
+# labels can differ between the sides); the caller also checks it has the node's type, modifier included
+NET_FIT = """
+select t.table_name,
+       coalesce(array_agg(a.attname::text order by a.attnum) filter (where a.attname is not null), '{}') as columns
+  from ccsync.tracked t
+  join pg_class c on c.oid = to_regclass(t.table_name)
+  join pg_namespace n on n.oid = c.relnamespace
+  left join (pg_attribute a join pg_type ty on ty.oid = a.atttypid left join pg_type e on e.oid = ty.typelem)
+         on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and not a.attnotnull
+        and ty.typtype = 'b' and (ty.typelem = 0 or e.typtype = 'b')
+        and not exists (select 1 from pg_index i where i.indrelid = c.oid and not i.indisprimary
+                                                   and a.attnum = any (i.indkey::int2[]))
+ where c.relkind = 'r' and not c.relispartition and not c.relrowsecurity and not c.relhasrules
+   and not exists (select 1 from pg_inherits h where h.inhparent = c.oid)
+   and not exists (select 1 from pg_trigger g join pg_proc f on f.oid = g.tgfoid
+                    where g.tgrelid = c.oid and f.pronamespace <> 'ccsync'::regnamespace)
+   and not exists (select 1 from pg_constraint k
+                    where (k.conrelid = c.oid and k.contype in ('f', 'u', 'x', 'c'))
+                       or (k.confrelid = c.oid and k.contype = 'f'))
+   and not exists (select 1 from pg_index i where i.indrelid = c.oid and not i.indisprimary
+                                              and (i.indisunique or i.indexprs is not null or i.indpred is not null))
+   and not exists (select 1 from pg_attribute g where g.attrelid = c.oid and g.attgenerated <> '' and not g.attisdropped)
+   and not exists (select 1 from pg_publication_tables p where p.schemaname = n.nspname and p.tablename = c.relname)
+ group by t.table_name
+"""
+
+
+def net_columns(cloud: psycopg.Connection, cloud_tables: dict, node_tables: dict) -> dict[str, frozenset[str]]:
+    """Per tracked table, the columns whose chains of updates a push may take as their net change (see NET_FIT):
+    read from the cloud's catalog (its constraints are the ones that refuse), each of the node's type."""
+    out = {}
+    for table, columns in cloud.execute(NET_FIT).fetchall():
+        ct, nt = cloud_tables.get(table), node_tables.get(table)
+        if ct is None or nt is None:
+            continue
+        node_cast = {c.name: c.cast for c in nt.columns}
+        out[table] = frozenset(c.name for c in ct.columns if c.name in columns and node_cast.get(c.name) == c.cast)
+    return out
+
+
 class NetRefused(Exception):
     """A net plan is unlike the chunk's changes one by one (a base that does not hold, a row whose changes do
     not follow each other): the chunk is planned again, merged."""
@@ -375,14 +426,15 @@ def _chunk_params(window: Window, batch: list[tuple[int, int, int]] | None, whol
 
 
 def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, int]] | None, mode: str, *,
-         whole: bool = False, transactions: int | None = None) -> Plan:
+         whole: bool = False, transactions: int | None = None, net: dict[str, frozenset[str]] | None = None) -> Plan:
     """Put a chunk's changes in apply order and cut them into steps (see the module's docstring).
     `whole`: the batch is every transaction of the window (none applied yet); None: the same, unlisted.
-    `transactions`: how many source transactions the whole window holds, if known. The plan's mode is the
-    one it was cut in (`net` gives way to `merged` where it does not fit)."""
+    `transactions`: how many source transactions the whole window holds, if known. `net`: per table, the
+    columns whose chains of updates the target may take as their net change (see `net_columns`); none: no
+    net plan. The plan's mode is the one it was cut in (`net` gives way to `merged` where it does not fit)."""
     whole = whole or batch is None
     p = None
-    if mode == "net" and window.exclude_origin:
+    if mode == "net" and (window.exclude_origin or not net):
         mode = "merged"  # net plans are the push's: a pull has the rows the node changed itself to skip
     # rows the target changed itself in the window (a pull) have their changes flagged one by one: listed
     if mode != "exact" and (whole or mode == "net") and not (
@@ -393,11 +445,12 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
         if p is None:
             src.execute("set enable_sort = off")
             try:
-                p = _grouped(src, window, batch, mode, whole)
+                p = _grouped(src, window, batch, mode, whole, net)
             finally:
                 src.execute("reset enable_sort")
         if p is None and mode == "net":
-            mode = "merged"  # (the groups said why: a row changed twice otherwise than by a chain of updates)
+            mode = "merged"  # (the groups said why: a row changed twice otherwise than by a chain of updates, or
+            # a chain the target could see otherwise than one by one)
     if p is None:
         p = _listed(src, window, batch, mode, whole)
     texts = sorted({s.columns for s in p.steps if s.columns is not None})
@@ -409,19 +462,26 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
     return p
 
 
-def _grouped(src, window: Window, batch, mode: str, whole: bool = True) -> Plan | None:
+def _grouped(src, window: Window, batch, mode: str, whole: bool = True,
+             net: dict[str, frozenset[str]] | None = None) -> Plan | None:
     """The plan of a whole window in which every row changes once (no primary-key change, no TRUNCATE), or
     None. Its steps are its groups of changes of one table, operation and column set: changes to different
     rows commute, so one statement per group applies the window as the source did, one by one. Steps run in
     the order of their first change (a constraint that objects sends the window to `_listed`, cut finer).
     In `net` mode, also of a chunk (not whole) where rows change several times by a chain of updates (see
-    COPY_NET); a chunk where no row does is planned `merged`, the same steps without the net staging."""
+    COPY_NET) and only of the columns `net` allows for its table; a chunk where no row does is planned `merged`,
+    the same steps without the net staging."""
     params = _chunk_params(window, batch, whole, net=mode == "net")
     with src.cursor(row_factory=_positional(Group)) as cur:
         groups = cur.execute(GROUPS, params).fetchall()
     if not groups or any(g.unfit for g in groups) or (mode not in ("net", "merged") and len(groups) > 1):
         return None  # a row changed twice (levels of a listed plan), a key changed, a TRUNCATE
-    net = mode == "net" and any(g.entries > g.count for g in groups)
+    chained = [g for g in groups if g.entries > g.count] if mode == "net" else []
+    if chained:
+        sets = src.execute("select unnest(%s::text[])::text[]", ([g.cols for g in chained],)).fetchall()
+        if any(not set(cols) <= (net or {}).get(g.table, frozenset()) for g, (cols,) in zip(chained, sets)):
+            return None  # a chain the target could refuse or see otherwise than one by one: merged, listed
+    net = bool(chained)
     if mode == "net" and not net and not whole:
         return None  # a part of a window: listed, as before
     several = Counter((g.table, g.op) for g in groups)

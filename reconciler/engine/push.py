@@ -23,8 +23,9 @@ class _Push(_drain.Direction):
     name = "push"
     rejected = "the cloud rejected a change"
 
-    def __init__(self, sides: Sides, tables: dict):
+    def __init__(self, sides: Sides, tables: dict, net: dict | None = None):
         self.src, self.dst, self.node_name, self.tables = sides.node, sides.cloud, sides.name, tables
+        self.net = net  # what may go as a net change, from the cloud's catalog (read once per push)
         # (table, key) of the chunk's refused rows, and of rows a TRUNCATE of the node left on the cloud: read back
         # once committed
         self.refused_keys: list[list[str]] = []
@@ -155,9 +156,11 @@ def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
     started = time.monotonic()
     register(sides.node, sides.cloud, sides.name)
     cloud_tables = tracked_tables(sides.cloud, sides.tables)
-    check_drift(tracked_tables(sides.node, sides.tables), cloud_tables)
+    node_tables = tracked_tables(sides.node, sides.tables)
+    check_drift(node_tables, cloud_tables)
     _forget_pushed(sides.node, sides.cloud, sides.name)
-    totals = _drain.drain(_Push(sides, cloud_tables), progress=progress, chunk=chunk,
+    net = None if sides.reference else _journal.net_columns(sides.cloud, cloud_tables, node_tables)
+    totals = _drain.drain(_Push(sides, cloud_tables, net), progress=progress, chunk=chunk,
                           reference=sides.reference)
     _forget_pushed(sides.node, sides.cloud, sides.name)  # whole windows, and what an interrupted run could not forget
     return {"changes": totals["changes"], "transactions": totals["transactions"], "conflicts": totals["conflicts"],
