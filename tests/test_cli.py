@@ -86,3 +86,26 @@ def test_track_without_install_says_to_install(dsn):
     result = CliRunner().invoke(cli.main, ["track", "--dsn", dsn, "t"])
     assert result.exit_code == 1
     assert "run `ccsync install" in result.output
+
+
+def test_a_push_of_net_changes_prints_whole_numbers_and_progress_lines(practice):
+    """A row changed by several transactions goes to the cloud as its net change (patients unreferenced): the
+    counts still say how many changes, as JSON numbers, and a log without a terminal gets progress lines."""
+    from reconciler import sync
+    from reconciler.progress import Bar
+
+    p = practice
+    p.alter("alter table encounters drop constraint encounters_patient_id_fkey", "encounters")
+    p.sql(p.cloud, "insert into patients (id, name) values (1, 'a'), (2, 'b')")
+    p.pull("pc-1")
+    for v in ("v1", "v2", "v3"):
+        p.sql(p.apps["pc-1"], "update patients set phone = %s where id = 1", (v,))
+    pc = p.pcs["pc-1"]
+    out = run("push", "--json", "--local", pc.local, "--cloud", pc.cloud)
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    assert doc["changes"] == 3 and type(doc["changes"]) is int
+    for v in ("w1", "w2"):
+        p.sql(p.apps["pc-1"], "update patients set phone = %s where id = 2", (v,))
+    assert sync.push(pc.settings(), progress=Bar(interval=0))["changes"] == 2  # (stderr is no terminal here)
+    assert p.rows(p.cloud) == p.rows(pc.local)
