@@ -305,8 +305,8 @@ class Plan:
 # without a trigger other than ccsync's (an audit trigger sees every version), without a foreign key either way
 # (an intermediate parent, or a parent's intermediate key, is refused or cascaded), without a unique index
 # other than the primary key's, an exclusion constraint, a CHECK constraint, an index on an expression or with
-# a predicate, a stored generated column (each evaluates the intermediate images), and in no publication (a
-# subscriber sees every version). The column: nullable, in no index but the primary key's (an index refuses an
+# a predicate, a stored generated column (each evaluates the intermediate images), and in no publication, on
+# a database with no logical replication slot (a subscriber or a change-data reader sees every version). The column: nullable, in no index but the primary key's (an index refuses an
 # oversized value), of a base type or an array of one (no domain, enum or composite: their constraints and
 # labels can differ between the sides); the caller also checks it has the node's type, modifier included
 NET_FIT = """
@@ -331,13 +331,19 @@ select t.table_name,
                                               and (i.indisunique or i.indexprs is not null or i.indpred is not null))
    and not exists (select 1 from pg_attribute g where g.attrelid = c.oid and g.attgenerated <> '' and not g.attisdropped)
    and not exists (select 1 from pg_publication_tables p where p.schemaname = n.nspname and p.tablename = c.relname)
+   and not exists (select 1 from pg_replication_slots s where s.slot_type = 'logical' and s.database = current_database())
  group by t.table_name
 """
 
 
-def net_columns(cloud: psycopg.Connection, cloud_tables: dict, node_tables: dict) -> dict[str, frozenset[str]]:
+def net_columns(cloud: psycopg.Connection, node: psycopg.Connection, cloud_tables: dict,
+                node_tables: dict) -> dict[str, frozenset[str]]:
     """Per tracked table, the columns whose chains of updates a push may take as their net change (see NET_FIT):
-    read from the cloud's catalog (its constraints are the ones that refuse), each of the node's type."""
+    read from the cloud's catalog (its constraints are the ones that refuse), each of the node's type. None
+    unless the cloud can store every character the node can (UTF8, or the node's own encoding)."""
+    encodings = [c.execute("select current_setting('server_encoding')").fetchone()[0] for c in (cloud, node)]
+    if encodings[0] not in ("UTF8", encodings[1]):
+        return {}
     out = {}
     for table, columns in cloud.execute(NET_FIT).fetchall():
         ct, nt = cloud_tables.get(table), node_tables.get(table)

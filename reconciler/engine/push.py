@@ -159,7 +159,7 @@ def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
     node_tables = tracked_tables(sides.node, sides.tables)
     check_drift(node_tables, cloud_tables)
     _forget_pushed(sides.node, sides.cloud, sides.name)
-    net = None if sides.reference else _journal.net_columns(sides.cloud, cloud_tables, node_tables)
+    net = None if sides.reference else _journal.net_columns(sides.cloud, sides.node, cloud_tables, node_tables)
     totals = _drain.drain(_Push(sides, cloud_tables, net), progress=progress, chunk=chunk,
                           reference=sides.reference)
     _forget_pushed(sides.node, sides.cloud, sides.name)  # whole windows, and what an interrupted run could not forget

@@ -6,6 +6,7 @@ import os
 import psycopg
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
+from psycopg import conninfo
 
 import reconciler
 from reconciler.engine import journal as _journal
@@ -141,7 +142,7 @@ def test_a_key_the_cloud_already_has_sends_a_window_of_inserts_the_staged_way(pr
 def _net(p, node) -> dict:
     """What a push of `node` may take as net changes, as it reads it from the cloud's catalog."""
     with psycopg.connect(p.nodes[node], autocommit=True) as conn, psycopg.connect(p.pcs[node].cloud) as cloud:
-        return _journal.net_columns(cloud, tracked_tables(cloud), tracked_tables(conn))
+        return _journal.net_columns(cloud, conn, tracked_tables(cloud), tracked_tables(conn))
 
 
 def _whole_plan(p, node, mode="merged"):
@@ -343,6 +344,15 @@ def test_a_chain_goes_as_its_net_change_only_on_columns_the_cloud_can_neither_re
     assert "public.patients" not in net and "public.encounters" not in net  # encounters refer to patients
     _unreferenced(p)
     assert set(_net(p, "pc-1")["public.patients"]) == {"phone", "notes", "balance"}  # (name and hub: not null)
+    # a logical replication slot on the cloud's database: a reader of its changes would see every version
+    cloud = conninfo.conninfo_to_dict(p.cloud_owner)["dbname"]
+    slot = f"net_{cloud}"[:60]
+    with psycopg.connect(p.databases.server.dsn(cloud), autocommit=True) as admin:
+        admin.execute("select pg_create_logical_replication_slot(%s, 'test_decoding')", (slot,))
+        try:
+            assert _net(p, "pc-1") == {}
+        finally:
+            admin.execute("select pg_drop_replication_slot(%s)", (slot,))
 
 
 # the cloud's guard on a chain's table (the PCs have none), and the value of an intermediate version it refuses
