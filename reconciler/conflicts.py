@@ -109,6 +109,14 @@ def resolve(conn: psycopg.Connection, conflict_id: int, keep: str, *, by: str, m
     if not by or not by.strip():
         raise CcsyncError("say who resolves the conflict (--by NAME)")
     merged_text = _merged_text(merged) if keep == "merged" else None
+    try:
+        _resolve(conn, conflict_id, keep, by, merged_text, revisit)
+    except psycopg.errors.IntegrityError as exc:  # this PC's constraints (checked at the latest at its commit)
+        raise _refused_here(conn, conflict_id, keep, exc) from None
+    return get_conflict(conn, conflict_id)
+
+
+def _resolve(conn, conflict_id: int, keep: str, by: str, merged_text: str | None, revisit: bool) -> None:
     with conn.transaction():  # one transaction: the decision and what it writes, or nothing
         _db.canonical(conn, local=True)
         if keep == "apply-again":  # its own transaction first: if the cloud refuses it again, that is a new record
@@ -132,7 +140,42 @@ def resolve(conn: psycopg.Connection, conflict_id: int, keep: str, *, by: str, m
                         raise CcsyncError("a merged row cannot change the primary key")
                 chosen = _write_resolution(conn, t, c, keep, merged_text, revisit)
             _decide(conn, c, keep, by.strip(), chosen, revisit)
-    return get_conflict(conn, conflict_id)
+
+
+_FK_PARENT = """
+select format('%%I.%%I', pn.nspname, pc.relname) as parent, format('%%I.%%I', cn.nspname, cc.relname) as child
+  from pg_constraint k
+  join pg_class cc on cc.oid = k.conrelid join pg_namespace cn on cn.oid = cc.relnamespace
+  join pg_class pc on pc.oid = k.confrelid join pg_namespace pn on pn.oid = pc.relnamespace
+ where k.contype = 'f' and k.conname = %s and cn.nspname = %s and cc.relname = %s
+"""
+
+
+def _refused_here(conn, conflict_id: int, keep: str, exc: psycopg.errors.IntegrityError) -> CcsyncError:
+    """One line for a decision this PC's own constraints refuse (the transaction rolled back: nothing written):
+    which table stands in the way and what to do; names only, never a value."""
+    diag = exc.diag
+    found = _records(conn, "where id = %s", (conflict_id,))
+    table = found[0]["table_name"] if found else "the table"
+    if keep in REFUSAL_CHOICES:  # a deferred constraint, at the commit of the changes written again
+        constraint = diag.constraint_name or "a constraint"
+        return CcsyncError(f"record {conflict_id} cannot be applied again on this PC ({constraint} on "
+                           f"{diag.table_name or table}): fix the data first, or discard it")
+    what = f"record {conflict_id}: this PC's constraints refuse that decision (nothing was written)"
+    if diag.sqlstate == "23503":
+        row = conn.execute(_FK_PARENT, (diag.constraint_name, diag.schema_name or "public", diag.table_name)).fetchone()
+        parent, child = row if row else ("another table", "another table")
+        if keep != "merged" and found and _target(conn, found[0], keep, None) is None:  # the decision deletes
+            return CcsyncError(f"{what}: rows of {child} on this PC still refer to this row of {table}: "
+                               "keep the cloud's version, or change those rows first")
+        return CcsyncError(f"{what}: the row of {parent} that this version of {table} refers to is no longer "
+                           f"there (deleted on the cloud or on this PC): keep the cloud's version, or merge "
+                           f"values that refer to an existing row of {parent}")
+    if diag.sqlstate in ("23505", "23P01"):
+        return CcsyncError(f"{what}: another row of {table} already has the same value for {diag.constraint_name}: "
+                           "keep the cloud's version, or merge other values")
+    return CcsyncError(f"{what}: {diag.constraint_name or 'a constraint'} on {table} refuses it "
+                       f"(SQLSTATE {diag.sqlstate}): keep the cloud's version, or merge other values")
 
 
 def _locked(conn, conflict_id: int) -> dict:

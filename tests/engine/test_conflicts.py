@@ -366,3 +366,56 @@ def test_latest_wins_compares_with_the_other_writers_time_whatever_the_path(make
     p.sync_all()
     p.assert_converged()
     assert p.sql(p.cloud, "select phone from patients where id = 2") == [("pc 2",)]
+
+
+@pytest.mark.parametrize("kind", ["update_delete", "delete_update"])
+def test_a_decision_this_pcs_foreign_key_refuses_is_one_line_naming_the_table_and_writes_nothing(p, kind):
+    """Found by the soak: keeping this PC's version of a row whose parent is gone (or deleting a row that rows
+    of another table now refer to) raised a raw ForeignKeyViolation. One line naming the table and what to do
+    instead, from the library, the CLI and the panel (400); the record stays open and nothing is written."""
+    from reconciler import panel_users
+    from tests.fix_web import SECRET
+    from web import create_app
+
+    if kind == "update_delete":  # this PC's visit, whose patient the cloud deleted with the visit
+        p.sql(p.cloud, "insert into encounters (id, patient_id, summary) values (10, 1, 'base')")
+        p.sync_all()
+        p.sql(node(p), "update encounters set summary = 'pc' where id = 10")
+        p.sql(p.cloud, "delete from encounters where id = 10")
+        p.sql(p.cloud, "delete from patients where id = 1")
+        table, named = "public.encounters", "public.patients"
+    else:  # this PC deleted the patient; the cloud edited it and then recorded a visit of it
+        p.sql(node(p), "delete from patients where id = 1")
+        p.sql(p.cloud, "update patients set phone = 'cloud' where id = 1")
+        table, named = "public.patients", "public.encounters"
+    p.sync_all()
+    if kind == "delete_update":
+        p.sql(p.cloud, "insert into encounters (id, patient_id, summary) values (10, 1, 'a visit')")
+        p.sync_all()
+    [c] = on_node(node(p), conflicts.list_conflicts)
+    assert (c["kind"], c["table_name"]) == (kind, table)
+    before = {t: p.sql(node(p), f"select t::text from {t} t order by 1") for t in ("patients", "encounters")}
+
+    with pytest.raises(CcsyncError) as told:
+        on_node(node(p), conflicts.resolve, c["id"], "local", by="Dr Peeters")
+    line = str(told.value)
+    assert "\n" not in line and named in line and "keep the cloud's version" in line, line
+    assert "ForeignKey" not in line and "'pc'" not in line
+
+    result = CliRunner().invoke(cli.main, ["conflicts", "resolve", str(c["id"]), "--keep", "local",
+                                           "--by", "Dr Peeters", "--local", node(p)])
+    assert result.exit_code != 0 and "Traceback" not in result.output and named in result.output, result.output
+    assert result.output.strip().count("\n") == 0, result.output
+
+    token = panel_users.add(node(p), "robot", "another good password", token=True)["token"]
+    app = create_app({"SETTINGS": p.settings("pc-1"), "SECRET_KEY": SECRET, "TESTING": True})
+    answer = app.test_client().post(f"/api/conflicts/{c['id']}/resolve", json={"keep": "local"},
+                                    headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 400 and named in answer.get_data(as_text=True), answer.get_data(as_text=True)
+
+    # nothing written, the record still open: keeping the cloud's version still works
+    assert {t: p.sql(node(p), f"select t::text from {t} t order by 1") for t in before} == before
+    assert on_node(node(p), conflicts.get_conflict, c["id"])["status"] == "open"
+    on_node(node(p), conflicts.resolve, c["id"], "cloud", by="Dr Peeters")
+    p.sync_all()
+    p.assert_converged()
