@@ -93,7 +93,8 @@ def test_a_cascade_under_a_pushed_delete_is_journaled_for_the_other_nodes(make_p
     p.sql(p.cloud, "insert into patients (id, name) values (5, 'leaving')")
     p.add_node("pc-1")
     p.sql(p.cloud, "insert into notes values (50, 5, 'written on the cloud')")
-    p.add_node("pc-2")  # has the note; pc-1 has not pulled it
+    p.add_node("pc-2")  # has the note
+    p.pull("pc-1")  # pc-1 has it too (a note it never saw would refuse its delete: tests/engine/test_cascades.py)
     p.sql(p.nodes["pc-1"], "delete from patients where id = 5")
     p.push("pc-1")  # on the cloud the delete cascades to the note, below the reconciler's statement
     assert p.sql(p.cloud, "select count(*) from notes") == [(0,)]
