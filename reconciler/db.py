@@ -10,7 +10,7 @@ import psycopg
 from psycopg.types.string import TextLoader
 
 from .errors import (  # noqa: F401  (CcsyncError: db.CcsyncError)
-    CcsyncError, NotAllowed, NotInstalled, Refused, SchemaTooNew, SchemaTooOld, Unreachable, one_line,
+    CcsyncError, InvalidDsn, NotAllowed, NotInstalled, Refused, SchemaTooNew, SchemaTooOld, Unreachable, one_line,
 )
 from .schema import HEAD
 
@@ -95,8 +95,10 @@ _REFUSALS = {"cloud database": _CloudRefusals, "local database": _LocalRefusals}
 
 
 def connect(dsn: str, *, role: str = "database", autocommit: bool = False, **kwargs) -> psycopg.Connection:
-    """Open a connection; a wrong DSN becomes one readable line (never the DSN itself), an unreachable server
-    the typed `Unreachable`, a refused privilege later `NotAllowed` (see `_Refusals`)."""
+    """Open a connection. The one place where psycopg's errors become ccsync's typed ones (`errors.Unusable`): a
+    malformed DSN `InvalidDsn` (one line, never the DSN itself), a server that cannot be reached `Unreachable`,
+    one that answered and refused the session `Refused`, a refused privilege later `NotAllowed` (`_Refusals`).
+    `.where` says which side (`local`/`cloud`, from `role`)."""
     if not dsn:
         raise CcsyncError(f"no {role} DSN given: pass it with --dsn (or the matching option)")
     kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
@@ -106,7 +108,7 @@ def connect(dsn: str, *, role: str = "database", autocommit: bool = False, **kwa
         return psycopg.connect(dsn, autocommit=autocommit, **kwargs)
     except psycopg.ProgrammingError as exc:
         # libpq's message may quote the malformed string, which may hold a password
-        raise CcsyncError(f"invalid {role} DSN: not a PostgreSQL connection string or URI") from exc
+        raise InvalidDsn(f"invalid {role} DSN: not a PostgreSQL connection string or URI") from exc
     except psycopg.OperationalError as exc:
         if "FATAL:" in str(exc) and not any(word in str(exc) for word in TRANSIENT):
             # the server answered and said no: its own words say why (libpq gives no SQLSTATE here)
@@ -220,7 +222,8 @@ def open_cloud(cloud_dsn: str, *, node: str | None = None, **kwargs) -> psycopg.
 
 
 def as_cloud(cloud: psycopg.Connection, *, node: str | None = None) -> psycopg.Connection:
-    """An open connection to the cloud made what `open_cloud` gives (closed when the check refuses it)."""
+    """An open connection to the cloud made what `open_cloud` gives (closed when the check refuses it; what the
+    check raises says `.where = "cloud"`, as `connect` does)."""
     cloud.autocommit = True
     text_jsonb(cloud)
     try:
@@ -230,7 +233,9 @@ def as_cloud(cloud: psycopg.Connection, *, node: str | None = None) -> psycopg.C
             raise CcsyncError(f"the --cloud database is installed as {name!r}, not as 'cloud': check --cloud")
         if node is not None:
             cloud.execute("select set_config('ccsync.origin', %s, false)", (node,))
-    except BaseException:
+    except BaseException as exc:
         cloud.close()
+        if isinstance(exc, CcsyncError) and getattr(exc, "where", None) is None:
+            exc.where = "cloud"
         raise
     return cloud

@@ -7,15 +7,28 @@ def one_line(exc: BaseException | str) -> str:
     return " ".join(text.split()) or (exc.__class__.__name__ if not isinstance(exc, str) else "")
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line (its class name when it has no text): what a log says of it above debug, since
+    a server's detail lines may quote a row."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class CcsyncError(Exception):
     """A problem the user can act on; its message is one line that says what to do."""
+
+
+class Unusable(CcsyncError):
+    """A database cannot be used as configured (it cannot be reached, it refused the session or a privilege, the
+    DSN is not one): nothing a request's values could fix. Raised only by `reconciler.db`, which turns psycopg's
+    errors into these; the message may name hosts and roles (the panel logs it and shows its own words)."""
 
 
 class NotInstalled(CcsyncError):
     """ccsync is not installed in a database that needs it."""
 
 
-class Unreachable(CcsyncError):
+class Unreachable(Unusable):
     """A database cannot be reached (server down, network gone, connection lost): work offline and retry."""
 
 
@@ -23,7 +36,7 @@ class SchemaTooOld(CcsyncError):
     """A database holds an older ccsync schema revision than this ccsync needs: upgrade it with `ccsync install`."""
 
 
-class NotAllowed(CcsyncError):
+class NotAllowed(Unusable):
     """A database refused a privilege: the message names the database, the object and the command that grants it."""
 
 
@@ -34,3 +47,8 @@ class SchemaTooNew(CcsyncError):
 class Refused(Unreachable):
     """A database server answered but refused the session (wrong password, unknown role or database, access
     rules, too many connections): working offline does not fix it, a person must."""
+
+
+class InvalidDsn(Unusable):
+    """A DSN that is not a PostgreSQL connection string or URI (the message never quotes it: it may hold a
+    password)."""

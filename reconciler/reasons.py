@@ -65,7 +65,7 @@ def of(exc: BaseException, *, where: str = "cloud") -> Reason:
         if where == "local":
             return Reason.LOCAL_DOWN
         return Reason.CLOUD_REFUSED if isinstance(exc, Refused) else Reason.CLOUD_UNREACHABLE
-    if isinstance(exc, (NotInstalled, SchemaTooOld, SchemaTooNew)) and "cloud database" in str(exc):
+    if isinstance(exc, (NotInstalled, SchemaTooOld, SchemaTooNew)) and getattr(exc, "where", None) == "cloud":
         return Reason.CLOUD_NOT_READY
     if isinstance(exc, psycopg.OperationalError):
         return Reason.CONNECTION_LOST

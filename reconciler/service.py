@@ -24,7 +24,7 @@ from .mode import LOCK_KEY, lock_holder  # noqa: F401  (lock_holder: part of the
 from .engine import pull, push
 from .engine.sides import Sides, open_cloud, open_node
 from .config import Settings
-from .errors import CcsyncError, Unreachable, one_line
+from .errors import CcsyncError, Unreachable, first_line, one_line
 from .progress import Stored
 from .reasons import Reason
 
@@ -135,8 +135,7 @@ class Service:
                 reason = one_line(str(exc))
                 if set_mode(self.home, "offline", why) or reason != last_reason:  # each new reason is said once
                     log.warning("cannot sync with the cloud: %s (%s): working offline, retrying with backoff",
-                                reasons.sentence(why), str(exc).strip().splitlines()[0] if str(exc).strip() else
-                                type(exc).__name__)
+                                reasons.sentence(why), first_line(exc))
                 else:
                     log.debug("still offline (%s); next try in %.1f s", reason, backoff)
                 last_reason = reason
@@ -158,7 +157,7 @@ class Service:
                 self._online()
             except (psycopg.OperationalError, Unreachable) as exc:
                 self._stop_if_asked()
-                log.warning("lost the cloud (%s)", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+                log.warning("lost the cloud (%s)", first_line(exc))
             except CcsyncError as exc:
                 self._stop_if_asked()
                 log.error("sync failed: %s", exc)  # (recorded as the last error, in words, by history)

@@ -17,7 +17,8 @@ from hypothesis import given, strategies as st
 
 import cli
 import reconciler
-from reconciler import mode, service, status, sync
+from reconciler import db, mode, reasons, service, status, sync
+from reconciler.errors import NotInstalled, SchemaTooOld
 from reconciler import panel_users as users
 from reconciler.config import Settings
 from reconciler.devtools.pgserver import PgServer
@@ -37,6 +38,18 @@ SECRET = "a status test secret, long enough"
 facts_st = st.builds(Facts, service=st.booleans(), stored=st.sampled_from(["online", "synchronizing", "offline"]),
                      since=st.none(), reason=st.sampled_from([None, *Reason]), failures=st.integers(0, 10),
                      syncing=st.booleans())
+
+
+def test_a_cloud_not_ready_is_known_by_where_it_was_opened_not_by_the_words_of_its_message(databases):
+    bare = databases.new("bare")
+    with pytest.raises(NotInstalled) as opened_as_cloud:
+        db.open_cloud(bare)
+    assert reasons.of(opened_as_cloud.value) == Reason.CLOUD_NOT_READY
+    with pytest.raises(NotInstalled) as opened_as_local:
+        db.open_local(bare)
+    assert reasons.of(opened_as_local.value) == Reason.SYNC_ERROR
+    # the same words raised where no cloud was opened: ccsync's own line, not the cloud's state
+    assert reasons.of(SchemaTooOld("the cloud database has ccsync schema 0001")) == Reason.SYNC_ERROR
 
 
 @given(facts=st.one_of(st.none(), facts_st), reachable=st.booleans())

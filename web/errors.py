@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from reconciler.conflicts import AlreadyResolved, UnknownConflict
-from reconciler.errors import CcsyncError, NotInstalled, one_line
+from reconciler.errors import CcsyncError, NotInstalled, Unusable, one_line
 
 from .auth import is_api
 from .db import opened
@@ -61,7 +61,7 @@ def _ccsync(exc: CcsyncError):
         return answer(404, str(exc))
     if isinstance(exc, AlreadyResolved):
         return answer(409, str(exc))
-    if isinstance(exc.__cause__, psycopg.Error):
+    if isinstance(exc, Unusable):
         # libpq's own words can name hosts and users: they go to the log, not to the page
         log.warning("database unreachable: %s", exc)
         return answer(503, UNREACHABLE, **LOCAL_DOWN)

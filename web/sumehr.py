@@ -6,12 +6,11 @@ import importlib
 import re
 from types import ModuleType
 
-import psycopg
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from werkzeug.exceptions import ServiceUnavailable
 
-from reconciler.errors import CcsyncError
+from reconciler.errors import CcsyncError, Unusable
 
 from .db import get_db, settings
 from .present import sentence
@@ -157,8 +156,9 @@ def publisher() -> ModuleType | None:
 
 
 def _not_set_up(exc: CcsyncError) -> bool:
-    """A configuration the publisher cannot work with (not a database that cannot be reached)."""
-    return not isinstance(exc.__cause__, psycopg.Error)
+    """A configuration the publisher cannot work with (not this PC's database that cannot be used: that one is
+    the error pages', web/errors)."""
+    return not isinstance(exc, Unusable)
 
 
 def configured() -> bool:

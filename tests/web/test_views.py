@@ -25,7 +25,7 @@ from click.testing import CliRunner
 import cli
 from reconciler import status as engine_status
 from reconciler.config import Settings
-from reconciler.errors import CcsyncError
+from reconciler.errors import CcsyncError, InvalidDsn, NotAllowed, Refused, Unreachable
 from reconciler.devtools.pgserver import free_port
 from tests.fix_web import (  # noqa: F401 - fixtures
     HOSTILE, PASSWORD, SCENARIO, SECRET, USER, app, client, csrf_token, log_in, logged_in, session_cookie, web_practice,
@@ -704,8 +704,66 @@ def test_an_unexpected_error_is_a_plain_500_page_without_details(logged_in, monk
         assert "the details are in the panel" in body
 
 
-def test_an_unreachable_database_is_503_without_dsn_or_password():
-    dsn = "host=127.0.0.1 port=1 dbname=practice user=doctor password=hunter2 connect_timeout=1"
+def _told_by_the_database(error: CcsyncError) -> CcsyncError:
+    """`error` as reconciler.db raises it: translated from psycopg's error, which is its __cause__."""
+    error.__cause__ = psycopg.errors.RaiseException("the server's words, naming host=db.example user=doctor")
+    return error
+
+
+@pytest.mark.parametrize("unusable", [
+    Unreachable("cannot connect to the local database: host=db.example user=doctor"),
+    Refused("the local database refused the connection: user=doctor"),
+    NotAllowed("this PC's database refused role 'doctor': permission denied for table ccsync.state"),
+    InvalidDsn("invalid local database DSN: not a PostgreSQL connection string or URI"),
+], ids=lambda e: type(e).__name__)
+def test_a_database_that_cannot_be_used_is_503_by_its_type_with_the_panels_words(logged_in, monkeypatch, unusable):
+    def failing(*args, **kwargs):
+        raise unusable
+
+    monkeypatch.setattr(engine_status, "current", failing)
+    for path in ("/", "/api/status"):
+        response = logged_in.get(path)
+        assert response.status_code == 503, path
+        assert "cannot be reached" in html(response) and "doctor" not in html(response)
+
+
+def test_a_ccsync_refusal_that_the_database_raised_is_its_own_line_not_an_outage(logged_in, monkeypatch):
+    def refusing(*args, **kwargs):
+        raise _told_by_the_database(CcsyncError("public.visits is not tracked on the cloud"))
+
+    monkeypatch.setattr(engine_status, "current", refusing)
+    response = logged_in.get("/api/status")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "public.visits is not tracked on the cloud"
+
+
+def test_sumehr_tells_a_database_that_cannot_be_used_from_a_publisher_not_set_up(logged_in, fake_publisher,
+                                                                                 monkeypatch):
+    module = sys.modules["reconciler.sumehr.publisher"]
+    listing = module.listing
+
+    def not_allowed(conn, settings, **options):
+        raise NotAllowed("this PC's database refused role 'doctor': permission denied for table public.sumehrs")
+
+    monkeypatch.setattr(module, "listing", not_allowed)
+    response = logged_in.get("/api/sumehr")
+    assert response.status_code == 503 and "cannot be reached" in response.get_json()["error"]
+    assert "doctor" not in response.get_data(as_text=True)
+
+    def cloud_says_no(conn, settings, patient=None):
+        raise _told_by_the_database(CcsyncError("the role nurse_pc is registered to no node"))
+
+    monkeypatch.setattr(module, "listing", listing)
+    monkeypatch.setattr(module, "retry", cloud_says_no)
+    token = csrf_token(logged_in, "/sumehr")
+    response = logged_in.post("/api/sumehr/85010100001/retry", headers={"X-CSRFToken": token})
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "the role nurse_pc is registered to no node"
+
+
+@pytest.mark.parametrize("dsn", ["host=127.0.0.1 port=1 dbname=practice user=doctor password=hunter2 connect_timeout=1",
+                                 "host=127.0.0.1 user=doctor password=hunter2 = not a DSN"], ids=["unreachable", "invalid"])
+def test_an_unreachable_database_is_503_without_dsn_or_password(dsn):
     app = create_app({"LOCAL_DSN": dsn, "SECRET_KEY": SECRET})
     client = app.test_client()
     for path in ("/auth/login", "/api/status"):
