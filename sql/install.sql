@@ -4,12 +4,13 @@
 -- the privileges on them last. Function bodies are not checked while loading (as pg_dump does): a
 -- function may read a table that a later revision creates. sql/README.md lists every table.
 
--- Internal: the clock and who is calling (used by the functions below)
+-- Internal: the clock, who is calling, and the one insert of a conflict record (used by the functions below)
 \i functions/ccsync.hlc_at_least.sql
 \i functions/ccsync.hlc_next.sql
 \i functions/ccsync.trusted_session.sql
 \i functions/ccsync.caller_node.sql
 \i functions/ccsync.require_node.sql
+\i functions/ccsync.insert_conflict.sql
 
 -- Internal: capture. Each tracked table gets its own trigger function, generated for its columns by
 -- capture_function_sql (run as the schema owner); the journal notifies the services once per transaction.

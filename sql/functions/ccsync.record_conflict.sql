@@ -3,9 +3,7 @@
 --
 --      Records, for the calling node, a conflict its push met: one record
 --      per conflicting change (a second conflict on a row never overwrites
---      the first). The record is journaled as a cloud change
---      (ccsync.conflicts is one of ccsync's own replicated tables), so
---      every node pulls it.
+--      the first), through ccsync.insert_conflict, so every node pulls it.
 --
 -- Parameters:
 --      p_table       the tracked table, as in ccsync.tracked
@@ -28,7 +26,7 @@
 --      CC013  the table is not tracked
 --
 -- Tables:
---      ccsync.conflicts (insert), ccsync.tracked (read)
+--      ccsync.conflicts (insert, by ccsync.insert_conflict), ccsync.tracked (read)
 -- ----------------------------------------------------------------------
 create or replace function ccsync.record_conflict(p_table text, p_pk jsonb, p_kind text, p_columns text[],
                                                   p_local_row jsonb, p_cloud_row jsonb, p_base jsonb, p_diff jsonb,
@@ -38,21 +36,12 @@ language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-    v_node text := ccsync.require_node();
-    v_id   bigint;
 begin
+    perform ccsync.require_node();  -- CC010 before CC013, as a PC's role is told first
     if not exists (select 1 from ccsync.tracked as t where t.table_name = p_table) then
         raise exception '% is not tracked on the cloud', p_table using errcode = 'CC013';
     end if;
-    insert into ccsync.conflicts as c (node, table_name, pk, kind, columns, local_row, cloud_row, base, diff,
-                                       local_hlc, cloud_hlc, status, resolution, resolved_by, resolved_at)
-    values (v_node, p_table, p_pk, p_kind, p_columns, p_local_row, p_cloud_row, p_base, p_diff,
-            p_local_hlc, p_cloud_hlc,
-            case when p_resolution is null then 'open' else 'resolved' end, p_resolution,
-            case when p_resolution is null then null else 'policy' end,
-            case when p_resolution is null then null else now() end)
-    returning c.id into v_id;
-    return v_id;
+    return ccsync.insert_conflict(p_table, p_pk, p_kind, p_columns, p_local_row, p_cloud_row, p_base, p_diff,
+                                  p_local_hlc, p_cloud_hlc, p_resolution, null, null);
 end;
 $$;

@@ -3,8 +3,9 @@
 --
 --      Records, for the calling node, a source transaction of its push
 --      that the cloud's constraints refused (issue 12, invariant 7): not
---      applied at all, kept whole for a person to discard or apply again.
---      Journaled as a cloud change, so every node has the record.
+--      applied at all, kept whole for a person to discard or apply again:
+--      a record of kind refused, through ccsync.insert_conflict, so every
+--      node has it.
 --
 -- Parameters:
 --      p_table     the table of the transaction's first change
@@ -21,7 +22,7 @@
 --      CC010  the role is registered to no node
 --
 -- Tables:
---      ccsync.conflicts (insert)
+--      ccsync.conflicts (insert, by ccsync.insert_conflict)
 -- ----------------------------------------------------------------------
 create or replace function ccsync.record_refusal(p_table text, p_pk jsonb, p_changes jsonb, p_reason text,
                                                  p_hlc bigint)
@@ -30,13 +31,8 @@ language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-    v_node text := ccsync.require_node();
-    v_id   bigint;
 begin
-    insert into ccsync.conflicts (node, table_name, pk, kind, columns, local_hlc, status, reason, changes)
-    values (v_node, p_table, coalesce(p_pk, '{}'), 'refused', '{}', p_hlc, 'open', p_reason, p_changes)
-    returning id into v_id;
-    return v_id;
+    return ccsync.insert_conflict(p_table, coalesce(p_pk, '{}'), 'refused', '{}', null, null, null, null, p_hlc, null,
+                                  null, p_reason, p_changes);
 end;
 $$;

@@ -132,6 +132,9 @@ def test_5_a_pc_cannot_write_a_journal_entry_that_stops_the_others(p):
                      "null, null, 1, 1, null)"):
             with pytest.raises(psycopg.Error, match="public.nope is not tracked on the cloud"):
                 cloud.execute(call)
+        # the insert both record functions share is theirs alone: no PC records past their checks
+        refused(cloud, "select ccsync.insert_conflict('public.nope', '{}', 'refused', '{}', null, null, null, null, 1, "
+                       "null, null, null, null)")
     node = p.nodes["pc-1"]  # an entry for a table nobody has, in pc-1's own journal: its own push stops there
     p.sql(node, "insert into ccsync.journal (hlc, origin, table_name, op, pk, new) values (ccsync.hlc_next(), 'pc-1', "
                 "'public.nope', 'I', '{\"id\": 1}', '{\"id\": 1}')")
