@@ -1,8 +1,11 @@
 """The sync service (`ccsync run`): keeps a PC's replica current, online, offline and synchronizing.
 
-Online, it LISTENs on both databases (a transaction that journals notifies at commit) and pushes or pulls
-as soon as a change is committed on either side; while changes keep coming, at most one push and one pull
-every GATHER seconds, each taking all that committed meanwhile. A lost cloud is noticed within seconds (connect
+Online, it LISTENs on both databases (a transaction that journals notifies at commit) and looks at each
+journal at every notification and every POLL seconds: it pushes when the node's journal holds entries it has
+not pushed, and pulls when the cloud's holds entries of the others it has not pulled (engine/news.py: one
+indexed query each; its own pushes, which the cloud journals again, wake it up but start no pull). While
+changes keep coming, at most one push and one pull every GATHER seconds, each taking all that committed
+meanwhile. A lost cloud is noticed within seconds (connect
 timeout, TCP keepalives, a probe when idle); offline it retries with capped exponential backoff, and when
 the cloud is back it synchronizes (push the backlog, pull what it missed) before it is online again. The
 mode lives in the node's ccsync.state, so `ccsync status`, the panel and a restarted service agree.
@@ -21,7 +24,7 @@ import psycopg
 from . import db as _db, history, labels, mode, reasons
 from .db import CLOUD_LINK
 from .mode import LOCK_KEY, lock_holder  # noqa: F401  (lock_holder: part of the service's API)
-from .engine import pull, push
+from .engine import news, pull, push
 from .engine.sides import Sides, open_cloud, open_node
 from .config import Settings
 from .errors import CcsyncError, Unreachable, first_line, one_line
@@ -30,7 +33,7 @@ from .reasons import Reason
 
 log = logging.getLogger("ccsync.service")
 
-POLL = 0.25  # seconds between two looks at the journal sequences when no notification came
+POLL = 0.25  # seconds between two looks at the journals when no notification came
 GATHER = 0.2  # seconds: while changes keep coming, a push or pull starts at least this long after the last one ended
 
 
@@ -178,18 +181,23 @@ class Service:
     def _synchronize(self, progress=None) -> None:
         self._push_and_pull(True, True, progress)
 
-    def _push_and_pull(self, want_push: bool, want_pull: bool, progress=None) -> None:
+    def _push_and_pull(self, want_push: bool, want_pull: bool, progress=None, looks: dict | None = None) -> None:
         """A push that fails never stops the pull: the PC keeps following the cloud, and the push's error is
-        raised once the pull is done (the batch stays pending, the status shows why)."""
+        raised once the pull is done (the batch stays pending, the status shows why). `looks`: the looks that
+        asked for this push and pull (news.Look), told when their run ended well."""
         failed = None
         if want_push:
             try:
                 self._push(progress)
+                if looks:
+                    looks["node"].done()
             except CcsyncError as exc:
                 self._stop_if_asked()
                 failed = exc
         if want_pull:
             self._pull(progress)
+            if looks:
+                looks["cloud"].done()
         if failed is not None:
             raise failed
 
@@ -244,33 +252,29 @@ class Service:
     def _listen(self, ears: dict, sel: selectors.BaseSelector) -> None:
         cloud = self.sides.cloud
         last_activity = last_safety = time.monotonic()
-        catch_up = True  # what committed before LISTEN sent no notification to us
-        seen = {"node": None, "cloud": None}
+        first = True  # what committed before LISTEN sent no notification to us
+        # a look at each journal decides whether a push or a pull has anything to do (engine/news.py): the cloud's
+        # moves with this PC's own pushes too, and a session notifies at most every 50 ms
+        looks = {"node": news.Look(), "cloud": news.Look(self.name)}
         last_work = 0.0
         while True:
-            events = [] if catch_up else sel.select(timeout=POLL)
-            want_push = want_pull = catch_up
-            catch_up = False
-            for key, _ in events:
-                if list(ears[key.data].notifies(timeout=0)):
-                    want_push |= key.data == "node"
-                    want_pull |= key.data == "cloud"
-            # sessions notify at most every 50 ms: the journal sequences show the commits in between
-            for side, conn in (("node", self.sides.node), ("cloud", cloud)):
-                last = conn.execute("select last_value from ccsync.journal_id_seq").fetchone()[0]
-                if seen[side] is not None and last != seen[side]:
-                    want_push |= side == "node"
-                    want_pull |= side == "cloud"
-                seen[side] = last
+            if not first:
+                for key, _ in sel.select(timeout=POLL):
+                    list(ears[key.data].notifies(timeout=0))  # (a notification only wakes us up)
+            first = False
+            want_push = looks["node"].anything(self.sides.node)
+            want_pull = looks["cloud"].anything(cloud)
             now = time.monotonic()
             if now - last_safety > self.safety_interval:
+                # now and then a full push and pull whatever the looks say: they also see a table tracked again, the
+                # cloud's pruning, and tell the cloud how far this PC has pulled
                 want_push = want_pull = True
                 last_safety = now
             if want_push or want_pull:
                 # a busy practice commits many small transactions: one push (or pull) takes all that committed
                 # while it waited, instead of one per commit, which would slow down the practice's own writes
                 time.sleep(max(0.0, last_work + GATHER - time.monotonic()))
-            self._push_and_pull(want_push, want_pull)
+            self._push_and_pull(want_push, want_pull, looks=looks)
             if want_push or want_pull:
                 last_activity = last_work = time.monotonic()
             elif now - last_activity > self.probe_interval:
