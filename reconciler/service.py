@@ -25,7 +25,7 @@ from . import db as _db, history, labels, mode, reasons
 from .db import CLOUD_LINK
 from .mode import LOCK_KEY, lock_holder  # noqa: F401  (lock_holder: part of the service's API)
 from .engine import news, pull, push
-from .engine.sides import Sides, open_cloud, open_node
+from .engine.sides import Sides, open_cloud, open_node, sides_of
 from .config import Settings
 from .errors import CcsyncError, Unreachable, first_line, one_line
 from .progress import Stored
@@ -170,12 +170,15 @@ class Service:
     def _connect(self) -> None:
         self._close_sides()
         node, name = open_node(self.local)
+        cloud = None
         try:
             cloud = open_cloud(self.cloud_dsn, node=name, **CLOUD_LINK)
+            self.sides = sides_of(node, cloud, name)
         except Exception:
-            node.close()
+            for conn in (node, cloud):
+                if conn is not None:
+                    conn.close()
             raise
-        self.sides = Sides(node, cloud, name)
         labels.follow(cloud, node)
 
     def _synchronize(self, progress=None) -> None:
@@ -270,6 +273,7 @@ class Service:
                 # cloud's pruning, and tell the cloud how far this PC has pulled
                 want_push = want_pull = True
                 last_safety = now
+                self.sides.once.clear()  # and register again (a PC removed or bound anew on the cloud meanwhile)
             if want_push or want_pull:
                 # a busy practice commits many small transactions: one push (or pull) takes all that committed
                 # while it waited, instead of one per commit, which would slow down the practice's own writes

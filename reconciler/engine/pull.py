@@ -16,7 +16,7 @@ from psycopg.rows import class_row
 
 from . import apply as _apply, drain as _drain, journal as _journal, housekeeping, initial_copy
 from .faults import checkpoint
-from .sides import Sides, check_drift, register, tracked_tables
+from .sides import Sides, check_drift, register_once, tracked_tables
 from ..errors import CcsyncError
 
 def pending_count(sides: Sides) -> int:
@@ -131,7 +131,7 @@ select distinct j.table_name, k.pk::text
 def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
     node, cloud, name = sides.node, sides.cloud, sides.name
     started = time.monotonic()
-    register(node, cloud, name)
+    register_once(sides)
     node_tables = tracked_tables(node, sides.tables)
     check_drift(node_tables, tracked_tables(cloud, sides.tables))
     _check_horizon(node, cloud)

@@ -15,7 +15,7 @@ from psycopg.rows import class_row
 from . import apply as _apply, drain as _drain, journal as _journal, initial_copy as snapshot, refusals
 from . import cascades, detect
 from .faults import checkpoint
-from .sides import Sides, check_drift, register, tracked_tables
+from .sides import Sides, check_drift, register_once, tracked_tables
 from ..errors import CcsyncError
 
 
@@ -154,15 +154,17 @@ class _Push(_drain.Direction):
 
 def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
     started = time.monotonic()
-    register(sides.node, sides.cloud, sides.name)
+    register_once(sides)
     cloud_tables = tracked_tables(sides.cloud, sides.tables)
     node_tables = tracked_tables(sides.node, sides.tables)
     check_drift(node_tables, cloud_tables)
-    _forget_pushed(sides.node, sides.cloud, sides.name)
+    if "forgotten" not in sides.once:  # (a run of these sides that ended, ended with the forget below)
+        _forget_pushed(sides.node, sides.cloud, sides.name)
     net = None if sides.reference else _journal.net_columns(sides.cloud, sides.node, cloud_tables, node_tables)
     totals = _drain.drain(_Push(sides, cloud_tables, net), progress=progress, chunk=chunk,
                           reference=sides.reference)
     _forget_pushed(sides.node, sides.cloud, sides.name)  # whole windows, and what an interrupted run could not forget
+    sides.once.add("forgotten")
     return {"changes": totals["changes"], "transactions": totals["transactions"], "conflicts": totals["conflicts"],
             "refused": totals["refused"],
             "seconds": round(time.monotonic() - started, 3)}

@@ -11,7 +11,7 @@ from ..db import open_cloud, open_node
 from .tablesql import Table
 from ..errors import CcsyncError
 
-__all__ = ["Sides", "open_sides", "open_cloud", "open_node", "register", "tracked_tables", "check_drift"]
+__all__ = ["Sides", "open_sides", "sides_of", "open_cloud", "open_node", "register", "register_once", "tracked_tables", "check_drift"]
 
 
 # (database, table, policy, catalog signature) -> Table. The signature fixes everything a Table holds, so the
@@ -28,6 +28,10 @@ class Sides:
     # the reference path: each source transaction alone, change by change, no fast path (see drain.drain);
     # CCSYNC_REFERENCE=1 selects it for every sync of the process (the differential test compares both)
     reference: bool = field(default_factory=lambda: os.environ.get("CCSYNC_REFERENCE", "") == "1")
+    # the steps a connection needs once, done ("registered": ccsync.node_register; "forgotten": what an interrupted
+    # push left in the node's journal): the service keeps its connections for hours, and clears this at its
+    # safety sync
+    once: set = field(default_factory=set)
 
     def close(self) -> None:
         for conn in (self.node, self.cloud):
@@ -52,6 +56,11 @@ def open_sides(local_dsn: str, cloud_dsn: str | None) -> Sides:
     except CcsyncError:
         node.close()
         raise
+    return sides_of(node, cloud, name)
+
+
+def sides_of(node: psycopg.Connection, cloud: psycopg.Connection | None, name: str) -> Sides:
+    """Sides over connections opened by open_node and open_cloud, with the sessions' work memory for syncing."""
     for conn in (node, cloud):
         if conn is not None:
             conn.execute("select set_config('work_mem', %s, false)", (WORK_MEM,))
@@ -63,6 +72,13 @@ def register(node: psycopg.Connection, cloud: psycopg.Connection, name: str, pus
     one line), binding it the first time; at init, also where its push starts (ccsync.node_register)."""
     install_id = node.execute("select install_id::text from ccsync.identity").fetchone()[0]
     cloud.execute("select ccsync.node_register(%s::uuid, %s, %s::pg_snapshot)", (install_id, name, push_snapshot))
+
+
+def register_once(sides: Sides) -> None:
+    """`register`, once per connection to the cloud (a push or pull of the same sides does not bind again)."""
+    if "registered" not in sides.once:
+        register(sides.node, sides.cloud, sides.name)
+        sides.once.add("registered")
 
 
 _SIGNATURES = """
