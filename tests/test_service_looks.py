@@ -62,7 +62,11 @@ def test_a_look_finds_the_others_changes_and_only_what_it_has_not_seen(two_pcs):
         with silent(p.cloud) as app:  # in progress while the service looks, committed afterwards
             with app.transaction():
                 app.execute("update patients set phone = '1' where id = 2")
-                assert not pulls.anything(cloud)
+                p.sql(p.cloud, "insert into patients (id, name) values (4, 'after it began')")  # committed first
+                assert pulls.anything(cloud)
+                p.pull("pc-1")
+                pulls.done()
+                assert not pulls.anything(cloud)  # (in progress in the snapshot seen: below its xmax)
             assert pulls.anything(cloud)
     finally:
         node.close()

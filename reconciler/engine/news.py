@@ -14,7 +14,7 @@ triggers journal every pushed change again, for the other PCs), and a pull skips
 - nothing there: `seen` becomes S at once. Something there: the caller runs the direction and, once that ended
   without an error, calls `done()`, which makes S `seen` (the run's window covered S: it was taken later).
 
-The scan is an index range on `txid` from `seen`'s xmin: the entries since the previous look.
+The scan reads the `txid` index for the transactions `seen` did not show: the entries since the previous look.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ import psycopg
 
 __all__ = ["Look"]
 
-# the window's rule (journal.WINDOW: since = seen, upto = the statement's snapshot; WANTED: not the target's own)
+# the window's rule (journal.WINDOW: since = seen, upto = the statement's snapshot; WANTED: not the target's own).
+# "Not visible in seen" written as two index conditions: a transaction at or after its xmax, or in progress then.
+# (As `txid >= xmin and not visible`, a transaction held open for an hour would make every look scan the hour.)
 _NEW = """
 select pg_current_snapshot()::text,
        exists (select 1 from ccsync.journal j
-                where j.txid >= pg_snapshot_xmin(%(seen)s::pg_snapshot)
-                  and not pg_visible_in_snapshot(j.txid, %(seen)s::pg_snapshot)
+                where (j.txid >= pg_snapshot_xmax(%(seen)s::pg_snapshot)
+                       or j.txid = any (array(select pg_snapshot_xip(%(seen)s::pg_snapshot))))
                   and j.origin <> %(exclude)s
                   and (j.target is null or j.target = %(exclude)s))
 """
