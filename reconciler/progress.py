@@ -156,16 +156,18 @@ class Stored(Progress):
     """Writes what/done/total into ccsync.progress (at most every half second) so the panel and `status` see it.
 
     `min_total`: work smaller than this is not reported at all (the service's online syncs of a few changes
-    write nothing; a large transaction makes the light blink)."""
+    write nothing; a large transaction makes the light blink). `conn`: an open autocommit connection to the node
+    to write with (the service's own, kept open), else one is opened when there is something to write."""
 
     INTERVAL = 0.5
 
-    def __init__(self, local_dsn: str, *, min_total: int = 0):
+    def __init__(self, local_dsn: str, *, min_total: int = 0, conn: psycopg.Connection | None = None):
         self.local_dsn = local_dsn
         self.min_total = min_total
         self.what = None
         self._last = 0.0
-        self._conn: psycopg.Connection | None = None
+        self._given = conn
+        self._conn: psycopg.Connection | None = conn
         self._written = False
 
     def _write(self, force: bool = False) -> None:
@@ -203,6 +205,6 @@ class Stored(Progress):
         self._close()
 
     def _close(self) -> None:
-        if self._conn is not None:
+        if self._conn is not None and self._conn is not self._given:
             self._conn.close()
-            self._conn = None
+        self._conn = self._given if self._given is not None and not self._given.closed else None

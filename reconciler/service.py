@@ -92,7 +92,7 @@ class Service:
                 f"another `ccsync run` already serves node {self.name!r}: stop it first (one service per PC)"
             )
         self.home = home
-        Stored(self.local).finish()  # what a killed service left is not a sync in progress
+        Stored(self.local, conn=home).finish()  # what a killed service left is not a sync in progress
         previous = {s: signal.signal(s, self._stop) for s in (signal.SIGTERM, signal.SIGINT)}
         log.info("ccsync service started for node %s", self.name)
         try:
@@ -150,7 +150,7 @@ class Service:
             try:
                 if set_mode(self.home, "synchronizing"):
                     log.info("cloud reachable: synchronizing")
-                progress = Stored(self.local)
+                progress = Stored(self.local, conn=self.home)
                 try:
                     self._synchronize(progress=progress)
                 finally:
@@ -205,7 +205,7 @@ class Service:
             raise failed
 
     def _push(self, progress=None) -> None:
-        progress = progress or Stored(self.local, min_total=ONLINE_PROGRESS)
+        progress = progress or Stored(self.local, min_total=ONLINE_PROGRESS, conn=self.home)
         try:
             with history.recorded(self.local, "push", conn=self.home) as result:
                 result.update(push.run(self.sides, progress=progress))
@@ -216,7 +216,7 @@ class Service:
             log.info("pushed %s change(s), %s conflict(s)", result["changes"], result["conflicts"])
 
     def _pull(self, progress=None) -> None:
-        progress = progress or Stored(self.local, min_total=ONLINE_PROGRESS)
+        progress = progress or Stored(self.local, min_total=ONLINE_PROGRESS, conn=self.home)
         try:
             with history.recorded(self.local, "pull", conn=self.home) as result:
                 result.update(pull.run(self.sides, progress=progress))
