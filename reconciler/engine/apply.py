@@ -261,15 +261,22 @@ def truncate_seen_step(conn, tables: dict[str, Table], step: int, node: str) -> 
             more += conn.execute(q).rowcount
         if not more:
             break
-    # one statement: the foreign keys between the tables are checked once every table is emptied
-    deletes = [
-        sql.SQL("d{n} as (delete from {T} t where not exists (select 1 from ccsync_keep k where k.table_name = {name} "
-                "and k.pk = {key}) returning 1)").format(n=sql.Literal(n), T=t.ident, name=sql.Literal(t.name),
-                                                          key=t.pk_image())
-        for n, t in enumerate(targets)]
-    conn.execute(sql.SQL("with {} select {}").format(
-        sql.SQL(", ").join(deletes),
-        sql.SQL(" + ").join(sql.SQL("(select count(*) from d{})").format(sql.Literal(n)) for n in range(len(targets)))))
+    # a table's rows before the rows they reference, one statement each: the journal then holds every child's
+    # delete before its parent's, the order in which another PC's pull (change by change) can apply them
+    order = _children_first(targets, fks)
+    for t in order or []:
+        conn.execute(sql.SQL("delete from {T} t where not exists (select 1 from ccsync_keep k where k.table_name = {name} "
+                             "and k.pk = {key})").format(T=t.ident, name=sql.Literal(t.name), key=t.pk_image()))
+    if order is None:
+        # tables that reference each other: one statement, the foreign keys checked once every table is emptied
+        deletes = [
+            sql.SQL("d{n} as (delete from {T} t where not exists (select 1 from ccsync_keep k where k.table_name = {name} "
+                    "and k.pk = {key}) returning 1)").format(n=sql.Literal(n), T=t.ident, name=sql.Literal(t.name),
+                                                              key=t.pk_image())
+            for n, t in enumerate(targets)]
+        conn.execute(sql.SQL("with {} select {}").format(
+            sql.SQL(", ").join(deletes),
+            sql.SQL(" + ").join(sql.SQL("(select count(*) from d{})").format(sql.Literal(n)) for n in range(len(targets)))))
     kept = []
     for t in targets:
         q = sql.SQL("select {name}, k.pk::text, {img}, k.had from ccsync_keep k join {T} t on {match} "
@@ -277,6 +284,18 @@ def truncate_seen_step(conn, tables: dict[str, Table], step: int, node: str) -> 
             name=sql.Literal(t.name), img=t.image(), T=t.ident, match=t.key_match("k.pk"))
         kept += [Kept(*r) for r in conn.execute(q)]
     return _mark_run_done(conn, run), hlc, kept
+
+
+def _children_first(targets: list[Table], fks) -> list[Table] | None:
+    """The tables, each after every other one of them that references it; None when some reference each other."""
+    left, out = list(targets), []
+    while left:
+        free = [t for t in left if not any(p is t and c is not t and c in left for c, p, _, _ in fks)]
+        if not free:
+            return None
+        out += free
+        left = [t for t in left if t not in free]
+    return out
 
 
 def _references(conn, targets: list[Table]) -> list[tuple[Table, Table, list[str], list[str]]]:
@@ -395,6 +414,11 @@ def new_key(conn, t: Table, pk: str, new: str | None) -> str:
         "select (%(pk)s::jsonb || (select coalesce(jsonb_object_agg(e.key, e.value), '{}') "
         "                          from jsonb_each(%(new)s::jsonb) e where e.key = any(%(cols)s)))::text",
         {"pk": pk, "new": new, "cols": t.pk}).fetchone()[0]
+
+
+def all_keys(conn, t: Table) -> list[str]:
+    """The keys of every row of the table (what a refused TRUNCATE leaves to read back)."""
+    return [r[0] for r in conn.execute(sql.SQL("select {k}::text from {T} t").format(k=t.pk_image(), T=t.ident))]
 
 
 def fetch_images(conn, t: Table, keys: list) -> dict[str, dict]:

@@ -109,6 +109,10 @@ class _Pull(_drain.Direction):
                 "this PC, then sync again"
             )
         keys = self.src.execute(_TX_KEYS, {"txid": str(tx.txid), "node": self.node_name}).fetchall()
+        for (name,) in self.src.execute(_TX_TRUNCATED, {"txid": str(tx.txid), "node": self.node_name}).fetchall():
+            t = self.tables.get(name)  # a refused TRUNCATE: every row of the table, here and on the cloud
+            if t is not None:
+                keys += [(name, k) for k in _apply.all_keys(node, t) + _apply.all_keys(self.src, t)]
         node.execute(
             "insert into ccsync.refresh (table_name, pk) select t, k::jsonb from unnest(%s::text[], %s::text[]) "
             "as u(t, k) on conflict do nothing", ([k[0] for k in keys], [k[1] for k in keys]))
@@ -125,6 +129,12 @@ select distinct j.table_name, k.pk::text
                                        from unnest(t.pk_columns) c where d.ch ? c) end)) as k(pk)
  where j.txid = %(txid)s::text::xid8 and j.origin <> %(node)s and (j.target is null or j.target = %(node)s)
    and k.pk is not null
+"""
+
+
+_TX_TRUNCATED = """
+select distinct j.table_name from ccsync.journal j
+ where j.txid = %(txid)s::text::xid8 and j.op = 'T' and j.origin <> %(node)s and (j.target is null or j.target = %(node)s)
 """
 
 
@@ -274,10 +284,13 @@ class _Again(Exception):
 def refresh(sides: Sides) -> int:
     """Re-read from the cloud the rows a pull skipped, once their local changes have been pushed.
 
-    A row this node's constraints refuse for now (a cloud row that refers to a row this node deleted, its
-    delete not pushed yet) stays listed and is read again at the next refresh; the tables are tried again
-    while one of them goes through (a parent before its children). Refused with nothing left to push, it is
-    one clear error."""
+    The refresh reads the cloud as it is now, beyond this node's pull position. A row this node's constraints
+    refuse for now stays listed and is read again at the next refresh: a cloud row that refers to a row this
+    node deleted (its delete not pushed yet), or a row the cloud removed whose children here are removed by
+    cloud changes not pulled yet (another PC's TRUNCATE of a patient and its notes, read back after this node's
+    conflicting edit of the patient: the pull that follows removes the notes first). The tables are tried again
+    while one of them goes through (a parent before its children). Refused with nothing left to push nor to
+    pull, it is one clear error."""
     node, cloud = sides.node, sides.cloud
     rows = node.execute(
         "select r.table_name, r.pk::text from ccsync.refresh r where not exists "
@@ -305,7 +318,8 @@ def refresh(sides: Sides) -> int:
         if len(failed) == len(pending):
             break
         pending = [(name, keys) for name, keys, _ in failed]
-    if failed and not node.execute("select exists (select 1 from ccsync.journal)").fetchone()[0]:
+    if failed and not node.execute("select exists (select 1 from ccsync.journal)").fetchone()[0] \
+            and not pending_count(sides):
         name, _, exc = failed[0]
         raise CcsyncError(f"this PC's constraints refuse the cloud's version of rows of {name} "
                           f"({exc.diag.message_primary}): fix the constraint on this PC, then sync again")

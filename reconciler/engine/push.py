@@ -130,6 +130,11 @@ class _Push(_drain.Direction):
         refused = refusals.read(self.src, tx.txid, self.node_name)
         refusals.record(self.dst, refused, refusals.reason(self.dst, refused, exc))
         self.refused_keys += refused.keys
+        # a refused TRUNCATE: every row of its tables, here and on the cloud, is read back
+        for name in refusals.truncated(refused):
+            t = self.tables.get(name)
+            if t is not None:
+                self.refused_keys += [[name, k] for k in _apply.all_keys(self.dst, t) + _apply.all_keys(self.src, t)]
         return Counter(refused=1)
 
     def committed(self, chunk):

@@ -114,6 +114,11 @@ def ops_of(refused: Refused) -> dict[str, str]:
     return ops
 
 
+def truncated(refused: Refused) -> list[str]:
+    """The tables the refused transaction truncated."""
+    return list(dict.fromkeys(c["table"] for c in json.loads(refused.changes) if c["op"] == "T"))
+
+
 def record(cloud: psycopg.Connection, refused: Refused, why: str) -> None:
     """The refusal record, for the node of the connected role (ccsync.record_refusal), journaled for every node."""
     cloud.execute("select ccsync.record_refusal(%s, %s::jsonb, %s::jsonb, %s, %s)",
