@@ -5,11 +5,16 @@ their pull brings the removal of the children; their syncs must go on, and every
 each PC's losing write kept in a record (issue 12: no PC stuck for good, no lost write).
 """
 
+import threading
+
+import hypothesis.strategies as st
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import reconciler
 from reconciler import conflicts
+from tests.engine.test_differential import DATABASES, NODES, POLICIES, Template, World, _rows, _wait_blocked
 from tests.engine.test_pull_races import _pull_while
 from tests.fix_sync import on_node
 
@@ -108,3 +113,101 @@ def test_a_pcs_truncate_the_cloud_refuses_is_read_back_whole(make_practice):
     assert p.sql(p.cloud, "select count(*) from patients") == [(3,)]
     [r] = [c for c in on_node(p.nodes["pc-1"], conflicts.list_conflicts) if c["kind"] == "refused"]
     assert [c["op"] for c in r["changes"]] == ["T"] * 6
+
+
+# -- generated: any order of the truncated tables, deletes instead, any policy, edits offline and while pulling -----
+DIFF_TABLES = ("patients", "contacts", "notes")  # the differential test's practice: CASCADE and a deferred composite
+AT = "2026-03-29 01:30:00+00"
+EDITS = st.lists(st.tuples(st.sampled_from(["patient", "note", "contact", "new_note", "new_contact"]),
+                           st.integers(1, 3), st.booleans()), min_size=1, max_size=3)
+
+
+@st.composite
+def _removals(draw):
+    if draw(st.booleans()):
+        return "truncate " + ", ".join(draw(st.permutations(DIFF_TABLES)))
+    ids = ", ".join(map(str, draw(st.lists(st.integers(1, 3), min_size=1, max_size=3, unique=True))))
+    return f"delete from notes where patient_id in ({ids}); delete from patients where id in ({ids})"
+
+
+def _edit(conn, kind: str, key: int, value: str) -> None:
+    if kind == "patient":
+        conn.execute("update patients set phone = %s where id = %s", (value, key))
+    elif kind == "note":
+        conn.execute("update notes set body = %s where patient_id = %s and at = %s", (value, key, AT))
+    elif kind == "contact":
+        conn.execute("update contacts set value = %s where id = %s", (value, key))
+    elif kind == "new_note":
+        conn.execute("insert into notes (patient_id, at, body) values (%s, now(), %s)", (key, value))
+    else:
+        conn.execute("insert into contacts (id, patient_id, value) values (%s, %s, %s)", (key + 10, key, value))
+
+
+@pytest.fixture(scope="module")
+def template(pg):
+    tpl = Template(pg)
+    yield tpl
+    tpl.databases.drop_all()
+
+
+@settings(max_examples=5, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(removal=_removals(), edits=EDITS, policy=st.sampled_from(POLICIES), reference=st.booleans(),
+       cloud_note=st.booleans())
+def test_generated_removals_against_edits_of_another_pc(template, removal, edits, policy, reference, cloud_note):
+    """pc-1 removes patients with their children while pc-2 edits them (offline, or while its pull waits for the
+    row); the cloud may add a note under one meanwhile (kept). Every sync goes through, every database ends as the
+    cloud, and each of pc-2's committed edits is in the final state or in a record."""
+    w = World("t", reference, template.clone("t"))
+    try:
+        for db in DATABASES:
+            with psycopg.connect(w.dsns[db], autocommit=True) as conn:
+                conn.execute("update ccsync.tracked set policy = %s", (policy,))
+        with psycopg.connect(w.dsns["cloud"], autocommit=True) as conn:
+            conn.execute(SEED_DIFF)
+        for node in NODES:
+            w.run("sync", node)
+        written = []
+        for n, (kind, key, while_pulling) in enumerate(edits):
+            value = f"pc-2 edit {n}"
+            with psycopg.connect(w.dsns["pc-2"]) as app:
+                try:
+                    with app.transaction():
+                        _edit(app, kind, key, value)
+                except psycopg.Error:
+                    continue  # a key taken: the application's error, nothing written
+                if while_pulling:
+                    puller = threading.Thread(target=w.run, args=("pull", "pc-2"))
+                    puller.start()
+                    _wait_blocked(w.dsns["pc-2"], puller, timeout=1.0)
+                app.commit()
+                if while_pulling:
+                    puller.join(60)
+            written.append(value)
+        with psycopg.connect(w.dsns["pc-1"], autocommit=True) as conn:
+            conn.execute(removal)
+        if cloud_note:
+            with psycopg.connect(w.dsns["cloud"], autocommit=True) as conn:
+                conn.execute("insert into notes (patient_id, at, body) values (1, now(), 'cloud note')")
+        for node in ("pc-1", "pc-2", "pc-2", "pc-1"):
+            w.run("sync", node)  # raises if a PC is stuck
+        for node in NODES:
+            w.run("sync", node)
+        with psycopg.connect(w.dsns["cloud"], autocommit=True) as conn:
+            conn.execute("set timezone = 'UTC'")
+            final = {t: _rows(conn, t) for t in DIFF_TABLES}
+            records = str(conn.execute("select c::text from ccsync.conflicts c").fetchall())
+        for node in NODES:
+            with psycopg.connect(w.dsns[node], autocommit=True) as conn:
+                conn.execute("set timezone = 'UTC'")
+                assert {t: _rows(conn, t) for t in DIFF_TABLES} == final, f"{node} differs from the cloud"
+        lost = [v for v in written if v not in str(final) and v not in records]
+        assert not lost, f"pc-2's writes {lost} are nowhere"
+    finally:
+        template.drop([dsn for db, dsn in w.dsns.items() if db in DATABASES])
+
+
+SEED_DIFF = """
+insert into patients (id, name, phone) select i, 's' || i, 's' || i from generate_series(1, 3) i;
+insert into contacts (id, patient_id, value) select i, i, 's' || i from generate_series(1, 3) i;
+insert into notes (patient_id, at, body) select i, '2026-03-29 01:30:00+00', 's' || i from generate_series(1, 3) i;
+"""
