@@ -211,3 +211,18 @@ insert into patients (id, name, phone) select i, 's' || i, 's' || i from generat
 insert into contacts (id, patient_id, value) select i, i, 's' || i from generate_series(1, 3) i;
 insert into notes (patient_id, at, body) select i, '2026-03-29 01:30:00+00', 's' || i from generate_series(1, 3) i;
 """
+
+
+@pytest.mark.parametrize("reference", ["", "1"], ids=["fast", "reference"])
+def test_a_cloud_truncate_after_rows_with_deferred_checks_is_pulled(make_practice, monkeypatch, reference):
+    """A note written before its patient (the deferred key checked at COMMIT), then a TRUNCATE of the notes: pulled
+    in one target transaction, the TRUNCATE met the note's pending check ('pending trigger events') at every try."""
+    monkeypatch.setenv("CCSYNC_REFERENCE", reference)
+    p = _practice(make_practice, ("pc-1",))
+    with psycopg.connect(p.cloud) as conn:
+        conn.execute("insert into notes (patient_id, at, body) values (9, now(), 'n')")
+        conn.execute("insert into patients (id, name) values (9, 'Ida')")
+    p.sql(p.cloud_owner, "truncate notes")  # the application has no TRUNCATE privilege
+    p.sync_all()
+    p.assert_converged(TABLES)
+    assert p.sql(p.nodes["pc-1"], "select count(*) from notes") == [(0,)]
