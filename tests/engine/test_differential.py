@@ -3,7 +3,8 @@
 Two worlds, each a cloud and two PCs cloned from one initialized template, receive the same random
 workload (Hypothesis stateful testing): application transactions on any database in sessions with
 their own TimeZone and extra_float_digits, bursts of transactions changing one row the same way (what a
-push takes as the row's net change), key changes, cascades, truncates, writes that the other
+push takes as the row's net change where the cloud allows it: `counters`, which nothing constrains), a
+transaction through a value the cloud refuses corrected by the next one, key changes, cascades, truncates, writes that the other
 side's constraints refuse, an application transaction left open on a row while a pull runs, syncs,
 pushes, pulls and logins at random points, and decisions on conflicts. World "fast" syncs with every
 fast path, world "reference" with the reference path (CCSYNC_REFERENCE=1: one source transaction at a
@@ -11,6 +12,7 @@ time, change by change). Checked:
 
 - an application transaction commits in one world exactly when it commits in the other (same state);
 - every sync finishes (no PC stuck);
+- the cloud's audit trigger on `visits` saw the same versions in both worlds;
 - once quiet and synced, every tracked table and the conflict records are identical on every database
   of a world, and identical between the worlds (the same conflicts, refusals and decisions);
 - every committed write is in the final state, or was overwritten by a writer who saw it, or is kept
@@ -64,15 +66,34 @@ create table notes (
     primary key (patient_id, at),
     constraint notes_patient foreign key (patient_id) references patients (id) deferrable initially deferred
 );
+create table counters (
+    id    int primary key,
+    n     int,
+    label text
+);
+create table visits (
+    id    int primary key,
+    label text
+);
+"""
+# the cloud's own history of every version of a visit (an application's audit trigger, on the cloud only)
+CLOUD_AUDIT = """
+create table visit_log (n serial primary key, id int, label text);
+create function log_visit() returns trigger language plpgsql security definer set search_path = public as
+$$ begin insert into visit_log (id, label) values (new.id, new.label); return new; end $$;
+create trigger log_visit after insert or update on visits for each row execute function log_visit();
 """
 # what every world starts with (written on the cloud, pulled by both PCs): rows to edit on both sides
 SEED = """
 insert into patients (id, inss, name, phone) select i, null, 's' || i, 's' || i from generate_series(1, 4) i;
 insert into contacts (id, patient_id, value) select i, i, 's' || i from generate_series(1, 4) i;
 insert into notes (patient_id, at, body) select i, '2026-03-29 01:30:00+00', 's' || i from generate_series(1, 3) i;
+insert into counters (id, n, label) select i, 0, 's' || i from generate_series(1, 4) i;
+insert into visits (id, label) select i, 's' || i from generate_series(1, 4) i;
 """
-TABLES = ("patients", "contacts", "notes")
-TOKEN_COLUMNS = {"patients": ("name", "phone"), "contacts": ("value",), "notes": ("body",)}
+TABLES = ("patients", "contacts", "notes", "counters", "visits")
+TOKEN_COLUMNS = {"patients": ("name", "phone"), "contacts": ("value",), "notes": ("body",), "counters": ("label",),
+                 "visits": ("label",)}
 NODES = ("pc-1", "pc-2")
 DATABASES = ("cloud",) + NODES
 POLICIES = ("manual", "cloud-wins", "node-wins", "latest-wins")
@@ -93,6 +114,8 @@ class Template:
         self.server = server
         self.databases = Databases(server)
         cloud = deployment_cloud(self.databases, SCHEMA, list(TABLES), label="tplcloud")
+        with psycopg.connect(cloud.owner, autocommit=True) as conn:
+            conn.execute(CLOUD_AUDIT)
         pcs = [deployment_pc(self.databases, cloud, node, label="tpl" + node.replace("-", "")) for node in NODES]
         self.names = {"cloud": conninfo.conninfo_to_dict(cloud.owner)["dbname"]}
         self.names.update({pc.name: conninfo.conninfo_to_dict(pc.local)["dbname"] for pc in pcs})
@@ -190,6 +213,11 @@ statements = st.one_of(
     st.tuples(st.just("ins_note"), KEYS, st.sampled_from(TIMES)),
     st.tuples(st.just("upd_note"), KEYS, st.sampled_from(TIMES)),
     st.tuples(st.just("del_note"), KEYS, st.sampled_from(TIMES)),
+    st.tuples(st.just("move_contact"), KEYS, KEYS),
+    st.tuples(st.just("upd_counter"), KEYS),
+    st.tuples(st.just("ins_counter"), KEYS),
+    st.tuples(st.just("upd_visit"), KEYS),
+    st.tuples(st.just("ins_visit"), KEYS),
     st.tuples(st.just("truncate"), st.sampled_from(["contacts", "notes", "patients, contacts, notes"])),
 )
 
@@ -226,6 +254,16 @@ def _statement(conn, stmt: tuple, token) -> None:
         conn.execute("delete from contacts where id = %s", (args[0],))
     elif kind == "rekey_contact":
         conn.execute("update contacts set id = %s where id = %s", (args[1] + 10, args[0]))
+    elif kind == "move_contact":
+        conn.execute("update contacts set patient_id = %s where id = %s", (args[1], args[0]))
+    elif kind == "upd_counter":
+        conn.execute("update counters set n = coalesce(n, 0) + 1, label = %s where id = %s", (token(), args[0]))
+    elif kind == "ins_counter":
+        conn.execute("insert into counters (id, n, label) values (%s, 0, %s)", (args[0], token()))
+    elif kind == "upd_visit":
+        conn.execute("update visits set label = %s where id = %s", (token(), args[0]))
+    elif kind == "ins_visit":
+        conn.execute("insert into visits (id, label) values (%s, %s)", (args[0], token()))
     elif kind == "ins_note":
         conn.execute("insert into notes (patient_id, at, body) values (%s, %s, %s)", (args[0], args[1], token()))
     elif kind == "upd_note":
@@ -283,13 +321,30 @@ class Differential(RuleBasedStateMachine):
 
     @rule(db=st.sampled_from(DATABASES), stmt=st.one_of(
               st.tuples(st.just("upd_patient"), KEYS, st.sampled_from(["name", "phone", "both"])),
-              st.tuples(st.just("upd_contact"), KEYS), st.tuples(st.just("upd_note"), KEYS, st.sampled_from(TIMES))),
+              st.tuples(st.just("upd_contact"), KEYS), st.tuples(st.just("upd_note"), KEYS, st.sampled_from(TIMES)),
+              st.tuples(st.just("upd_counter"), KEYS), st.tuples(st.just("upd_visit"), KEYS)),
           times=st.integers(2, 5), zone=st.sampled_from(ZONES), digits=st.sampled_from([0, 3]))
     def burst(self, db, stmt, times, zone, digits):
         """One row changed by several transactions in a row, the same columns each time (a counter): what a push
         takes as the row's net change."""
         for _ in range(times):
             self.write(db, [stmt], zone, digits)
+
+    @rule(node=st.sampled_from(NODES), kind=st.sampled_from(["inss", "contact"]), key=KEYS, other=KEYS,
+          value=st.sampled_from(["A", "B"]), zone=st.sampled_from(ZONES), digits=st.sampled_from([0, 3]))
+    def refused_then_corrected(self, node, kind, key, other, value, zone, digits):
+        """The cloud moves on (an INSS taken, a patient deleted with its contacts) before `node` pulls; `node` then
+        commits a transaction through a value the cloud refuses, with another change, and corrects the value in
+        the next transaction: the cloud must refuse the first whole, as change by change (a net change of the
+        corrected row would hide the refused value and let the other change through)."""
+        if kind == "inss":
+            self.write("cloud", [("inss_patient", other, value)], zone, digits)
+            self.write(node, [("inss_patient", key, value), ("upd_counter", other)], zone, digits)
+            self.write(node, [("inss_patient", key, None)], zone, digits)
+        else:
+            self.write("cloud", [("del_patient", other)], zone, digits)
+            self.write(node, [("move_contact", key, other), ("upd_visit", key)], zone, digits)
+            self.write(node, [("move_contact", key, key)], zone, digits)
 
     def _write(self, w: World, db: str, stmts, zone, digits, token) -> tuple[str, int]:
         with psycopg.connect(w.dsns[db]) as conn:
@@ -399,7 +454,7 @@ class Differential(RuleBasedStateMachine):
                     self._sync(w, "sync", node)
         states = [self._converged(w) for w in self.worlds]
         fast, ref = states
-        for table in TABLES + ("conflicts",):
+        for table in TABLES + ("conflicts", "visit_log"):
             assert fast[table] == ref[table], f"{table}: the fast paths and the reference path disagree"
         for w in self.worlds:
             self._ledger(w, states[0])
@@ -416,11 +471,17 @@ class Differential(RuleBasedStateMachine):
                 continue
             for table, rows in here.items():
                 assert rows == state[table], f"{w.label}: {table} differs between the cloud and {db}"
+        with psycopg.connect(w.dsns["cloud"], autocommit=True) as conn:  # every version the cloud saw, as a multiset
+            state["visit_log"] = sorted(r[0] for r in conn.execute("select format('%s %s', id, label) from visit_log"))
+            # a refused transaction's changes, kept whole in its record (for the ledger: their journal ids and clocks
+            # are each world's own)
+            state["refused"] = [r[0] for r in conn.execute(
+                "select changes::text from ccsync.conflicts where kind = 'refused' and changes is not null")]
         return state
 
     def _ledger(self, w: World, state: dict) -> None:
-        final = " ".join(" ".join(rows) for t, rows in state.items() if t != "conflicts")
-        records = " ".join(" ".join(str(v) for v in r) for r in state["conflicts"])
+        final = " ".join(" ".join(rows) for t, rows in state.items() if t not in ("conflicts", "visit_log", "refused"))
+        records = " ".join(" ".join(str(v) for v in r) for r in state["conflicts"]) + " " + " ".join(state["refused"])
         kept = set(_words(final)) | set(_words(records))
         lost = sorted(w.written - kept - w.superseded, key=lambda t: int(t[1:]))
         assert not lost, f"{w.label}: committed write(s) {lost} are nowhere: not in the tables, not in a conflict record"
