@@ -425,25 +425,35 @@ class Differential(RuleBasedStateMachine):
 
     @rule(node=st.sampled_from(NODES), pick=st.integers(0, 5), keep=st.sampled_from(["local", "cloud", "merged"]))
     def decide(self, node, pick, keep):
+        outcomes = []
         for w in self.worlds:
             records = sorted(on_node(w.dsns[node], conflicts.list_conflicts),
                              key=lambda c: (c["node"], c["table_name"], str(c["pk"]), c["kind"], str(c["local_row"])))
             if not records:
+                outcomes.append("no record")
                 continue
             c = records[pick % len(records)]
+            choice = keep  # each world decides the same way (`keep` is the rule's, not this world's)
             if c["kind"] == "refused":
-                keep = "apply-again" if keep == "local" else "discard"
+                choice = "apply-again" if keep == "local" else "discard"
             merged = None
-            if keep == "merged":
+            if choice == "merged":
                 merged = {"name": "merged"} if c["table_name"] == "public.patients" else {}
             try:
-                on_node(w.dsns[node], conflicts.resolve, c["id"], keep, by=f"person at {node}", merged=merged)
+                on_node(w.dsns[node], conflicts.resolve, c["id"], choice, by=f"person at {node}", merged=merged)
+                outcomes.append(f"{choice} on {c['kind']} of {c['table_name']} {c['pk']}")
             except CcsyncError as exc:
-                if keep == "apply-again" and "cannot be applied again" in str(exc):
-                    continue  # this PC's own constraints refuse it too: said in one line, nothing written
+                if choice == "apply-again" and "cannot be applied again" in str(exc):
+                    # this PC's own constraints refuse it too: said in one line, nothing written
+                    outcomes.append(f"{choice} on {c['kind']} of {c['table_name']} {c['pk']}: refused here")
+                    continue
                 if "this PC's constraints refuse that decision" in str(exc):
-                    continue  # a version whose parent is gone here (or now referenced): one line, nothing written
+                    # a version whose parent is gone here (or now referenced): one line, nothing written
+                    outcomes.append(f"{choice} on {c['kind']} of {c['table_name']} {c['pk']}: refused here")
+                    continue
                 raise AssertionError(f"{w.label}: resolving {c['kind']} on {node} failed: {exc}") from None
+        assert outcomes[0] == outcomes[1], f"a decision on {node}: {outcomes[0]} with the fast paths, " \
+                                           f"{outcomes[1]} with the reference"
 
     @rule()
     def quiet(self):
