@@ -245,12 +245,23 @@ def _mark_pending(node, step: int | None = None) -> int:
         "(select 1 from ccsync.journal j where j.table_name = s.table_name and j.pk = s.pk)",
         {"step": step},
     ).rowcount
-    node.execute(
-        "insert into ccsync.refresh (table_name, pk) select distinct table_name, pk from ccsync_stage "
-        "where skipped and (%(step)s::bigint is null or step = %(step)s) on conflict do nothing",
-        {"step": step},
-    )
+    node.execute(_REFRESH_SKIPPED, {"step": step})
     return n
+
+
+# the rows of the skipped changes, for a refresh: under the key before the change and, for a key change, under the
+# key after it too (the cloud may have a row under both: a PC's version kept under the old key by a policy)
+_REFRESH_SKIPPED = """
+insert into ccsync.refresh (table_name, pk)
+select distinct s.table_name, k.pk
+  from ccsync_stage s
+  left join ccsync.tracked t on t.table_name = s.table_name
+ cross join lateral (values (s.pk), (case when s.op = 'U' and s.new ?| t.pk_columns
+                                          then s.pk || (select jsonb_object_agg(c, s.new -> c)
+                                                          from unnest(t.pk_columns) c where s.new ? c) end)) as k(pk)
+ where s.skipped and (%(step)s::bigint is null or s.step = %(step)s) and k.pk is not null
+on conflict do nothing
+"""
 
 
 def _apply_step(node, t, step) -> None:

@@ -1,6 +1,7 @@
 """Primary-key changes against edits of the same row on the other side (issue 12, item 7): nothing lost, no PC
 left different from the cloud, on the fast paths and on the reference path."""
 
+import psycopg
 import pytest
 
 from reconciler import conflicts
@@ -129,3 +130,46 @@ def test_a_key_the_cloud_gave_another_row_meanwhile_does_not_stop_the_pull(p, wr
     p.assert_converged()
     assert [c[0] for c in p.conflicts(p.cloud)] == ["update_delete"]
     assert _kept(p, "222")  # the PC's moved row, in the record
+
+
+# one table per kind of key: int, text, and (int, timestamptz) written from sessions in other time zones
+KEYED = {
+    "keyed_int": ("create table keyed_int (id int primary key, label text)",
+                  "insert into keyed_int values (3, 's3'), (4, 's4')", "id = 3", "id = 13"),
+    "keyed_text": ("create table keyed_text (code text primary key, label text)",
+                   "insert into keyed_text values ('c3', 's3'), ('c4', 's4')", "code = 'c3'", "code = 'c13'"),
+    "keyed_at": ("create table keyed_at (patient int, at timestamptz, label text, primary key (patient, at))",
+                 "insert into keyed_at values (3, '2026-03-29 01:30:00+00', 's3'), (4, '2026-03-29 01:30:00+00', 's4')",
+                 "patient = 3 and at = '2026-03-29 03:30:00+02'", "at = '2026-10-25 01:30:00+01'"),
+}
+
+
+@pytest.mark.parametrize("reference", ["", "1"], ids=["fast", "reference"])
+def test_a_cloud_key_change_of_a_row_a_pc_edits_reaches_that_pc_when_its_version_stays_under_the_old_key(
+        make_practice, monkeypatch, reference):
+    """Found by the soak: the cloud moves a row to another key while a PC edits it; the PC's version wins under the
+    old key (node-wins, or latest-wins with the PC's edit later). The PC's pull skips the cloud's key change (that
+    PC changed the row in the same window) and read back only the old key: the row under the new key never reached
+    it. The skipped change's new key is read back too."""
+    import reconciler
+
+    monkeypatch.setenv("CCSYNC_REFERENCE", reference)
+    p = make_practice(nodes=())
+    for create, *_ in KEYED.values():
+        p.sql(p.cloud_owner, create)
+    reconciler.track(p.cloud_owner, list(KEYED), "node-wins")
+    for _, seed, *_ in KEYED.values():
+        p.sql(p.cloud, seed)
+    for name in ("pc-1", "pc-2"):
+        p.add_node(name)
+    for table, (_, _, where, moved) in KEYED.items():
+        with psycopg.connect(p.apps["pc-2"]) as app:
+            app.execute("set timezone = 'Asia/Kathmandu'")
+            app.execute(f"update {table} set label = 'pc edit' where {where}")
+        with psycopg.connect(p.cloud) as cloud:
+            cloud.execute("set timezone = 'America/St_Johns'")
+            cloud.execute(f"update {table} set {moved} where {where}")
+    p.sync_all()
+    p.assert_converged(tables=tuple(KEYED))
+    for table in KEYED:  # the PC's version under the old key, the cloud's under the new one
+        assert sorted(r[0] for r in p.sql(p.cloud, f"select label from {table}")) == ["pc edit", "s3", "s4"], table
