@@ -10,6 +10,7 @@ import uuid
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from reconciler.devtools.pgserver import PgServer, debian_bindir, embedded_bindir
 
@@ -63,9 +64,15 @@ class Databases:
         self.server = server
         self.names: list[str] = []
 
-    def new(self, label: str = "db") -> str:
+    def new(self, label: str = "db", *, template: str | None = None) -> str:
+        """A fresh database: empty (from template0), or a copy of the database `template`."""
         name = f"t_{label}_{uuid.uuid4().hex[:8]}"
-        self.server.create_database(name)
+        if template is None:
+            self.server.create_database(name)
+        else:
+            with psycopg.connect(self.server.dsn(), autocommit=True) as conn:
+                conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name),
+                                                                             sql.Identifier(template)))
         self.names.append(name)
         return self.server.dsn(name)
 

@@ -16,12 +16,16 @@ from dataclasses import dataclass, field
 
 import psycopg
 import pytest
+from alembic import command
 from psycopg import conninfo, sql
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 import reconciler
 import reconciler.db
 from reconciler import sync
 from reconciler.config import Settings
+from reconciler.schema import install as install_module
 
 OWNER = "ccsync_owner"
 LOCAL = "ccsync_local"
@@ -45,6 +49,7 @@ create table encounters (
 """
 
 _ROLES: dict[str, set[str]] = {}  # server data directory -> roles made there
+_TEMPLATES: dict[tuple[str, str], str] = {}  # (server data directory, owner) -> its schema template database
 
 
 def wait_for(predicate, timeout: float = 30.0, what: str = "condition", *, every: float = 0.1) -> None:
@@ -89,11 +94,37 @@ def ensure_role(server, role: str, *options: str) -> str:
     return role
 
 
-def new_database(databases, label: str, owner: str) -> str:
-    """A fresh database owned by `owner` (who then owns its public schema too), as the superuser makes it."""
+def schema_template(server, owner: str) -> str:
+    """A database of `server` holding ccsync's schema at the head revision, made by `owner`, with no identity: a
+    cloud or a PC of a practice starts as a copy of it (`create database ... template`, a fraction of the time the
+    twelve revisions take), then `reconciler.install` gives the copy its name, its own install id, the apply role
+    and its replicated tables, as it does on a database an older ccsync installed. Installing on an empty database
+    is what tests/schema/test_install.py and tests/test_upgrade.py exercise."""
+    key = (str(server.datadir), owner)
+    if key not in _TEMPLATES:
+        name = f"template_ccsync_{owner}"
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {} template template0 owner {}").format(sql.Identifier(name),
+                                                                                       sql.Identifier(owner)))
+        engine = create_engine("postgresql+psycopg://", poolclass=NullPool,
+                               creator=lambda: psycopg.connect(as_role(server.dsn(name), owner)))
+        try:
+            with engine.begin() as conn:
+                cfg = install_module._config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        finally:
+            engine.dispose()  # nobody may stay connected to a template
+        _TEMPLATES[key] = name
+    return _TEMPLATES[key]
+
+
+def new_database(databases, label: str, owner: str, *, with_schema: bool = False) -> str:
+    """A fresh database owned by `owner` (who then owns its public schema too), as the superuser makes it; with
+    ccsync's schema already at head (no identity yet: `reconciler.install` gives it one) when `with_schema`."""
     if owner != "postgres":
         ensure_role(databases.server, owner, *(("createrole",) if owner == OWNER else ()))
-    admin = databases.new(label)
+    admin = databases.new(label, template=schema_template(databases.server, owner) if with_schema else None)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("alter database {} owner to {}").format(sql.Identifier(conn.info.dbname),
                                                                      sql.Identifier(owner)))
@@ -120,7 +151,7 @@ class PcDb:
 
 def deployment_cloud(databases, schema: str, tables: list[str], policy: str = "manual", label: str = "cloud") -> CloudDb:
     """A cloud database: ccsync installed and `tables` tracked by the owner, the application role granted."""
-    owner = new_database(databases, label, OWNER)
+    owner = new_database(databases, label, OWNER, with_schema=True)
     reconciler.install(owner, "cloud")
     with psycopg.connect(owner, autocommit=True) as conn:
         conn.execute(schema)
@@ -135,7 +166,7 @@ def deployment_pc(databases, cloud: CloudDb, name: str, *, init: bool = True, la
                   local_role: str = LOCAL) -> PcDb:
     """A PC: its database (ccsync installed by its owner `local_role`, the application granted), registered on the
     cloud with a role of its own, and initialized."""
-    local = new_database(databases, label or name.replace("-", "_").replace(".", "_"), local_role)
+    local = new_database(databases, label or name.replace("-", "_").replace(".", "_"), local_role, with_schema=True)
     reconciler.install(local, name)
     reconciler.grant(local, [ensure_role(databases.server, APP)])  # and the tables `init` creates, as it tracks them
     role = ensure_role(cloud.server or databases.server, pc_role(name))
