@@ -35,6 +35,7 @@ class _Refusals(psycopg.Cursor):
     is its own one-line message."""
 
     where = "the database"
+    side: str | None = None  # the `.where` of what it raises: local, cloud, or not known
     remedy = "connect as the owner of the database and of its ccsync schema"
 
     def execute(self, query, params=None, **kwargs):
@@ -51,8 +52,10 @@ class _Refusals(psycopg.Cursor):
 
     def translated(self, exc: psycopg.Error) -> Exception:
         if isinstance(exc, psycopg.errors.InsufficientPrivilege):
-            return NotAllowed(f"{self.where} refused role {self.connection.info.user!r}: "
+            told = NotAllowed(f"{self.where} refused role {self.connection.info.user!r}: "
                               f"{exc.diag.message_primary}; {self.remedy}")
+            told.where = self.side
+            return told
         if (exc.sqlstate or "").startswith("CC"):
             return CcsyncError(exc.diag.message_primary)
         return exc
@@ -79,6 +82,7 @@ class _Copy:
 
 class _CloudRefusals(_Refusals):
     where = "the cloud database"
+    side = "cloud"
 
     @property
     def remedy(self) -> str:
@@ -88,6 +92,7 @@ class _CloudRefusals(_Refusals):
 
 class _LocalRefusals(_Refusals):
     where = "this PC's database"
+    side = "local"
     remedy = "run ccsync here as the role that installed it (the node's apply role, the database owner)"
 
 
@@ -98,17 +103,20 @@ def connect(dsn: str, *, role: str = "database", autocommit: bool = False, **kwa
     """Open a connection. The one place where psycopg's errors become ccsync's typed ones (`errors.Unusable`): a
     malformed DSN `InvalidDsn` (one line, never the DSN itself), a server that cannot be reached `Unreachable`,
     one that answered and refused the session `Refused`, a refused privilege later `NotAllowed` (`_Refusals`).
-    `.where` says which side (`local`/`cloud`, from `role`)."""
+    Each says in `.where` which side it is about (`local`/`cloud`, from `role`; None for another role)."""
     if not dsn:
         raise CcsyncError(f"no {role} DSN given: pass it with --dsn (or the matching option)")
     kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
     kwargs.setdefault("application_name", "ccsync")
     kwargs.setdefault("cursor_factory", _REFUSALS.get(role, _Refusals))
+    where = "local" if role.startswith("local") else "cloud" if role.startswith("cloud") else None
     try:
         return psycopg.connect(dsn, autocommit=autocommit, **kwargs)
     except psycopg.ProgrammingError as exc:
         # libpq's message may quote the malformed string, which may hold a password
-        raise InvalidDsn(f"invalid {role} DSN: not a PostgreSQL connection string or URI") from exc
+        invalid = InvalidDsn(f"invalid {role} DSN: not a PostgreSQL connection string or URI")
+        invalid.where = where
+        raise invalid from exc
     except psycopg.OperationalError as exc:
         if "FATAL:" in str(exc) and not any(word in str(exc) for word in TRANSIENT):
             # the server answered and said no: its own words say why (libpq gives no SQLSTATE here)
@@ -116,7 +124,7 @@ def connect(dsn: str, *, role: str = "database", autocommit: bool = False, **kwa
                                        "password and access rules in the DSN")
         else:
             err = Unreachable(f"cannot connect to the {role}: {one_line(exc)}; check the DSN and that the server runs")
-        err.where = "local" if role.startswith("local") else "cloud" if role.startswith("cloud") else None
+        err.where = where
         raise err from exc
 
 

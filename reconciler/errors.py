@@ -23,6 +23,8 @@ class Unusable(CcsyncError):
     DSN is not one): nothing a request's values could fix. Raised only by `reconciler.db`, which turns psycopg's
     errors into these; the message may name hosts and roles (the panel logs it and shows its own words)."""
 
+    where: str | None = None  # the database it is about: "local" (this PC's), "cloud", or None (not known)
+
 
 class NotInstalled(CcsyncError):
     """ccsync is not installed in a database that needs it."""
