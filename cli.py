@@ -12,7 +12,7 @@ import click
 import psycopg
 
 import reconciler
-from reconciler.errors import CcsyncError, one_line
+from reconciler.errors import CcsyncError, Refused, Unreachable, one_line
 
 
 # -- shared pieces --------------------------------------------------------------------------------
@@ -968,7 +968,13 @@ def sumehr_retry(local, cloud, patient):
 
     cfg = settings(local, cloud)
     with node_db(cfg) as conn:
-        count = sumehr_mod.retry(conn, cfg, patient)
+        try:
+            count = sumehr_mod.retry(conn, cfg, patient)
+        except Unreachable as exc:
+            if exc.where != "cloud" or isinstance(exc, Refused):  # (a refused login: its own line says what to fix)
+                raise
+            raise click.ClickException("the cloud is unreachable: nothing can be retried offline; the publisher "
+                                       "tries again by itself once the cloud answers") from None
     if count:
         click.echo(f"{count} patient(s) will be retried at the next pass")
     else:

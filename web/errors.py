@@ -11,7 +11,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from reconciler.conflicts import AlreadyResolved, UnknownConflict
-from reconciler.errors import CcsyncError, NotInstalled, Unusable, one_line
+from reconciler.errors import CcsyncError, NotAllowed, NotInstalled, Refused, Unusable, one_line
+from reconciler.reasons import Reason
 
 from .auth import is_api
 from .db import opened
@@ -20,6 +21,8 @@ log = logging.getLogger("ccsync.panel")
 
 UNREACHABLE = _l("The database of this PC cannot be reached: check that its PostgreSQL runs (details in the "
                  "panel's log).")
+CLOUD_UNREACHABLE = _l("The practice's cloud cannot be reached: this PC works on its own copy, and its changes are "
+                       "sent to the cloud when it is back (details in the panel's log).")
 INTERNAL = _l("Something went wrong inside the panel; the details are in the panel's log.")
 UNINSTALLED = _l("ccsync is no longer installed in this PC's database (it was uninstalled): stop the panel, or "
                  "install ccsync again (`ccsync install`, then `ccsync init`).")
@@ -28,6 +31,9 @@ UNINSTALLED = _l("ccsync is no longer installed in this PC's database (it was un
 # what /api/status answers when it cannot read this PC's database: the light then says why (the one rule's
 # words for that state: reconciler.mode.decide with no facts)
 LOCAL_DOWN = {"state": "offline", "mode": "offline", "reason": "local_down", "use": "local", "service": False}
+# ... and when the cloud cannot be used (the rule's words for a node offline because of the cloud: the application
+# works on this PC's copy); whether a service runs is not known here, so it is not said
+CLOUD_DOWN = {"state": "offline", "mode": "offline", "use": "local"}
 
 
 def answer(code: int, message: str, title: str | None = None, **extra):
@@ -63,6 +69,10 @@ def _ccsync(exc: CcsyncError):
         return answer(409, str(exc))
     if isinstance(exc, Unusable):
         # libpq's own words can name hosts and users: they go to the log, not to the page
+        if exc.where == "cloud":
+            log.warning("cloud unreachable: %s", exc)
+            why = Reason.CLOUD_REFUSED if isinstance(exc, (Refused, NotAllowed)) else Reason.CLOUD_UNREACHABLE
+            return answer(503, CLOUD_UNREACHABLE, _("Cloud out of reach"), **CLOUD_DOWN, reason=str(why))
         log.warning("database unreachable: %s", exc)
         return answer(503, UNREACHABLE, **LOCAL_DOWN)
     if isinstance(exc, NotInstalled):  # (the request's connection checks it first, db.get_db)

@@ -536,16 +536,12 @@ def _count_offline(settings: Settings) -> int | None:
 def retry(conn: psycopg.Connection, settings: Settings, patient: str | None = None) -> int:
     """Make the next pass try again now (every patient not up to date, or one): returns how many were reset.
 
-    Written on the cloud, the only place the publisher reads it; offline there is nothing to retry yet
-    (the publisher starts again by itself once the cloud answers).
+    Written on the cloud, the only place the publisher reads it; offline there is nothing to retry yet (the
+    publisher starts again by itself once the cloud answers): the cloud's `Unreachable` (`.where == "cloud"`)
+    goes to the caller as `reconciler.db` raised it, for each door to word (the panel's cloud page, the CLI's line).
     """
     hub_config(settings)  # not configured: one line saying so
-    try:
-        cloud = _cloud(settings)
-    except Unreachable:
-        raise CcsyncError("the cloud is unreachable: nothing can be retried offline; the publisher tries "
-                          "again by itself once the cloud answers") from None
-    with cloud:
+    with _cloud(settings) as cloud:
         if not state_installed(cloud):
             raise CcsyncError("the cloud's ccsync schema has no Sumehr state: run `ccsync install` to upgrade it")
         cloud.execute(_SESSION, (_db.node_name(conn),))

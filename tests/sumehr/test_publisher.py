@@ -25,7 +25,7 @@ import reconciler
 from reconciler.sumehr import hub, publisher as sumehr
 from reconciler import status, sync
 from reconciler.config import Settings
-from reconciler.errors import CcsyncError
+from reconciler.errors import CcsyncError, Unreachable
 from reconciler.devtools.hubsim import SOAP_PATH, start_in_thread
 from reconciler.sumehr.kmehr import build_sumehr
 from tests.fix_pg import Databases
@@ -49,6 +49,13 @@ create table sumehr_documents (
 );
 """
 OFFLINE_CLOUD = "host=127.0.0.1 port=1 dbname=practice user=nobody connect_timeout=2"
+
+
+def _hub_toml(tmp_path, clinic) -> str:
+    """A ccsync.toml naming the clinic's HUB, for the CLI."""
+    config = tmp_path / "ccsync.toml"
+    config.write_text(f'[hub]\nendpoint = "{clinic.hub_url + SOAP_PATH}"\n')
+    return config
 
 
 def with_node(settings: Settings, fn, *args, **kwargs):
@@ -156,7 +163,7 @@ def hubsim(sim):
 
 
 # -- offline, then online --------------------------------------------------------------------------------
-def test_sumehrs_written_offline_are_listed_offline_then_only_the_latest_is_published(clinic, hubsim, caplog):
+def test_sumehrs_written_offline_are_listed_offline_then_only_the_latest_is_published(clinic, hubsim, caplog, tmp_path):
     clinic.patient(1)
     sync.pull(Settings(local=clinic.nodes["pc-1"], cloud=clinic.pc_cloud["pc-1"]))
     node = clinic.nodes["pc-1"]
@@ -173,8 +180,12 @@ def test_sumehrs_written_offline_are_listed_offline_then_only_the_latest_is_publ
     assert (row["since"] is not None, row["attempts"], row["last_attempt"]) == (True, 0, None)
     doc = status.current(offline)
     assert (doc["hub_failures"], doc["hub_waiting"]) == (0, 1)  # waiting is not a failure someone must look at
-    with pytest.raises(CcsyncError, match="the cloud is unreachable: nothing can be retried offline"):
+    with pytest.raises(Unreachable) as unreachable:  # typed, for each door to word (tests/web/test_cloud_down.py)
         with_node(offline, sumehr.retry)
+    assert unreachable.value.where == "cloud"
+    told = CliRunner().invoke(cli.main, ["sumehr", "retry", "--local", node, "--cloud", OFFLINE_CLOUD],
+                              env={"CCSYNC_CONFIG": str(_hub_toml(tmp_path, clinic))})
+    assert told.exit_code == 1 and "the cloud is unreachable: nothing can be retried offline" in told.output
 
     sync.push(clinic.settings())  # back online: the PC's Sumehrs reach the cloud
     with caplog.at_level(logging.INFO, logger="ccsync"):
