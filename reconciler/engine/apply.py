@@ -193,6 +193,33 @@ def _mark_run_done(conn, run) -> int:
     ).rowcount
 
 
+def lock_for_truncate(conn, tables: list[Table]) -> None:
+    """Take, before anything else of a target transaction, the ACCESS EXCLUSIVE locks its TRUNCATEs need, waiting
+    only while holding none of them.
+
+    TRUNCATE locks its tables one by one in the order the statement lists them: holding the first, it waited for an
+    application transaction open on the second (a note written under a deferred foreign key), whose COMMIT then
+    waited for the first (the deferred check reads the patient): a deadlock, in which PostgreSQL cancelled one of
+    the two. Here every lock is tried without waiting; where one is taken, all are let go (a savepoint rolled back),
+    and that one alone is waited for, holding none of the others; then all are tried again. So the pull waits for
+    the application's transactions, and none of them ever waits for a lock the pull holds while it waits itself."""
+    order = sorted(tables, key=lambda t: t.name)
+    waited = None
+    while True:
+        at = None
+        try:
+            with conn.transaction():  # a savepoint: rolled back, it lets go of the locks taken inside it
+                if waited is not None:
+                    conn.execute(sql.SQL("lock table {} in access exclusive mode").format(waited.ident))
+                for at in order:
+                    conn.execute(sql.SQL("lock table {} in access exclusive mode nowait").format(at.ident))
+            return
+        except psycopg.errors.LockNotAvailable:
+            if at is None:  # the wait itself ended (the session's lock_timeout): as TRUNCATE's own wait would
+                raise
+            waited = at
+
+
 def truncate_step(conn, tables: dict[str, Table], step: int) -> int:
     """A TRUNCATE, together with the other tables one statement truncated (foreign keys need them together)."""
     run = _truncate_run(conn, step)

@@ -79,6 +79,9 @@ class Direction:
         """A chunk is applied: the position moves in the same transaction."""
         raise NotImplementedError
 
+    def prepare(self, plan: _journal.Plan) -> None:
+        """Before the chunk's savepoint, in the target's transaction: take the locks the chunk must hold first."""
+
     def apply(self, plan: _journal.Plan) -> Counter:
         """Apply the staged chunk on the target (inside its transaction); the counts to report."""
         raise NotImplementedError
@@ -194,6 +197,7 @@ def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, i
         plan = _journal.plan(d.src, window, batch, mode, whole=whole is not None,
                              transactions=whole.transactions if whole else None, net=d.net)
         plan.top_hlc = whole.top_hlc if whole else None
+        d.prepare(plan)  # outside the savepoint: held while the chunk is cut finer, or applied one by one
         try:
             with d.dst.transaction():
                 _journal.stage(d.src, d.dst, window, batch, plan)

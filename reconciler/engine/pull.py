@@ -74,6 +74,14 @@ class _Pull(_drain.Direction):
         if last:
             _forget_covered_copies(self.dst, upto)
 
+    def prepare(self, plan):
+        """The tables the chunk truncates, locked before any of its rows is locked or written (lock_for_truncate):
+        a row the pull deleted before its TRUNCATE waited for an application transaction, or a table it truncated
+        first, was one the application's COMMIT waited for in turn (a deadlock)."""
+        truncated = dict.fromkeys(s.table for s in plan.steps if s.op == "T" and s.table in self.tables)
+        if truncated:
+            _apply.lock_for_truncate(self.dst, [self.tables[n] for n in truncated])
+
     def apply(self, plan):
         node = self.dst
         _apply.applying(node, True)  # nothing a pull applies is journaled here (no echo)
