@@ -69,6 +69,23 @@ def fast_step(conn: psycopg.Connection, t: Table, step: Step, *, push: bool) -> 
     return True
 
 
+def delete_together(conn, steps: list[tuple[Table, Step]]) -> None:
+    """Consecutive delete steps of several tables in one statement, on a node (pull): a foreign key not deferred is
+    checked at the end of the statement, once every table's rows are gone. A source that removed rows of tables
+    that reference each other did it in one statement (no order of one statement per table would do: a PC's TRUNCATE
+    of them on the cloud, see truncate_seen_step); applied table after table, each delete was refused by the rows
+    of the next table still referring to it. Where the deletes one by one go through, together they delete the same
+    rows (a cascade or a SET NULL then finds the rows of the same run already gone)."""
+    parts = [
+        sql.SQL("d{n} as (delete from {T} t using ccsync_stage s where s.step = {step} and {match} and not s.skipped "
+                "returning 1)").format(n=sql.Literal(n), T=t.ident, step=sql.Literal(step.number),
+                                       match=t.key_match())
+        for n, (t, step) in enumerate(steps)]
+    conn.execute(sql.SQL("with {} select {}").format(
+        sql.SQL(", ").join(parts),
+        sql.SQL(" + ").join(sql.SQL("(select count(*) from d{})").format(sql.Literal(n)) for n in range(len(steps)))))
+
+
 def _fast_update(t: Table, step: Step, push: bool) -> sql.Composed | None:
     cols = [c for c in t.writable if c.name in (step.columns or ())]
     if not cols:

@@ -91,14 +91,23 @@ class _Pull(_drain.Direction):
             own = _journal.own_rows(self.src, self._window)
         skipped = _skip_pending(node, self.tables, own)
         for step in plan.steps:
-            t = tables.get(step.table)
-            if t is None:
+            if tables.get(step.table) is None:
                 raise CcsyncError(f"{step.table} changed on the cloud but is not tracked here: run `ccsync init`")
+        steps, i = plan.steps, 0
+        while i < len(steps):
+            step, t = steps[i], tables[steps[i].table]
+            run = _delete_run(steps, i)
+            if len({s.table for s in run}) > 1:  # deletes of several tables, one after the other: one statement
+                _apply.delete_together(node, [(tables[s.table], s) for s in run])
+                i += len(run)
+                checkpoint("pull.step")
+                continue
             if step.op == "T":
                 if not _apply.truncated(node, step.number):
                     _apply.truncate_step(node, self.tables, step.number)
             else:
                 _apply_step(node, t, step)
+            i += 1
             checkpoint("pull.step")
         node.execute("select ccsync.hlc_observe(%s)", (plan.top_hlc,))
         return Counter(changes=plan.changes, skipped=skipped)
@@ -125,6 +134,14 @@ class _Pull(_drain.Direction):
             "insert into ccsync.refresh (table_name, pk) select t, k::jsonb from unnest(%s::text[], %s::text[]) "
             "as u(t, k) on conflict do nothing", ([k[0] for k in keys], [k[1] for k in keys]))
         return Counter(skipped=len(keys))
+
+
+def _delete_run(steps, i: int) -> list:
+    """The delete steps that follow each other from step i on (none when step i is not a delete)."""
+    j = i
+    while j < len(steps) and steps[j].op == "D":
+        j += 1
+    return steps[i:j]
 
 
 # the rows a cloud transaction touched (keys before and after a key change), for a refresh
