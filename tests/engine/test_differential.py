@@ -43,6 +43,7 @@ from reconciler import conflicts, sync
 from reconciler.config import Settings
 from reconciler.errors import CcsyncError
 from tests.fix_pg import Databases
+from tests.engine.schemas import NOTES
 from tests.fix_sync import OWNER, as_role, deployment_cloud, deployment_pc, pc_role, on_node
 
 pytestmark = pytest.mark.one_version
@@ -59,14 +60,7 @@ create table contacts (
     patient_id int not null references patients (id) on update cascade on delete cascade,
     value      text
 );
-create table notes (
-    patient_id int not null,
-    at         timestamptz not null,
-    body       text,
-    primary key (patient_id, at),
-    constraint notes_patient foreign key (patient_id) references patients (id) deferrable initially deferred
-);
-create table counters (
+""" + NOTES.lstrip("\n") + """create table counters (
     id    int primary key,
     n     int,
     label text

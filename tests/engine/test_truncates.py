@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 import reconciler
 from reconciler import conflicts
+from tests.engine.schemas import NOTES
 from tests.engine.test_differential import DATABASES, NODES, POLICIES, Template, World, _rows, _wait_blocked
 from tests.engine.test_pull_races import _pull_while
 from tests.fix_sync import on_node
@@ -22,15 +23,7 @@ pytestmark = pytest.mark.one_version  # foreign keys and the engine's order: the
 
 # children of patients with every kind of foreign key a practice uses: immediate NO ACTION (encounters, from the
 # fixture), deferred with a composite key, RESTRICT, CASCADE, SET NULL
-CHILDREN = """
-create table notes (
-    patient_id int not null,
-    at         timestamptz not null,
-    body       text,
-    primary key (patient_id, at),
-    constraint notes_patient foreign key (patient_id) references patients (id) deferrable initially deferred
-);
-create table letters (id int primary key, patient_id int not null references patients (id) on delete restrict, body text);
+CHILDREN = NOTES + """create table letters (id int primary key, patient_id int not null references patients (id) on delete restrict, body text);
 create table contacts (id int primary key, patient_id int not null references patients (id) on delete cascade, value text);
 create table links (id int primary key, patient_id int references patients (id) on delete set null, value text);
 """
