@@ -9,8 +9,10 @@ snapshot already holds them, so no change is lost or applied twice.
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from psycopg import sql
+from psycopg.rows import class_row
 
 from . import apply as _apply, ddl as _ddl, journal as _journal
 from ..schema import track as capture
@@ -20,6 +22,15 @@ from .faults import checkpoint
 from ..db import pending_push
 from ..errors import CcsyncError
 from ..progress import Progress
+
+
+class Tracked(NamedTuple):
+    """A table the cloud tracks, as ccsync.tracked lists it."""
+
+    table_name: str  # as the journal names it
+    schema: str
+    rel: str
+    policy: str
 
 
 def run(sides: Sides, *, force: bool = False, progress: Progress | None = None) -> dict:
@@ -40,12 +51,12 @@ def run(sides: Sides, *, force: bool = False, progress: Progress | None = None) 
         _reset(node)
 
     _register(node, cloud, name)
-    cloud_list = [(r[0], r[1], r[2], r[3]) for r in cloud.execute(
-        "select table_name, schema_name, rel_name, policy from ccsync.tracked order by table_name"
-    )]
+    cloud_list = cloud.cursor(row_factory=class_row(Tracked)).execute(
+        "select table_name, schema_name as schema, rel_name as rel, policy from ccsync.tracked order by table_name"
+    ).fetchall()
     created = _create_missing(node, cloud, cloud_list)
     check_drift(tracked_tables(node), tracked_tables(cloud))
-    order = _ddl.dependency_order(cloud, [t[0] for t in cloud_list])
+    order = _ddl.dependency_order(cloud, [t.table_name for t in cloud_list])
     done = {r[0] for r in node.execute("select table_name from ccsync.init_progress")}
     if not resuming:
         _truncate_all(node, order)

@@ -141,7 +141,10 @@ def _fk_sides(cloud, constraint: str | None, schema: str | None, table: str | No
         "and (cc.relname = %s or pc.relname = %s) limit 1",
         (constraint, schema, schema, table, table),
     ).fetchone()
-    return (row[0], row[1]) if row else (None, None)
+    if row is None:
+        return None, None
+    child, parent = row
+    return child, parent
 
 
 def _index_columns(cloud, constraint: str | None, schema: str | None) -> str | None:

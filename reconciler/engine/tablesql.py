@@ -54,8 +54,9 @@ class Table:
             return None
         schema, rel, oid, image_sql, key_sql = row
         cols = [
-            Column(r[0], r[1], r[2], r[1] == "json", r[3] != "", r[4] in _TEXT_COMPARED or r[5] == "G")
-            for r in conn.execute(
+            Column(name, type_name, cast, type_name == "json", generated != "",
+                   typname in _TEXT_COMPARED or category == "G")
+            for name, type_name, cast, generated, typname, category in conn.execute(
                 """
                 select a.attname, format_type(a.atttypid, null), format_type(a.atttypid, a.atttypmod), a.attgenerated,
                        t.typname, t.typcategory
