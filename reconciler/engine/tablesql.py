@@ -128,17 +128,12 @@ class Table:
         return sql.SQL(self.key_sql)
 
     def conflict_columns(self, field_: str, with_new: bool) -> sql.Composed:
-        """Columns present in s.<field_> whose target value differs from it (and from s.new when with_new)."""
+        """The columns where `_holds` does not: present in s.<field_>, the target's value differs from it (and
+        from s.new when with_new)."""
         parts = []
         for col in self.writable:
-            cond = sql.SQL("s.{f} ? {c} and not ({eq})").format(
-                f=sql.SQL(field_), c=sql.Literal(col.name),
-                eq=self.same(col, self.tcol(col), self.typed(col, f"s.{field_}")),
-            )
-            if with_new:
-                cond = sql.SQL("{} and not ({})").format(
-                    cond, self.same(col, self.tcol(col), self.typed(col, "s.new"))
-                )
+            cond = sql.SQL("s.{f} ? {c} and not ({h})").format(
+                f=sql.SQL(field_), c=sql.Literal(col.name), h=self._holds(col, field_, or_new=with_new))
             parts.append(sql.SQL("case when {} then {} end").format(cond, sql.Literal(col.name)))
         if not parts:
             return sql.SQL("'{}'::text[]")
@@ -147,14 +142,17 @@ class Table:
     def base_holds(self, cols: list[Column] | None = None, *, or_new: bool = False) -> sql.Composed:
         """The conflict predicate, for the target row t and the staged change s: every column of the change's
         base (s.old; of `cols` only, when given) still holds its base value, or (or_new) already the change's
-        new value. Applied only where it holds; where it does not, a conflict."""
-        conds = []
-        for col in cols if cols is not None else self.writable:
-            holds = self.same(col, self.tcol(col), self.typed(col, "s.old"))
-            if or_new:
-                holds = sql.SQL("{} or {}").format(holds, self.same(col, self.tcol(col), self.typed(col, "s.new")))
-            conds.append(sql.SQL("(not s.old ? {c} or {h})").format(c=sql.Literal(col.name), h=holds))
+        new value. Applied only where it holds; where it does not, a conflict (`conflict_columns` names them)."""
+        conds = [sql.SQL("(not s.old ? {c} or {h})").format(c=sql.Literal(col.name), h=self._holds(col, "old", or_new))
+                 for col in (cols if cols is not None else self.writable)]
         return sql.SQL(" and ").join(conds) if conds else sql.SQL("true")
+
+    def _holds(self, col: Column, field_: str, or_new: bool) -> sql.Composed:
+        """One column of the predicate: the target's value is still the one in s.<field_> (or already s.new's)."""
+        holds = self.same(col, self.tcol(col), self.typed(col, f"s.{field_}"))
+        if or_new:
+            holds = sql.SQL("{} or {}").format(holds, self.same(col, self.tcol(col), self.typed(col, "s.new")))
+        return holds
 
     def set_from_new(self, only: list[str] | None = None) -> sql.Composed:
         cols = [c for c in self.writable if only is None or c.name in only]
