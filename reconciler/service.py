@@ -205,26 +205,25 @@ class Service:
             raise failed
 
     def _push(self, progress=None) -> None:
-        progress = progress or Stored(self.local, min_total=ONLINE_PROGRESS, conn=self.home)
-        try:
-            with history.recorded(self.local, "push", conn=self.home) as result:
-                result.update(push.run(self.sides, progress=progress))
-                pull.refresh(self.sides)
-        finally:
-            progress.finish()
+        result = self._recorded("push", push.run, progress)
         if result.get("changes"):
             log.info("pushed %s change(s), %s conflict(s)", result["changes"], result["conflicts"])
 
     def _pull(self, progress=None) -> None:
+        result = self._recorded("pull", pull.run, progress)
+        if result.get("changes"):
+            log.info("pulled %s change(s)", result["changes"])
+
+    def _recorded(self, direction: str, run, progress=None) -> dict:
+        """One push or pull (`run`), in the history, its progress stored, then the rows it skipped refreshed."""
         progress = progress or Stored(self.local, min_total=ONLINE_PROGRESS, conn=self.home)
         try:
-            with history.recorded(self.local, "pull", conn=self.home) as result:
-                result.update(pull.run(self.sides, progress=progress))
+            with history.recorded(self.local, direction, conn=self.home) as result:
+                result.update(run(self.sides, progress=progress))
                 pull.refresh(self.sides)
         finally:
             progress.finish()
-        if result.get("changes"):
-            log.info("pulled %s change(s)", result["changes"])
+        return result
 
     def _run_tasks(self) -> None:
         for task in self.tasks:
