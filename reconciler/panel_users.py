@@ -134,13 +134,6 @@ def authenticate(conn: psycopg.Connection, name: str, password: str) -> str | No
     return found
 
 
-def fingerprint(conn: psycopg.Connection, name: str) -> str | None:
-    """A digest of the user's password hash, kept in the session: a new password or the user's removal ends
-    every session opened before (the session itself is a signed cookie that the server does not store)."""
-    row = conn.execute("select password_hash from ccsync.panel_users where name = %s", (name,)).fetchone()
-    return None if row is None else hashlib.sha256(row[0].encode()).hexdigest()[:32]
-
-
 def user_for_token(conn: psycopg.Connection, token: str) -> str | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
