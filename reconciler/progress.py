@@ -16,6 +16,9 @@ import time
 
 import psycopg
 
+from . import db as _db
+from .errors import CcsyncError
+
 _active: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("ccsync_progress", default=None)
 
 
@@ -177,14 +180,14 @@ class Stored(Progress):
         self._last = now
         try:  # progress is a courtesy: never let it break a sync
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self.local_dsn, autocommit=True, connect_timeout=2,
-                                             application_name="ccsync progress")
+                self._conn = _db.connect(self.local_dsn, role="local database", autocommit=True, connect_timeout=2,
+                                         application_name="ccsync progress")
             self._conn.execute(
                 "update ccsync.progress set what = %s, done = %s, total = %s, updated_at = now()",
                 (self.what, self.shown() if self.what else None, self.total if self.what else None),
             )
             self._written = self.what is not None
-        except psycopg.Error:
+        except (psycopg.Error, CcsyncError):
             self._close()
 
     def start(self, what, total, unit="changes"):
