@@ -69,21 +69,44 @@ def fast_step(conn: psycopg.Connection, t: Table, step: Step, *, push: bool) -> 
     return True
 
 
-def delete_together(conn, steps: list[tuple[Table, Step]]) -> None:
-    """Consecutive delete steps of several tables in one statement, on a node (pull): a foreign key not deferred is
-    checked at the end of the statement, once every table's rows are gone. A source that removed rows of tables
-    that reference each other did it in one statement (no order of one statement per table would do: a PC's TRUNCATE
-    of them on the cloud, see truncate_seen_step); applied table after table, each delete was refused by the rows
-    of the next table still referring to it. Where the deletes one by one go through, together they delete the same
-    rows (a cascade or a SET NULL then finds the rows of the same run already gone)."""
+def delete_together(conn, steps: list[tuple[Table, Step]], *, push: bool = False) -> bool:
+    """Consecutive delete steps of several tables in one statement: a foreign key not deferred is checked at the end
+    of the statement, once every table's rows are gone. A source that removed rows of tables that reference each
+    other did it in one statement (no order of one statement per table would do: a PC's TRUNCATE of them on the
+    cloud, see truncate_seen_step, or a PC's own statement); applied table after table, each delete was refused by
+    the rows of the next table still referring to it. Where the deletes one by one go through, together they delete
+    the same rows (on a node a cascade or a SET NULL then finds the rows of the same run already gone).
+
+    On a node (pull) the rows with a pending local change are skipped, as in fast_step. On the cloud (push) every
+    change must apply on its base, or the statement is rolled back (to a savepoint) and False returned: the steps
+    then go one by one, as before (conflicts, or a refusal)."""
+    cond = (lambda t: t.base_holds()) if push else (lambda t: sql.SQL("not s.skipped"))
     parts = [
-        sql.SQL("d{n} as (delete from {T} t using ccsync_stage s where s.step = {step} and {match} and not s.skipped "
+        sql.SQL("d{n} as (delete from {T} t using ccsync_stage s where s.step = {step} and {match} and {cond} "
                 "returning 1)").format(n=sql.Literal(n), T=t.ident, step=sql.Literal(step.number),
-                                       match=t.key_match())
+                                       match=t.key_match(), cond=cond(t))
         for n, (t, step) in enumerate(steps)]
-    conn.execute(sql.SQL("with {} select {}").format(
+    q = sql.SQL("with {} select {}").format(
         sql.SQL(", ").join(parts),
-        sql.SQL(" + ").join(sql.SQL("(select count(*) from d{})").format(sql.Literal(n)) for n in range(len(steps)))))
+        sql.SQL(", ").join(sql.SQL("(select count(*) from d{})").format(sql.Literal(n)) for n in range(len(steps))))
+    if not push:
+        conn.execute(q)
+        return True
+    try:
+        with conn.transaction():
+            if list(conn.execute(q).fetchone()) != [step.count for _, step in steps]:
+                raise _Partial
+    except (_Partial, psycopg.errors.IntegrityError):
+        return False
+    return True
+
+
+def delete_run(steps: list[Step], i: int) -> list[Step]:
+    """The delete steps that follow each other from step i on (none when step i is not a delete)."""
+    j = i
+    while j < len(steps) and steps[j].op == "D":
+        j += 1
+    return steps[i:j]
 
 
 def _fast_update(t: Table, step: Step, push: bool) -> sql.Composed | None:

@@ -96,7 +96,7 @@ class _Pull(_drain.Direction):
         steps, i = plan.steps, 0
         while i < len(steps):
             step, t = steps[i], tables[steps[i].table]
-            run = _delete_run(steps, i)
+            run = _apply.delete_run(steps, i)
             if len({s.table for s in run}) > 1:  # deletes of several tables, one after the other: one statement
                 _apply.delete_together(node, [(tables[s.table], s) for s in run])
                 i += len(run)
@@ -134,14 +134,6 @@ class _Pull(_drain.Direction):
             "insert into ccsync.refresh (table_name, pk) select t, k::jsonb from unnest(%s::text[], %s::text[]) "
             "as u(t, k) on conflict do nothing", ([k[0] for k in keys], [k[1] for k in keys]))
         return Counter(skipped=len(keys))
-
-
-def _delete_run(steps, i: int) -> list:
-    """The delete steps that follow each other from step i on (none when step i is not a delete)."""
-    j = i
-    while j < len(steps) and steps[j].op == "D":
-        j += 1
-    return steps[i:j]
 
 
 # the rows a cloud transaction touched (keys before and after a key change), for a refresh

@@ -58,9 +58,20 @@ class _Push(_drain.Direction):
         if self.watch is None:
             self.watch = cascades.Watch(cloud, self.tables)
         for step in plan.steps:
-            t = tables.get(step.table)
-            if t is None:
+            if tables.get(step.table) is None:
                 raise CcsyncError(f"{step.table} is not tracked on the cloud: track it there, or untrack it on this node")
+        together = set()  # deletes of several tables that follow each other, applied in one statement
+        for i, step in enumerate(plan.steps):
+            t = tables[step.table]
+            if step.number in together:
+                checkpoint("push.step")
+                continue
+            run = _apply.delete_run(plan.steps, i) if i == 0 or plan.steps[i - 1].op != "D" else []
+            if len({s.table for s in run}) > 1 and not any(self.watch.fires(s) for s in run) \
+                    and _apply.delete_together(cloud, [(tables[s.table], s) for s in run], push=True):
+                together.update(s.number for s in run)
+                checkpoint("push.step")
+                continue
             watched = self.watch.fires(step)
             mark = self.watch.mark(cloud) if watched else 0
             if step.op == "T":

@@ -53,3 +53,25 @@ def test_tables_that_reference_each_other_emptied_on_a_pc_are_emptied_on_every_p
     p.assert_converged(TABLES)
     assert p.sql(p.nodes["pc-2"], "select (select count(*) from households) + (select count(*) from persons)") \
         == [(0,)]
+
+
+@pytest.mark.parametrize("reference", ["", "1"], ids=["fast", "reference"])
+def test_a_pcs_one_statement_deleting_rows_that_reference_each_other_is_pushed(make_practice, monkeypatch, reference):
+    """The push applied the statement's deletes table after table on the cloud, each refused by the other table's
+    rows: the whole transaction was refused, and the rows read back could not be written back table after table
+    either (each refers to the other): the PC stopped at every sync."""
+    monkeypatch.setenv("CCSYNC_REFERENCE", reference)
+    p = make_practice(nodes=())
+    p.sql(p.cloud_owner, CYCLE.format(deferred=""))
+    reconciler.track(p.cloud_owner, TABLES)
+    for node in ("pc-1", "pc-2"):
+        p.add_node(node)
+    p.sql(p.cloud, SEED)
+    p.sync_all()
+    p.sql(p.nodes["pc-1"], "with h as (delete from households returning 1), p as (delete from persons returning 1) "
+                           "select (select count(*) from h) + (select count(*) from p)")
+    p.sync("pc-1")
+    assert p.sql(p.cloud, "select (select count(*) from households) + (select count(*) from persons)") == [(0,)]
+    p.sync_all()
+    p.assert_converged(TABLES)
+    assert p.conflicts(p.nodes["pc-1"]) == []
