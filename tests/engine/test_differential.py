@@ -185,11 +185,36 @@ _RECORD = ("node", "table_name", "pk", "kind", "columns", "local_row", "cloud_ro
 def _records(conn) -> list[tuple]:
     q = sql.SQL("select {} from ccsync.conflicts").format(
         sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in _RECORD))
-    # a refused TRUNCATE keeps the PC's pull position (a snapshot of the world's own transaction ids): compared as such
-    return sorted(tuple(_PULLED.sub('"pulled": "(a snapshot)"', v) if v else v for v in r) for r in conn.execute(q))
+    return sorted(tuple(_comparable(v) for v in r) for r in conn.execute(q))
+
+
+def _comparable(text: str | None) -> str | None:
+    """A record's column as both worlds can hold it alike. What each world draws for itself is compared as such: a
+    refused TRUNCATE keeps the PC's pull position (a snapshot of the world's own transaction ids), and a refused
+    decision (a second decision on one record, taken offline on another PC) keeps the record's row as the PC
+    wrote it, with its clock values, its times and the decision's random id."""
+    if not text:
+        return text
+    return _OWN.sub(r'"\1": "(this world)"', _PULLED.sub('"pulled": "(a snapshot)"', text))
 
 
 _PULLED = re.compile(r'"pulled": "\d+:\d+:[\d,]*"')
+_OWN = re.compile(r'"(decision|local_hlc|cloud_hlc|detected_at|resolved_at|decided_on)": (?:"[^"]*"|\d+)')
+
+
+def test_a_refused_decision_compares_alike_in_both_worlds_but_not_its_values():
+    """The soak's 'conflicts: the fast paths and the reference path disagree' on a refused second decision: the two
+    worlds' records differed only in the decision's random id, its clock values and times."""
+    record = ('[{"op": "U", "pk": {"id": 2}, "new": {"id": 2, "decision": "%s", "local_hlc": %d, "cloud_hlc": null, '
+              '"detected_at": "%s", "resolved_at": "%s", "resolution": "discarded", "label": "%s"}}]')
+    one = record % ("d7d1811a-47c5-48b2-91e4-a6fe77e1a506", 117714060409569280, "2026-12-02T01:13:37.927303+00:00",
+                    "2026-12-02T01:13:41.278133+00:00", "w3")
+    other = record % ("080712da-c8bf-4843-b23f-d2eed58d5ffd", 117714060411338752, "2026-12-02T01:13:38.970584+00:00",
+                      "2026-12-02T01:13:41.335101+00:00", "w3")
+    assert one != other and _comparable(one) == _comparable(other)
+    assert _comparable(one) != _comparable(one.replace('"w3"', '"w4"'))  # a written value still counts
+    assert _comparable(one.replace('"resolution": "discarded"', '"resolution": "kept_cloud"')) != _comparable(one)
+    assert _comparable(None) is None
 
 
 # -- the workload ---------------------------------------------------------------------------------------------
