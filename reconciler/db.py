@@ -10,7 +10,8 @@ import psycopg
 from psycopg.types.string import TextLoader
 
 from .errors import (  # noqa: F401  (CcsyncError: db.CcsyncError)
-    CcsyncError, InvalidDsn, NotAllowed, NotInstalled, Refused, SchemaTooNew, SchemaTooOld, Unreachable, one_line,
+    CcsyncError, InvalidDsn, NotAllowed, NotInstalled, NotTheCloud, Refused, SchemaTooNew, SchemaTooOld, Unreachable,
+    one_line,
 )
 from .schema import HEAD
 
@@ -238,7 +239,7 @@ def as_cloud(cloud: psycopg.Connection, *, node: str | None = None) -> psycopg.C
         canonical(cloud)
         name = identity(cloud, where="the cloud database")
         if name != "cloud":
-            raise CcsyncError(f"the --cloud database is installed as {name!r}, not as 'cloud': check --cloud")
+            raise NotTheCloud(f"the --cloud database is installed as {name!r}, not as 'cloud': check --cloud", name)
         if node is not None:
             cloud.execute("select set_config('ccsync.origin', %s, false)", (node,))
     except BaseException as exc:

@@ -30,6 +30,14 @@ class NotInstalled(CcsyncError):
     """ccsync is not installed in a database that needs it."""
 
 
+class NotTheCloud(CcsyncError):
+    """A database installed as a PC's (`.name`) where the cloud's is needed; a command may say it in its own words."""
+
+    def __init__(self, message: str, name: str):
+        super().__init__(message)
+        self.name = name
+
+
 class Unreachable(Unusable):
     """A database cannot be reached (server down, network gone, connection lost): work offline and retry."""
 

@@ -11,7 +11,7 @@ from psycopg.rows import class_row
 
 from . import clock, db as _db
 from .engine.housekeeping import RETENTION_SECONDS
-from .errors import CcsyncError
+from .errors import CcsyncError, NotTheCloud
 
 
 @dataclass
@@ -53,16 +53,12 @@ _LIST = """
 
 
 def _open_cloud(dsn: str) -> psycopg.Connection:
-    conn = _db.connect(dsn, role="cloud database", autocommit=True)
+    """The cloud's database as every command opens it (db.open_cloud); a PC's database refused in this command's words."""
     try:
-        name = _db.identity(conn, where="this database")
-        if name != "cloud":
-            raise CcsyncError(f"this database is the PC {name!r}: `ccsync nodes` runs on the cloud's database "
-                              "(--dsn, connected as its owner)")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+        return _db.open_cloud(dsn)
+    except NotTheCloud as exc:
+        raise CcsyncError(f"this database is the PC {exc.name!r}: `ccsync nodes` runs on the cloud's database "
+                          "(--dsn, connected as its owner)") from None
 
 
 def list_nodes(cloud_dsn: str) -> list[Node]:
