@@ -50,11 +50,11 @@ def check_password(password: str) -> str:
 
 
 def _connect(local_dsn: str) -> psycopg.Connection:
-    conn = _db.connect(local_dsn, role="local database", autocommit=True)
+    """This PC's database as every local command opens it (db.open_local), holding the panel's tables."""
+    conn = _db.open_local(local_dsn)
     try:
-        _db.identity(conn)
         ensure_table(conn)
-    except CcsyncError:
+    except BaseException:
         conn.close()
         raise
     return conn
