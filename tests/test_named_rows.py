@@ -11,8 +11,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = sorted(p for g in ("reconciler/**/*.py", "web/**/*.py", "cli.py") for p in ROOT.glob(g) if p.is_file())
-# the engine's own rows, named by the engine's stream (issue 12): strict, so a file leaves the list once it is clean
-ENGINE_PENDING = {"reconciler/engine/apply.py", "reconciler/engine/journal.py", "reconciler/engine/pull.py"}
 FETCH_ONE = {"fetchone"}
 FETCH_MANY = {"fetchall", "fetchmany", "execute"}  # iterating a cursor (what execute returns) yields its rows
 
@@ -78,13 +76,7 @@ def test_the_check_finds_what_it_must_and_nothing_else():
     assert positional_rows(fine) == []
 
 
-def _param(path: Path):
-    name = str(path.relative_to(ROOT))
-    marks = [pytest.mark.xfail(strict=True, reason="the engine's stream names these")] if name in ENGINE_PENDING else []
-    return pytest.param(path, id=name, marks=marks)
-
-
-@pytest.mark.parametrize("path", [_param(p) for p in FILES])
+@pytest.mark.parametrize("path", [pytest.param(p, id=str(p.relative_to(ROOT))) for p in FILES])
 def test_fetched_rows_are_named_not_indexed(path):
     found = positional_rows(path.read_text(encoding="utf-8"))
     assert not found, (f"{path.relative_to(ROOT)} reads rows by position: "

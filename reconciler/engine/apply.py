@@ -207,29 +207,40 @@ def truncated(conn, step: int) -> bool:
     return conn.execute("select bool_and(done) from ccsync_stage where step = %s", (step,)).fetchone()[0]
 
 
-def _truncate_run(conn, step: int) -> list[tuple[int, str, str | None, int]]:
+@dataclass
+class Truncation:
+    """A staged TRUNCATE of one table."""
+
+    seq: int
+    table_name: str
+    pulled: str | None  # the node's pull position when it truncated (None: journaled before revision 0012)
+    hlc: int
+
+
+def _truncate_run(conn, step: int) -> list[Truncation]:
     """The run of truncates of one source transaction that starts at this step, and no later one (a later
-    TRUNCATE of the same table in that transaction comes after the rows inserted in between): (seq, table,
-    the node's pull position when it truncated or None, hlc), those not done yet."""
-    return conn.execute(
-        """
-        with me as (select txid, seq from ccsync_stage where step = %(step)s),
-             run as (
-                 select s.seq, s.table_name, s.op, s.txid, s.old ->> 'pulled' as pulled, s.hlc,
-                        sum(case when s.op <> 'T' or s.txid <> me.txid then 1 else 0 end)
-                            over (order by s.seq) as brk
-                   from ccsync_stage s, me where s.seq >= me.seq
-             )
-        select seq, table_name, pulled, hlc from run where brk = 0 and not exists
-            (select 1 from ccsync_stage d where d.seq = run.seq and d.done)
-        """,
-        {"step": step},
-    ).fetchall()
+    TRUNCATE of the same table in that transaction comes after the rows inserted in between), those not done
+    yet."""
+    with conn.cursor(row_factory=class_row(Truncation)) as cur:
+        return cur.execute(
+            """
+            with me as (select txid, seq from ccsync_stage where step = %(step)s),
+                 run as (
+                     select s.seq, s.table_name, s.op, s.txid, s.old ->> 'pulled' as pulled, s.hlc,
+                            sum(case when s.op <> 'T' or s.txid <> me.txid then 1 else 0 end)
+                                over (order by s.seq) as brk
+                       from ccsync_stage s, me where s.seq >= me.seq
+                 )
+            select seq, table_name, pulled, hlc from run where brk = 0 and not exists
+                (select 1 from ccsync_stage d where d.seq = run.seq and d.done)
+            """,
+            {"step": step},
+        ).fetchall()
 
 
-def _mark_run_done(conn, run) -> int:
+def _mark_run_done(conn, run: list[Truncation]) -> int:
     return conn.execute(
-        "update ccsync_stage set done = true where seq = any(%s)", ([r[0] for r in run],)
+        "update ccsync_stage set done = true where seq = any(%s)", ([r.seq for r in run],)
     ).rowcount
 
 
@@ -263,7 +274,7 @@ def lock_for_truncate(conn, tables: list[Table]) -> None:
 def truncate_step(conn, tables: dict[str, Table], step: int) -> int:
     """A TRUNCATE, together with the other tables one statement truncated (foreign keys need them together)."""
     run = _truncate_run(conn, step)
-    names = list(dict.fromkeys(r[1] for r in run))
+    names = list(dict.fromkeys(r.table_name for r in run))
     targets = [tables[n] for n in names if n in tables]
     # the deferred checks of the source transactions applied before it in this target transaction now: a table
     # with pending trigger events cannot be truncated (each of those transactions was whole at its COMMIT)
@@ -293,9 +304,9 @@ def truncate_seen_step(conn, tables: dict[str, Table], step: int, node: str) -> 
     truncate's hlc, the rows kept). A TRUNCATE journaled without the node's position (before revision 0012)
     empties the tables."""
     run = _truncate_run(conn, step)
-    names = list(dict.fromkeys(r[1] for r in run))
+    names = list(dict.fromkeys(r.table_name for r in run))
     targets = [tables[n] for n in names if n in tables]
-    pulled, hlc = run[0][2], run[0][3]
+    pulled, hlc = run[0].pulled, run[0].hlc
     if pulled is None or not targets:
         return truncate_step(conn, tables, step), hlc, []
     conn.execute(_KEEP_DDL)
@@ -499,7 +510,7 @@ def fetch_images(conn, t: Table, keys: list) -> dict[str, dict]:
         "select {pkimg}::text, {img} from {T} t "
         "where exists (select 1 from jsonb_array_elements(%(keys)s::jsonb) as s(pk) where {match})"
     ).format(pkimg=t.pk_image(), img=t.image(), T=t.ident, match=t.key_match())
-    return {key_of(r[0]): r[1] for r in conn.execute(q, {"keys": json_array(keys)})}
+    return {key_of(pk): image for pk, image in conn.execute(q, {"keys": json_array(keys)})}
 
 
 def parse(text: str | None):

@@ -377,7 +377,7 @@ class NetRefused(Exception):
 
 def own_rows(src: psycopg.Connection, window: Window) -> list[tuple[str, str]]:
     """(table, key) of the rows the target itself changed in the window (its own entries, which it skips)."""
-    return [(r[0], r[1]) for r in src.execute(OWN_ROWS, window.params()) if r[1] is not None]  # not a TRUNCATE
+    return [(table, key) for table, key in src.execute(OWN_ROWS, window.params()) if key is not None]  # not a TRUNCATE
 
 
 def current_snapshot(conn: psycopg.Connection) -> str:
@@ -518,9 +518,11 @@ def _one_step(src, window: Window, batch, mode: str) -> Plan | None:
     bulk statement (no key set computed per change)."""
     params = _chunk_params(window, batch, True)
     first = src.execute(FIRST_CHANGE, params).fetchone()
-    if first is None or first[1] == "T":
+    if first is None:
         return None
     table, op, keys, pk = first
+    if op == "T":
+        return None
     count, one = src.execute(ONE_STEP, {**params, "table": table, "op": op, "keys": keys or "{}", "pk": pk or "{}"}).fetchone()
     if not one or src.execute(DISTINCT_ROWS, params).fetchone()[0] != count:
         return None  # several tables, operations or column sets; a key changed; a row changed twice
@@ -534,7 +536,7 @@ def _listed(src, window: Window, batch, mode: str, whole: bool) -> Plan:
     _in_apply_order(rows, batch)
     own: set[tuple[str, str]] = set()
     if window.exclude_origin:
-        own = {(r[0], r[1]) for r in src.execute(OWN_ROWS, window.params())}
+        own = {(table, key) for table, key in src.execute(OWN_ROWS, window.params())}
     if mode == "merged" and any(r.pk_change or r.op == "T" for r in rows):
         mode = "runs"
     p = Plan(mode, whole, ids=[r.id for r in rows],

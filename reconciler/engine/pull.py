@@ -132,7 +132,7 @@ class _Pull(_drain.Direction):
                 keys += [(name, k) for k in _apply.all_keys(node, t) + _apply.all_keys(self.src, t)]
         node.execute(
             "insert into ccsync.refresh (table_name, pk) select t, k::jsonb from unnest(%s::text[], %s::text[]) "
-            "as u(t, k) on conflict do nothing", ([k[0] for k in keys], [k[1] for k in keys]))
+            "as u(t, k) on conflict do nothing", ([name for name, _ in keys], [key for _, key in keys]))
         return Counter(skipped=len(keys))
 
 
