@@ -8,8 +8,8 @@ transactions; `done_upto` (the highest journal id of the last applied transactio
 
 A chunk is planned before it is staged: its changes are put in apply order (`seq`) and cut into steps,
 each applied by one set-based statement on the target. Planning reads a narrow list of the changes (no
-row images) and runs here, in Python, in one pass: the window functions that did it in SQL sorted the
-whole chunk, images included, six times. Three ways to cut, from the fewest statements to the most:
+row images) and cuts it here, in Python, in one pass, not with window functions in SQL (each sorts the whole
+chunk, row images included). Three ways to cut, from the fewest statements to the most:
 
     merged  changes to different rows commute, so every table and operation gets one statement per
             "level" (a row's first change in the chunk is level 1, its second level 2...), whatever the
@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 from .. import progress as _progress
@@ -87,9 +88,9 @@ WANTED = "j.origin <> %(exclude_origin)s"
 # holds whole row images (up to revision 0007, the changed columns only: the old and the new image then hold the same
 # keys), and a step applies only what changed. Worked out inline, in one pass over the new image: this is
 # ccsync.changed(j.old, j.new) and ccsync.changed(j.new, j.old) for two images of the same keys, without their two
-# SQL function calls per change (each a query of its own: three quarters of the staging's time). `offset 0` keeps
-# the subquery whole, so that it runs once per change: pulled up, it ran once per use of d.ch (four times per change
-# in ONE_STEP: most of the planning of a bulk update). Each query takes only the outputs it reads.
+# SQL function calls per change (each a query of its own). `offset 0` keeps the subquery whole, so that it runs
+# once per change (pulled up, it runs once per use of d.ch: four times per change in ONE_STEP). Each query takes
+# only the outputs it reads.
 def _changed(*, old: bool = False, cols: bool = False, ch: bool = True) -> str:
     out = []
     if ch:
@@ -130,6 +131,7 @@ select j.id, j.txid::text::bigint, j.table_name, j.op::text, j.pk::text,
 # could put an older value over the target's own newer one (which it skips), so such rows are refreshed
 # from the cloud instead.
 OWN_ROWS = f"select distinct j.table_name, j.pk::text from ccsync.journal j where {WINDOW} and not ({WANTED})"
+OWN_ROWS_EXIST = sql.SQL("select exists ({})").format(sql.SQL(OWN_ROWS))
 
 # a whole window of one source transaction (a bulk statement) is often one step: checked in two scans of the
 # window, without fetching its changes or computing a key set per change (the first update's keys are checked
@@ -153,8 +155,8 @@ select count(*),
  where {WINDOW} and {WANTED} and {CHUNK}
 """
 # (one table: its rows told apart by their keys alone). Rows are grouped by a 64-bit hash of their key, here and
-# in GROUPS: sorting jsonb keys, which the planner does for a journal analyzed when it was small, costs ten times
-# more; two keys with one hash (about one chance in 10^9 for 200,000 rows) only look like a row changed twice,
+# in GROUPS, never by the jsonb keys themselves (which the planner sorts, on a journal analyzed while nearly
+# empty); two keys with one hash (about one chance in 10^9 for 200,000 rows) only look like a row changed twice,
 # and the window is then planned from the list of its changes
 DISTINCT_ROWS = f"""
 select count(*) from (select 1 from ccsync.journal j where {WINDOW} and {WANTED} and {CHUNK}
@@ -460,9 +462,9 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
         mode = "merged"  # net plans are the push's: a pull has the rows the node changed itself to skip
     # rows the target changed itself in the window (a pull) have their changes flagged one by one: listed
     if mode != "exact" and (whole or mode == "net") and not (
-            window.exclude_origin and src.execute(f"select exists ({OWN_ROWS})", window.params()).fetchone()[0]):
-        # the journal's statistics are often those of a nearly empty table, and the planner then sorts the
-        # window to group it (three sorts of 10,000 changes: most of the time of GROUPS); hashing costs a third
+            window.exclude_origin and src.execute(OWN_ROWS_EXIST, window.params()).fetchone()[0]):
+        # grouped by hashing, never by sorting: the journal's statistics are often those of a nearly empty
+        # table, and the planner would then sort the window to group it
         p = whole and transactions == 1 and _one_step(src, window, batch, "merged" if mode == "net" else mode) or None
         if p is None:
             src.execute("set enable_sort = off")
