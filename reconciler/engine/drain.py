@@ -41,20 +41,6 @@ class Position:
     done_upto: int | None
 
 
-@dataclass
-class Chunk:
-    """The source transactions one target transaction applies. `txns` None: the whole window, not listed."""
-
-    txns: list[_journal.Txn] | None  # in apply order
-    whole: bool  # every transaction of the window, none applied before
-    last: bool  # the window's last chunk
-    end: int  # the highest journal id of its last transaction (0: the whole window)
-
-    @property
-    def txids(self) -> list[int]:
-        return [t.txid for t in self.txns or ()]
-
-
 class Direction:
     """What push and pull tell the loop. The required steps raise; the optional ones have their defaults."""
 
@@ -94,7 +80,7 @@ class Direction:
         """The target refused source transaction `tx` (its constraints: `exc`): keep it for a person, or raise."""
         raise CcsyncError(f"{self.rejected} ({exc.diag.message_primary}): the batch stays pending")
 
-    def committed(self, chunk: Chunk) -> None:
+    def committed(self, chunk: _journal.Chunk) -> None:
         """After the target's commit (a crash before this only delays it)."""
 
 
@@ -138,27 +124,27 @@ def _drain(d: Direction, progress, chunk: int, reference: bool) -> Counter:
             window = d.window(pos.since, upto, done)
             # most windows are one chunk of transactions none of which is applied: no list of them needed
             summary = _journal.summary(d.src, window) if not done else None
-            entries = summary.entries if summary else None
             # (and a window of one transaction is one chunk, whatever its size)
-            txns = None if summary and (entries <= chunk or summary.transactions == 1) \
-                else _journal.transactions(d.src, window)
+            whole = summary is not None and (summary.entries <= chunk or summary.transactions == 1)
+            txns = [] if whole else _journal.transactions(d.src, window)
+            pending = summary.entries if whole else sum(t.entries for t in txns)
             if progress and not started:
-                progress.start(d.name, entries if txns is None else sum(t.entries for t in txns))
+                progress.start(d.name, pending)
             started = True
-            if not (entries if txns is None else txns):
+            if not pending:
                 d.close(upto)
                 if resumed:
                     resumed = False  # an interrupted run's window is closed; now what came after it
                     continue
                 break
-            c = _next_chunk(txns, chunk, done)
-            counts = _apply_chunk(d, window, c.txns, summary if c.whole else None, reference)
+            c = _journal.Chunk.whole_window() if whole else _next_chunk(txns, chunk, done)
+            counts = _apply_chunk(d, window, c, summary if c.whole else None, reference)
             checkpoint(f"{d.name}.applied")
             d.store(c.last, upto, c.end)
         checkpoint(f"{d.name}.committed")
         d.committed(c)
         totals.update(counts)
-        totals["transactions"] += summary.transactions if c.txns is None else len(c.txns)
+        totals["transactions"] += summary.transactions if c.whole else len(c.txns)
         if progress:
             progress.advance(counts["changes"])
         if c.last and resumed:
@@ -169,24 +155,24 @@ def _drain(d: Direction, progress, chunk: int, reference: bool) -> Counter:
     return totals
 
 
-def _next_chunk(txns: list[_journal.Txn] | None, limit: int, done: int) -> Chunk:
-    """The next chunk of a window whose unapplied transactions are `txns` (None: the whole window, unlisted)."""
-    if txns is None:
-        return Chunk(None, True, True, 0)
+def _next_chunk(txns: list[_journal.Txn], limit: int, done: int) -> _journal.Chunk:
+    """The next chunk of a window whose unapplied transactions are `txns` (listed, at least one)."""
     batch = _journal.chunks(txns, limit)[0]
-    return Chunk(batch, len(batch) == len(txns) and not done, batch[-1].last_id == txns[-1].last_id, batch[-1].last_id)
+    if len(batch) == len(txns) and not done:
+        return _journal.Chunk.whole_window(batch)
+    return _journal.Chunk.of(batch, last=batch[-1].last_id == txns[-1].last_id)
 
 
-def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, int, int]] | None,
-                 whole: _journal.Summary | None, reference: bool = False) -> Counter:
+def _apply_chunk(d: Direction, window: _journal.Window, chunk: _journal.Chunk, summary: _journal.Summary | None,
+                 reference: bool = False) -> Counter:
     """Cut as boldly as possible first; if the target rejects a statement, the same chunk again, cut finer; and
     if even the exact cut is rejected, each source transaction alone (`_one_by_one`): the ones the target
-    refuses are handed to the direction (`refuse`), the others applied. `whole`: the chunk is the whole
-    window (none of it applied yet), as summarized."""
-    if whole and whole.inserts_into and not reference:
+    refuses are handed to the direction (`refuse`), the others applied. `summary`: the whole window's, when
+    the chunk is the whole window (none of it applied yet)."""
+    if summary and summary.inserts_into and not reference:
         try:
             with d.dst.transaction():
-                counts = d.direct(window, whole)
+                counts = d.direct(window, summary)
                 if counts is not None:
                     _check_deferred(d.dst)
                     return counts
@@ -194,20 +180,20 @@ def _apply_chunk(d: Direction, window: _journal.Window, batch: list[tuple[int, i
             pass  # rolled back: the staged way below finds out which change it was, and says so
     mode = "exact" if reference else _journal.MODES[0]
     while True:
-        plan = _journal.plan(d.src, window, batch, mode, whole=whole is not None,
-                             transactions=whole.transactions if whole else None, net=d.net)
-        plan.top_hlc = whole.top_hlc if whole else None
+        plan = _journal.plan(d.src, window, chunk, mode, transactions=summary.transactions if summary else None,
+                             net=d.net)
+        plan.top_hlc = summary.top_hlc if summary else None
         d.prepare(plan)  # outside the savepoint: held while the chunk is cut finer, or applied one by one
         try:
             with d.dst.transaction():
-                _journal.stage(d.src, d.dst, window, batch, plan)
+                _journal.stage(d.src, d.dst, window, chunk, plan)
                 checkpoint(f"{d.name}.staged")
                 counts = d.apply(plan)
                 _check_deferred(d.dst)
                 return counts
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError, _journal.NetRefused):
             if plan.mode == "exact":
-                return _one_by_one(d, window, batch)
+                return _one_by_one(d, window, chunk)
             mode = _journal.MODES[_journal.MODES.index(plan.mode) + 1]
 
 
@@ -216,19 +202,21 @@ def _check_deferred(conn: psycopg.Connection) -> None:
     conn.execute("set constraints all immediate")
 
 
-def _one_by_one(d: Direction, window: _journal.Window, batch) -> Counter:
+def _one_by_one(d: Direction, window: _journal.Window, chunk: _journal.Chunk) -> Counter:
     """Each source transaction of the chunk alone, in order, in its own savepoint: its deferrable constraints
     deferred while it is applied and checked at its end, as at the source's COMMIT. A transaction the target
     refuses is not applied at all (never split) and goes to the direction's `refuse`; the queue moves on."""
     counts: Counter = Counter()
-    for tx in batch if batch is not None else _journal.transactions(d.src, window):
-        plan = _journal.plan(d.src, window, [tx], "exact")
+    # (a whole window read without a list is listed now)
+    for tx in chunk.txns or _journal.transactions(d.src, window):
+        one = _journal.Chunk.of([tx])
+        plan = _journal.plan(d.src, window, one, "exact")
         try:
             with d.dst.transaction():
                 if _staged(d.dst):  # the previous transaction's changes
                     d.dst.execute("delete from ccsync_stage")
                 d.dst.execute("set constraints all deferred")
-                _journal.stage(d.src, d.dst, window, [tx], plan)
+                _journal.stage(d.src, d.dst, window, one, plan)
                 part = d.apply(plan)
                 _check_deferred(d.dst)
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:

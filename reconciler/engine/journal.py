@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import psycopg
 from psycopg import sql
@@ -270,6 +270,32 @@ class Group(NamedTuple):
     entries: int = 0  # the changes of its rows (net: more than `count` where a row changed several times)
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """The source transactions one target transaction applies: the whole window (`Chunk.whole_window`), read
+    through the window itself (a list of thousands of transactions costs planning time), or some of its
+    transactions (`Chunk.of`), read through their list."""
+
+    txns: tuple[Txn, ...]  # in apply order; a whole window's only if they were listed anyway (else none)
+    whole: bool  # every transaction of the window, none applied before
+    last: bool = True  # the window's last chunk
+    end: int = 0  # the highest journal id of its last transaction (0: a whole window not listed)
+
+    @classmethod
+    def whole_window(cls, txns: Sequence[Txn] = ()) -> Chunk:
+        """Every transaction of the window, none applied before (`txns`: all of them, if listed anyway)."""
+        return cls(tuple(txns), True, True, txns[-1].last_id if txns else 0)
+
+    @classmethod
+    def of(cls, txns: Sequence[Txn], *, last: bool = True) -> Chunk:
+        """These transactions of the window (at least one), in apply order; `last`: none after them."""
+        return cls(tuple(txns), False, last, txns[-1].last_id)
+
+    @property
+    def txids(self) -> list[int]:
+        return [t.txid for t in self.txns]
+
+
 @dataclass
 class Window:
     since: str | None
@@ -442,21 +468,22 @@ def chunks(txns: list[Txn], limit: int) -> list[list[Txn]]:
     return out
 
 
-def _chunk_params(window: Window, batch: list[tuple[int, int, int]] | None, whole: bool, **extra) -> dict:
-    if whole or batch is None:
+def _chunk_params(window: Window, chunk: Chunk, **extra) -> dict:
+    """The query parameters that select the chunk's changes: a whole window by the window alone (CHUNK's list
+    null), else by the list of its transactions."""
+    if chunk.whole:
         return window.params(first=None, last=None, txids=None, **extra)
-    txids = [t[0] for t in batch]
+    txids = chunk.txids
     return window.params(first=str(min(txids)), last=str(max(txids)), txids=",".join(map(str, txids)), **extra)
 
 
-def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, int]] | None, mode: str, *,
-         whole: bool = False, transactions: int | None = None, net: dict[str, frozenset[str]] | None = None) -> Plan:
+def plan(src: psycopg.Connection, window: Window, chunk: Chunk, mode: str, *,
+         transactions: int | None = None, net: dict[str, frozenset[str]] | None = None) -> Plan:
     """Put a chunk's changes in apply order and cut them into steps (see the module's docstring).
-    `whole`: the batch is every transaction of the window (none applied yet); None: the same, unlisted.
-    `transactions`: how many source transactions the whole window holds, if known. `net`: per table, the
+    `transactions`: how many source transactions a whole window holds, if known. `net`: per table, the
     columns whose chains of updates the target may take as their net change (see `net_columns`); none: no
     net plan. The plan's mode is the one it was cut in (`net` gives way to `merged` where it does not fit)."""
-    whole = whole or batch is None
+    whole = chunk.whole
     p = None
     if mode == "net" and (window.exclude_origin or not net):
         mode = "merged"  # net plans are the push's: a pull has the rows the node changed itself to skip
@@ -465,18 +492,18 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
             window.exclude_origin and src.execute(OWN_ROWS_EXIST, window.params()).fetchone()[0]):
         # grouped by hashing, never by sorting: the journal's statistics are often those of a nearly empty
         # table, and the planner would then sort the window to group it
-        p = whole and transactions == 1 and _one_step(src, window, batch, "merged" if mode == "net" else mode) or None
+        p = whole and transactions == 1 and _one_step(src, window, chunk, "merged" if mode == "net" else mode) or None
         if p is None:
             src.execute("set enable_sort = off")
             try:
-                p = _grouped(src, window, batch, mode, whole, net)
+                p = _grouped(src, window, chunk, mode, net)
             finally:
                 src.execute("reset enable_sort")
         if p is None and mode == "net":
             mode = "merged"  # (the groups said why: a row changed twice otherwise than by a chain of updates, or
             # a chain the target could see otherwise than one by one)
     if p is None:
-        p = _listed(src, window, batch, mode, whole)
+        p = _listed(src, window, chunk, mode)
     texts = sorted({s.columns for s in p.steps if s.columns is not None})
     if texts:  # the column sets as the source printed them (text arrays), parsed once each
         parsed = dict(zip(texts, src.execute("select unnest(%s::text[])::text[]", (texts,)).fetchall()))
@@ -486,7 +513,7 @@ def plan(src: psycopg.Connection, window: Window, batch: list[tuple[int, int, in
     return p
 
 
-def _grouped(src, window: Window, batch, mode: str, whole: bool = True,
+def _grouped(src, window: Window, chunk: Chunk, mode: str,
              net: dict[str, frozenset[str]] | None = None) -> Plan | None:
     """The plan of a whole window in which every row changes once (no primary-key change, no TRUNCATE), or
     None. Its steps are its groups of changes of one table, operation and column set: changes to different
@@ -495,7 +522,8 @@ def _grouped(src, window: Window, batch, mode: str, whole: bool = True,
     In `net` mode, also of a chunk (not whole) where rows change several times by a chain of updates (see
     COPY_NET) and only of the columns `net` allows for its table; a chunk where no row does is planned `merged`,
     the same steps without the net staging."""
-    params = _chunk_params(window, batch, whole, net=mode == "net")
+    whole = chunk.whole
+    params = _chunk_params(window, chunk, net=mode == "net")
     with src.cursor(row_factory=_positional(Group)) as cur:
         groups = cur.execute(GROUPS, params).fetchall()
     if not groups or any(g.unfit for g in groups) or (mode not in ("net", "merged") and len(groups) > 1):
@@ -515,10 +543,10 @@ def _grouped(src, window: Window, batch, mode: str, whole: bool = True,
                 entries=sum(g.entries for g in groups) if net else None)
 
 
-def _one_step(src, window: Window, batch, mode: str) -> Plan | None:
+def _one_step(src, window: Window, chunk: Chunk, mode: str) -> Plan | None:
     """The plan of a whole window of one source transaction that is one step, or None: the cheap check for a
     bulk statement (no key set computed per change)."""
-    params = _chunk_params(window, batch, True)
+    params = _chunk_params(window, chunk)
     first = src.execute(FIRST_CHANGE, params).fetchone()
     if first is None:
         return None
@@ -531,17 +559,17 @@ def _one_step(src, window: Window, batch, mode: str) -> Plan | None:
     return Plan(mode, True, grouped=True, steps=[Step(1, table, op, keys if op == "U" else None, count)], match=[None])
 
 
-def _listed(src, window: Window, batch, mode: str, whole: bool) -> Plan:
+def _listed(src, window: Window, chunk: Chunk, mode: str) -> Plan:
     """The plan of a chunk from the list of its changes (no row images), cut in one pass."""
     with src.cursor(row_factory=_positional(Change)) as cur:
-        rows = cur.execute(PLAN_ROWS, _chunk_params(window, batch, whole)).fetchall()
-    _in_apply_order(rows, batch)
+        rows = cur.execute(PLAN_ROWS, _chunk_params(window, chunk)).fetchall()
+    _in_apply_order(rows, chunk.txns)
     own: set[tuple[str, str]] = set()
     if window.exclude_origin:
         own = {(table, key) for table, key in src.execute(OWN_ROWS, window.params())}
     if mode == "merged" and any(r.pk_change or r.op == "T" for r in rows):
         mode = "runs"
-    p = Plan(mode, whole, ids=[r.id for r in rows],
+    p = Plan(mode, chunk.whole, ids=[r.id for r in rows],
              # (table, None): the target truncated the table itself in the window: every row of it is its own
              own=[(r.table, r.pk) in own or (r.table, None) in own for r in rows] if own else [False] * len(rows))
     if mode != "exact" and rows and not any(r.pk_change for r in rows) \
@@ -560,11 +588,12 @@ def _positional(cls):
     return factory
 
 
-def _in_apply_order(rows: list[Change], batch: list[Txn] | None) -> None:
+def _in_apply_order(rows: list[Change], txns: Sequence[Txn]) -> None:
     """Sort changes by their transaction's highest id, then by id (see the module's docstring); within a
-    transaction, a statement before the entries its triggers and cascades wrote."""
-    if batch is not None:
-        rank = {t.txid: i for i, t in enumerate(batch)}
+    transaction, a statement before the entries its triggers and cascades wrote. The transactions' order is
+    the list's, `txns` (already in apply order); none listed (a whole window), worked out from the rows."""
+    if txns:
+        rank = {t.txid: i for i, t in enumerate(txns)}
     else:
         tx_max: dict[int, int] = {}
         for r in rows:
@@ -632,21 +661,21 @@ def _cut(p: Plan, rows: list[Change], mode: str) -> None:
     p.steps_of = [s.number for s in of]
 
 
-def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window,
-          batch: list[tuple[int, int, int]] | None, p: Plan) -> int:
-    """Copy one planned chunk from the source journal into ccsync_stage on the target (binary COPY)."""
+def stage(src: psycopg.Connection, dst: psycopg.Connection, window: Window, chunk: Chunk, p: Plan) -> int:
+    """Copy one planned chunk (`p`, the plan of `chunk`) from the source journal into ccsync_stage on the
+    target (binary COPY)."""
     dst.execute(STAGE_DDL)
     columns = STAGE_COLUMNS
     if p.grouped:
         query = COPY_NET if p.mode == "net" else COPY_GROUPS
-        params = _chunk_params(window, batch, p.whole, g_tables=[s.table for s in p.steps],
+        params = _chunk_params(window, chunk, g_tables=[s.table for s in p.steps],
                                g_ops=[s.op for s in p.steps], g_cols=p.match)
         if p.mode == "net":
             columns += ", skipped"
     else:
         query = COPY_OUT
-        params = _chunk_params(window, batch, p.whole, ids=",".join(map(str, p.ids)), steps=",".join(map(str, p.steps_of)),
-                           own=",".join("t" if o else "f" for o in p.own))
+        params = _chunk_params(window, chunk, ids=",".join(map(str, p.ids)), steps=",".join(map(str, p.steps_of)),
+                               own=",".join("t" if o else "f" for o in p.own))
     relay(src, query, params, dst, f"copy ccsync_stage ({columns}) from stdin (format binary)")
     if p.mode == "net" and dst.execute("select exists (select 1 from ccsync_stage where skipped)").fetchone()[0]:
         raise NetRefused  # a row whose changes do not follow each other (something came between them)

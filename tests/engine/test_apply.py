@@ -18,7 +18,7 @@ def _plan(p, node, mode):
         since = p.sql(p.cloud_owner, "select push_snapshot::text from ccsync.nodes where name = %s", (node,))[0][0]
         window = _journal.Window(since, _journal.current_snapshot(conn))
         batch = _journal.transactions(conn, window)
-        return _journal.plan(conn, window, batch, mode)
+        return _journal.plan(conn, window, _journal.Chunk.of(batch), mode)
 
 
 @pytest.mark.one_version  # how a chunk is cut: Python, the same on every version
@@ -152,7 +152,7 @@ def _whole_plan(p, node, mode="merged"):
     with psycopg.connect(p.nodes[node], autocommit=True) as conn:
         since = p.sql(p.cloud_owner, "select push_snapshot::text from ccsync.nodes where name = %s", (node,))[0][0]
         window = _journal.Window(since, _journal.current_snapshot(conn))
-        return _journal.plan(conn, window, None, mode, whole=True, net=net)
+        return _journal.plan(conn, window, _journal.Chunk.whole_window(), mode, net=net)
 
 
 def _unreferenced(p) -> None:
@@ -166,7 +166,7 @@ def _staged(p, node, plan):
     with psycopg.connect(p.nodes[node], autocommit=True) as src, psycopg.connect(p.cloud) as dst:
         since = p.sql(p.cloud_owner, "select push_snapshot::text from ccsync.nodes where name = %s", (node,))[0][0]
         window = _journal.Window(since, _journal.current_snapshot(src))
-        _journal.stage(src, dst, window, None, plan)
+        _journal.stage(src, dst, window, _journal.Chunk.whole_window(), plan)
         staged = dst.execute("select step, count(*), count(distinct seq) from ccsync_stage group by 1 order by 1").fetchall()
         dst.rollback()
     return staged
