@@ -374,15 +374,17 @@ def _refresh_table(node, cloud, t, keys: list[str]) -> int:
             moved = _apply.moved(cloud, t, key)
             if moved is None:
                 gone.append(key)
-            elif node.execute("select exists (select 1 from ccsync.journal where table_name = %s and pk = %s::jsonb)",
-                              (name, moved[0])).fetchone()[0]:
+                continue
+            new_key, image = moved
+            if node.execute("select exists (select 1 from ccsync.journal where table_name = %s and pk = %s::jsonb)",
+                            (name, new_key)).fetchone()[0]:
                 gone.append(key)  # the new key has a local change waiting: it is read again after its push
-                later.append(moved[0])
-            elif _apply.fetch_images(node, t, [moved[0]]):  # this node moved it too (its own change, pushed)
+                later.append(new_key)
+            elif _apply.fetch_images(node, t, [new_key]):  # this node moved it too (its own change, pushed)
                 gone.append(key)
-                _apply.upsert_images(node, t, [moved[1]])
+                _apply.upsert_images(node, t, [image])
             else:  # the row as the cloud has it now, under its new key: its children follow (ON UPDATE CASCADE)
-                _apply.rekey_to_image(node, t, key, moved[1])
+                _apply.rekey_to_image(node, t, key, image)
         _apply.delete_keys(node, t, gone)
         # after the moves: a row moved here to a key that is also read back is then overwritten, not inserted twice
         _apply.upsert_images(node, t, present)

@@ -154,7 +154,7 @@ class _Push(_drain.Direction):
             self.src.execute(
                 "insert into ccsync.refresh (table_name, pk) select t, k::jsonb from unnest(%s::text[], %s::text[]) "
                 "as u(t, k) on conflict do nothing",
-                ([k[0] for k in keys], [k[1] for k in keys]),
+                ([name for name, _ in keys], [key for _, key in keys]),
             )
         # committed on the cloud: the entries may leave the node's journal (a crash here only delays it);
         # a whole window leaves by its snapshot, in _forget_pushed at the end of the run
