@@ -354,6 +354,10 @@ def run(base: Path | str = ".ccsync-demo", *, reset: bool = False, scenario_only
                            offline_work=OFFLINE_ENCOUNTERS if for_a_person else 20)
         if scenario_only:
             return result
+        # Ctrl-C stops everything, even when the demo was started from a shell's background job (which starts
+        # it with SIGINT ignored, so Python installs no handler of its own)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         say("the demo keeps running: watch the panel, edit data with psql, Ctrl-C stops everything")
         while True:
             time.sleep(3600)

@@ -52,10 +52,12 @@ def test_the_demo_plays_again_on_its_own_data_and_starts_over_with_reset(tmp_pat
                            text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert first.returncode == 0, first.stderr[-3000:]
     assert json.loads(first.stdout)["run"] == 1
-    # the next run as a person would watch it, with this ccsync, stopped with Ctrl-C once it keeps running
+    # the next run as a person would watch it, with this ccsync, stopped with Ctrl-C once it keeps running; started
+    # as a shell's background job starts it (SIGINT ignored), which must not make Ctrl-C do nothing
     proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "demo", *demo_args(base, "--pace", "0")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                            env=demo_env(tmp_path), cwd=tmp_path)
+                            env=demo_env(tmp_path), cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     lines = []
     for line in proc.stdout:
         lines.append(line)
