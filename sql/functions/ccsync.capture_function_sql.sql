@@ -24,8 +24,14 @@
 --      depth is pg_trigger_depth() in the trigger: 1 for a statement of a
 --      session, more for a statement run by a trigger (a foreign-key
 --      cascade), whose entries are written before those of its cause.
---      The first statement of a transaction that journals notifies the
---      services (ccsync.notify_journal), the others only read a setting.
+--      A statement notifies the services (ccsync.notify_journal) when the
+--      session's last notification is 50 ms old or more; the others only
+--      compare the clock with a setting. Every test made per statement is a
+--      plain expression, which PL/pgSQL evaluates without a query: the
+--      clock value (ccsync.hlc_next, inlined), the notification's age, and
+--      on a node whether the session applies (the apply roles are read only
+--      when it says so). Only the shape check and the journal insert run a
+--      query.
 --
 --      A table altered since it was tracked (a column added, dropped,
 --      renamed, or of another type) is still captured, never refused: the
@@ -78,9 +84,12 @@ set lc_monetary = 'C'$s$;
     end if;
     execute 'select ' || ccsync.table_shape_sql('$1') into v_shape using p_table;
     if p_self <> 'cloud' then
-        v_origin := format($o$if current_setting('ccsync.apply', true) = 'on'
-       and exists (select 1 from ccsync.apply_roles as a where a.role = session_user) then
-        return null;
+        -- two tests, so that a session that is not applying reads only the setting (one 'if' on a NULL setting
+        -- with the EXISTS beside it would run the EXISTS's query at every statement)
+        v_origin := format($o$if current_setting('ccsync.apply', true) = 'on' then
+        if exists (select 1 from ccsync.apply_roles as a where a.role = session_user) then
+            return null;
+        end if;
     end if;
     v_origin := %L;$o$, p_self);
     elsif p_internal then
@@ -99,9 +108,11 @@ declare
     v_origin text;
     v_depth  smallint := pg_trigger_depth();
     v_saved  text[];
+    v_hlc    bigint;
 begin
     %3$s
-    if current_setting('ccsync.notified', true) is distinct from 'on' then
+    if date_part('epoch', clock_timestamp())
+       - coalesce(nullif(current_setting('ccsync.notified_at', true), '')::double precision, 0) > 0.05 then
         perform ccsync.notify_journal();
     end if;
     if tg_op = 'TRUNCATE' then
@@ -123,6 +134,7 @@ begin
                 set_config('bytea_output', v_saved[5], true), set_config('lc_monetary', v_saved[6], true);
         return null;
     end if;
+    v_hlc := ccsync.hlc_next();
     if tg_op = 'INSERT' then
         %8$s;
     elsif tg_op = 'UPDATE' then
@@ -137,8 +149,8 @@ $f$,
         ccsync.capture_function(v_name), v_name, v_origin,
         ccsync.capture_sql(p_table, v_name, 'TRUNCATE', 'v_origin', 'v_depth'),
         ccsync.table_shape_sql('tg_relid'), v_shape, v_name,
-        ccsync.capture_sql(p_table, v_name, 'INSERT', 'v_origin', 'v_depth'),
-        ccsync.capture_sql(p_table, v_name, 'UPDATE', 'v_origin', 'v_depth'),
-        ccsync.capture_sql(p_table, v_name, 'DELETE', 'v_origin', 'v_depth'), v_sets);
+        ccsync.capture_sql(p_table, v_name, 'INSERT', 'v_origin', 'v_depth', 'v_hlc'),
+        ccsync.capture_sql(p_table, v_name, 'UPDATE', 'v_origin', 'v_depth', 'v_hlc'),
+        ccsync.capture_sql(p_table, v_name, 'DELETE', 'v_origin', 'v_depth', 'v_hlc'), v_sets);
 end;
 $body$;

@@ -1,12 +1,14 @@
 -- ----------------------------------------------------------------------
--- Function: ccsync.capture_sql(5)
+-- Function: ccsync.capture_sql(6)
 --
 --      The statement that journals what one statement did to a table,
 --      run inside its capture trigger (the transition tables cc_new,
 --      cc_old): every row the statement changed, with full row images in
 --      canonical form (ccsync.row_image_sql) and one clock value for the
---      statement (ccsync.hlc_next, evaluated once, and only if a row is
---      journaled); an update's old and new rows are paired by position, and
+--      statement (p_hlc: by default ccsync.hlc_next, evaluated once, and
+--      only if a row is journaled; the generated capture function passes
+--      the value it took with a plain PL/pgSQL assignment, cheaper than the
+--      statement's own subquery); an update's old and new rows are paired by position, and
 --      an update that changes nothing journals nothing. A table whose
 --      columns are all of the types ccsync.value_sql takes as they are (and
 --      none virtual) has its images made by to_jsonb(row): the same JSON as
@@ -27,6 +29,9 @@
 --      p_op       tg_op: INSERT, UPDATE, DELETE or TRUNCATE
 --      p_origin   the SQL expression of the origin (v_origin, $1)
 --      p_depth    the SQL expression of the depth (v_depth, $2)
+--      p_hlc      the SQL expression of the statement's clock value
+--                 (default: ccsync.hlc_next() in a subquery; TRUNCATE takes
+--                 its own)
 --
 -- Returns:
 --      text: an INSERT into ccsync.journal
@@ -35,7 +40,8 @@
 --      pg_attribute, pg_index (read, through ccsync.row_image_sql); the
 --      statement reads ccsync.state (TRUNCATE)
 -- ----------------------------------------------------------------------
-create or replace function ccsync.capture_sql(p_table regclass, p_name text, p_op text, p_origin text, p_depth text)
+create or replace function ccsync.capture_sql(p_table regclass, p_name text, p_op text, p_origin text, p_depth text,
+                                              p_hlc text default '(select ccsync.hlc_next())')
 returns text
 language sql
 stable
@@ -44,25 +50,25 @@ as $$
     select case p_op
         when 'INSERT' then format(
             'insert into ccsync.journal (hlc, origin, table_name, op, pk, new, depth)
-        select (select ccsync.hlc_next()), %1$s, %2$L, ''I'', %3$s, %4$s, %5$s
+        select %6$s, %1$s, %2$L, ''I'', %3$s, %4$s, %5$s
           from cc_new as n',
             p_origin, p_name, ccsync.row_image_sql(p_table, 'n', true),
-            case when w.whole then 'to_jsonb(n.*)' else ccsync.row_image_sql(p_table, 'n') end, p_depth)
+            case when w.whole then 'to_jsonb(n.*)' else ccsync.row_image_sql(p_table, 'n') end, p_depth, p_hlc)
         when 'UPDATE' then format(
             'insert into ccsync.journal (hlc, origin, table_name, op, pk, old, new, depth)
-        select (select ccsync.hlc_next()), %1$s, %2$L, ''U'', o.k, o.i, n.i, %5$s
+        select %7$s, %1$s, %2$L, ''U'', o.k, o.i, n.i, %5$s
           from (select row_number() over () as p, %3$s as k, %4$s as i from cc_old as o) as o
           join (select row_number() over () as p, %6$s as i from cc_new as n) as n on n.p = o.p
          where (o.i <> n.i or o.i::text <> n.i::text)',
             p_origin, p_name, ccsync.row_image_sql(p_table, 'o', true),
             case when w.whole then 'to_jsonb(o.*)' else ccsync.row_image_sql(p_table, 'o') end, p_depth,
-            case when w.whole then 'to_jsonb(n.*)' else ccsync.row_image_sql(p_table, 'n') end)
+            case when w.whole then 'to_jsonb(n.*)' else ccsync.row_image_sql(p_table, 'n') end, p_hlc)
         when 'DELETE' then format(
             'insert into ccsync.journal (hlc, origin, table_name, op, pk, old, depth)
-        select (select ccsync.hlc_next()), %1$s, %2$L, ''D'', %3$s, %4$s, %5$s
+        select %6$s, %1$s, %2$L, ''D'', %3$s, %4$s, %5$s
           from cc_old as o',
             p_origin, p_name, ccsync.row_image_sql(p_table, 'o', true),
-            case when w.whole then 'to_jsonb(o.*)' else ccsync.row_image_sql(p_table, 'o') end, p_depth)
+            case when w.whole then 'to_jsonb(o.*)' else ccsync.row_image_sql(p_table, 'o') end, p_depth, p_hlc)
         else format(
             'insert into ccsync.journal (hlc, origin, table_name, op, old, depth)
         values (ccsync.hlc_next(), %1$s, %2$L, ''T'',

@@ -2,13 +2,15 @@
 -- Function: ccsync.notify_journal(0)
 --
 --      Wakes up the services listening on channel 'ccsync_journal' when
---      the transaction commits, so a change travels at once. Called once
---      per transaction that journals (a capture function calls it when the
---      transaction-local setting ccsync.notified is not yet 'on', and sets
---      it). A commit that notifies takes a cluster-wide lock, so each
---      session notifies at most every 50 ms (session setting
---      ccsync.notified_at); the services also look at the journal sequence
---      four times a second, which catches the commits in between.
+--      the transaction commits, so a change travels at once. A commit that
+--      notifies takes a cluster-wide lock, so each session notifies at most
+--      every 50 ms (session setting ccsync.notified_at, the epoch seconds of
+--      its last notification; a transaction that rolls back takes its
+--      setting back with it); the services also look at the journal
+--      sequence four times a second, which catches the commits in between.
+--      A capture function calls it only when that setting is 50 ms old (the
+--      same test, as a plain expression of its own), so most statements
+--      never call it.
 --
 -- Returns:
 --      void
@@ -18,10 +20,9 @@ returns void
 language plpgsql
 as $$
 declare
-    v_now  double precision := extract(epoch from clock_timestamp());
+    v_now  double precision := date_part('epoch', clock_timestamp());
     v_last text := current_setting('ccsync.notified_at', true);
 begin
-    perform set_config('ccsync.notified', 'on', true);
     if v_last is null or v_last = '' or v_now - v_last::double precision > 0.05 then
         perform pg_notify('ccsync_journal', '');
         perform set_config('ccsync.notified_at', v_now::text, false);
