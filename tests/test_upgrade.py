@@ -125,18 +125,52 @@ def test_the_service_says_why_it_cannot_sync_and_keeps_the_pc_working_offline(cl
     assert practice.sql(practice.nodes["pc-1"], "select mode from ccsync.state") == [("offline",)]
 
 
-def previous_ccsync(tmp_path) -> Path:
-    """The source of the ccsync before this schema head (the parent of the commit that brought HEAD), from git."""
-    introduced = subprocess.run(["git", "log", "-1", "--format=%H", f"-SHEAD = \"{HEAD}\"", "--",
+def previous_ccsync(tmp_path, head: str = HEAD) -> Path:
+    """The source of the ccsync before schema `head` (the parent of the commit that brought it), from git."""
+    introduced = subprocess.run(["git", "log", "-1", "--format=%H", f"-SHEAD = \"{head}\"", "--",
                                  "reconciler/schema/__init__.py"], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip()
-    assert introduced, f"no commit brought schema {HEAD} (a shallow clone?)"
-    tree = tmp_path / "previous"
+    assert introduced, f"no commit brought schema {head} (a shallow clone?)"
+    tree = tmp_path / f"before-{head}"
     tree.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", f"{introduced}^"], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     (tree / "ccsync_sql").symlink_to("sql")  # its SQL files, as its wheel names them
     return tree
+
+
+@pytest.mark.parametrize("skipped", [2, 3])
+def test_a_database_that_skipped_releases_upgrades_to_head_and_captures(databases, tmp_path, skipped):
+    """A cloud installed by a ccsync several schema revisions old, with a tracked table and one altered since it
+    was tracked (its capture runs the dynamic path), upgraded by this ccsync in one step: each revision in
+    between loads today's functions beside what the old ccsync left (a function whose parameters changed since
+    must not make a call ambiguous), and both tables are captured afterwards."""
+    older = previous_ccsync(tmp_path, f"{int(HEAD) - skipped + 1:04d}")
+    cloud = databases.new("cloud")
+
+    def run(tree: Path, *args):
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        env.pop("CCSYNC_CONFIG", None)
+        return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], cwd=tree, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    def ok(proc):
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    with psycopg.connect(cloud, autocommit=True) as conn:
+        ok(run(older, "install", "--dsn", cloud, "--name", "cloud"))
+        conn.execute("create table patients (id int primary key, name text)")
+        conn.execute("create table notes (id int primary key, body text)")
+        ok(run(older, "track", "--dsn", cloud, "patients", "notes"))
+        conn.execute("alter table notes add column author text")
+        assert f"-> {HEAD}" in ok(run(ROOT, "install", "--dsn", cloud, "--name", "cloud"))
+        conn.execute("insert into patients values (1, 'after the upgrade')")
+        conn.execute("insert into notes values (1, 'after the upgrade', 'dr A')")
+        journaled = conn.execute("select table_name, new from ccsync.journal where op = 'I' order by id").fetchall()
+        assert journaled == [("public.patients", {"id": 1, "name": "after the upgrade"}),
+                             ("public.notes", {"id": 1, "body": "after the upgrade", "author": "dr A"})]
+        assert conn.execute("select count(*) from pg_proc where proname = 'capture_sql'").fetchone()[0] == 1
 
 
 def test_the_readme_upgrade_steps_in_order_bring_every_write_across(databases, tmp_path):

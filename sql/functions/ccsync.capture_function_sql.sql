@@ -25,8 +25,10 @@
 --      session, more for a statement run by a trigger (a foreign-key
 --      cascade), whose entries are written before those of its cause.
 --      A statement notifies the services (ccsync.notify_journal) when the
---      session's last notification is 50 ms old or more; the others only
---      compare the clock with a setting. Every test made per statement is a
+--      session's last notification is 50 ms old or more and older than its
+--      transaction (so a transaction notifies at most once, and the mark
+--      stays at its first statement); the others only compare two clocks
+--      with a setting. Every test made per statement is a
 --      plain expression, which PL/pgSQL evaluates without a query: the
 --      clock value (ccsync.hlc_next, inlined), the notification's age, and
 --      on a node whether the session applies (the apply roles are read only
@@ -111,8 +113,8 @@ declare
     v_hlc    bigint;
 begin
     %3$s
-    if date_part('epoch', clock_timestamp())
-       - coalesce(nullif(current_setting('ccsync.notified_at', true), '')::double precision, 0) > 0.05 then
+    if coalesce(nullif(current_setting('ccsync.notified_at', true), '')::double precision, 0)
+       < least(date_part('epoch', clock_timestamp()) - 0.05, date_part('epoch', transaction_timestamp())) then
         perform ccsync.notify_journal();
     end if;
     if tg_op = 'TRUNCATE' then

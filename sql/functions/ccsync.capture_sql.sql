@@ -5,10 +5,11 @@
 --      run inside its capture trigger (the transition tables cc_new,
 --      cc_old): every row the statement changed, with full row images in
 --      canonical form (ccsync.row_image_sql) and one clock value for the
---      statement (p_hlc: by default ccsync.hlc_next, evaluated once, and
---      only if a row is journaled; the generated capture function passes
---      the value it took with a plain PL/pgSQL assignment, cheaper than the
---      statement's own subquery); an update's old and new rows are paired by position, and
+--      statement (p_hlc: by default ccsync.hlc_next in a subquery,
+--      evaluated once, and only if a row is journaled; the generated
+--      capture function passes the value it took with a plain PL/pgSQL
+--      assignment, cheaper than the subquery, and so takes one for a
+--      statement that journals nothing too); an update's old and new rows are paired by position, and
 --      an update that changes nothing journals nothing. A table whose
 --      columns are all of the types ccsync.value_sql takes as they are (and
 --      none virtual) has its images made by to_jsonb(row): the same JSON as
@@ -40,6 +41,9 @@
 --      pg_attribute, pg_index (read, through ccsync.row_image_sql); the
 --      statement reads ccsync.state (TRUNCATE)
 -- ----------------------------------------------------------------------
+-- its five-parameter form (revisions 0010 to 0014) goes first: beside this one, whose sixth parameter has a
+-- default, a call with five arguments would be ambiguous (every revision's load_functions loads this file)
+drop function if exists ccsync.capture_sql(regclass, text, text, text, text);
 create or replace function ccsync.capture_sql(p_table regclass, p_name text, p_op text, p_origin text, p_depth text,
                                               p_hlc text default '(select ccsync.hlc_next())')
 returns text

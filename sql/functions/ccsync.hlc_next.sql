@@ -2,8 +2,8 @@
 -- Function: ccsync.hlc_next(0)
 --
 --      The next hybrid-logical-clock value of this database: one per
---      statement that journals (a capture trigger calls it once per
---      statement, however many rows it journals).
+--      captured statement (a capture trigger calls it once per statement,
+--      however many rows it journals, none included).
 --
 -- Returns:
 --      bigint: (wall-clock milliseconds << 16) + counter. Never lower than

@@ -8,9 +8,9 @@
 --      its last notification; a transaction that rolls back takes its
 --      setting back with it); the services also look at the journal
 --      sequence four times a second, which catches the commits in between.
---      A capture function calls it only when that setting is 50 ms old (the
---      same test, as a plain expression of its own), so most statements
---      never call it.
+--      A capture function calls it only when that setting is 50 ms old and
+--      older than the transaction (the same test and one more, as a plain
+--      expression of its own), so most statements never call it.
 --
 -- Returns:
 --      void

@@ -113,3 +113,21 @@ def test_a_transaction_notifies_the_services_once_at_commit(plain):
         app.execute("delete from plain where id >= 100001")
         app.commit()
         assert len(list(ear.notifies(timeout=1, stop_after=1))) == 1
+
+
+def test_a_transaction_after_a_long_one_notifies_even_within_50_ms_of_its_last_statement(plain):
+    """The session's mark stays at the notifying transaction's first statement: a long transaction's later
+    statements do not move it, so the next transaction, 50 ms after that first statement, notifies again."""
+    with psycopg.connect(plain, autocommit=True) as ear, psycopg.connect(plain) as app:
+        ear.execute("listen ccsync_journal")
+        app.execute("select pg_sleep(0.06)")
+        app.execute("insert into plain (id) values (200001)")
+        app.execute("select pg_sleep(0.06)")
+        app.execute("insert into plain (id) values (200002)")  # 60 ms into the transaction: no second mark
+        app.commit()
+        assert len(list(ear.notifies(timeout=1, stop_after=1))) == 1
+        app.execute("insert into plain (id) values (200003)")  # at once, but 60 ms after the mark
+        app.commit()
+        assert len(list(ear.notifies(timeout=1, stop_after=2))) == 1  # its own (the first one's was only one)
+        app.execute("delete from plain where id >= 200001")
+        app.commit()

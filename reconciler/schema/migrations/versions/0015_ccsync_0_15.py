@@ -16,8 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_file("revisions/v15_capture.sql")  # the five-parameter ccsync.capture_sql goes before its successor loads
-    load_functions()
+    load_functions()  # its ccsync.capture_sql file drops the five-parameter form first
     run_file("revisions/capture_functions.sql")
 
 
