@@ -139,6 +139,19 @@ def previous_ccsync(tmp_path, head: str = HEAD) -> Path:
     return tree
 
 
+def run_ccsync(tree: Path, *args, **env):
+    """The ccsync of source tree `tree` (this one or an older one from git), run as a command."""
+    env = {**os.environ, "PYTHONPATH": str(tree), **env}
+    env.pop("CCSYNC_CONFIG", None)
+    return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], cwd=tree, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def ok(proc) -> str:
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 @pytest.mark.parametrize("skipped", [2, 3])
 def test_a_database_that_skipped_releases_upgrades_to_head_and_captures(databases, tmp_path, skipped):
     """A cloud installed by a ccsync several schema revisions old, with a tracked table and one altered since it
@@ -148,23 +161,13 @@ def test_a_database_that_skipped_releases_upgrades_to_head_and_captures(database
     older = previous_ccsync(tmp_path, f"{int(HEAD) - skipped + 1:04d}")
     cloud = databases.new("cloud")
 
-    def run(tree: Path, *args):
-        env = {**os.environ, "PYTHONPATH": str(tree)}
-        env.pop("CCSYNC_CONFIG", None)
-        return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], cwd=tree, env=env,
-                              capture_output=True, text=True, timeout=120)
-
-    def ok(proc):
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
-
     with psycopg.connect(cloud, autocommit=True) as conn:
-        ok(run(older, "install", "--dsn", cloud, "--name", "cloud"))
+        ok(run_ccsync(older, "install", "--dsn", cloud, "--name", "cloud"))
         conn.execute("create table patients (id int primary key, name text)")
         conn.execute("create table notes (id int primary key, body text)")
-        ok(run(older, "track", "--dsn", cloud, "patients", "notes"))
+        ok(run_ccsync(older, "track", "--dsn", cloud, "patients", "notes"))
         conn.execute("alter table notes add column author text")
-        assert f"-> {HEAD}" in ok(run(ROOT, "install", "--dsn", cloud, "--name", "cloud"))
+        assert f"-> {HEAD}" in ok(run_ccsync(ROOT, "install", "--dsn", cloud, "--name", "cloud"))
         conn.execute("insert into patients values (1, 'after the upgrade')")
         conn.execute("insert into notes values (1, 'after the upgrade', 'dr A')")
         journaled = conn.execute("select table_name, new from ccsync.journal where op = 'I' order by id").fetchall()
@@ -180,14 +183,7 @@ def test_the_readme_upgrade_steps_in_order_bring_every_write_across(databases, t
     cloud, pc = databases.new("cloud"), databases.new("pc")
 
     def run(tree: Path, *args):
-        env = {**os.environ, "PYTHONPATH": str(tree), "CCSYNC_LOCAL_DSN": pc, "CCSYNC_CLOUD_DSN": cloud}
-        env.pop("CCSYNC_CONFIG", None)
-        return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], cwd=tree, env=env,
-                              capture_output=True, text=True, timeout=120)
-
-    def ok(proc):
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
+        return run_ccsync(tree, *args, CCSYNC_LOCAL_DSN=pc, CCSYNC_CLOUD_DSN=cloud)
 
     def sql(dsn, query):
         with psycopg.connect(dsn, autocommit=True) as conn:
