@@ -4,4 +4,4 @@ HEAD is the revision this ccsync needs; a test checks that it is the Alembic hea
 has to load Alembic to compare a database's revision with it.
 """
 
-HEAD = "0015"
+HEAD = "0016"

@@ -1,4 +1,4 @@
--- ccsync, a step of revisions 0010, 0011, 0012, 0014 and 0015 (after their functions are loaded): every capture function
+-- ccsync, a step of revisions 0010, 0011, 0012, 0014, 0015 and 0016 (after their functions are loaded): every capture function
 -- written again.
 --
 -- Overview

@@ -62,7 +62,7 @@ def test_a_table_of_plain_types_is_captured_without_the_capture_settings(plain):
     with psycopg.connect(plain, autocommit=True) as conn:
         config = conn.execute("select proconfig from pg_proc where oid = ccsync.capture_function('public.plain')"
                               "::regproc").fetchone()[0]
-    assert config == ["search_path=pg_catalog, pg_temp"]
+    assert config == ["search_path=pg_catalog, pg_temp", "jit=off", "work_mem=64MB"]
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -131,3 +131,38 @@ def test_a_transaction_after_a_long_one_notifies_even_within_50_ms_of_its_last_s
         assert len(list(ear.notifies(timeout=1, stop_after=2))) == 1  # its own (the first one's was only one)
         app.execute("delete from plain where id >= 200001")
         app.commit()
+
+
+SEEN = """
+create table seen (jit text, work_mem text);
+create function seen() returns trigger language plpgsql as $$
+begin
+    insert into public.seen values (current_setting('jit'), current_setting('work_mem'));
+    return null;
+end $$;
+create trigger seen after insert on ccsync.journal for each row execute function seen();
+"""
+
+
+@pytest.mark.parametrize("altered", [False, True], ids=["as-tracked", "altered"])
+@pytest.mark.parametrize("table", ["plain", "timed"])
+def test_the_journal_insert_runs_without_jit_and_with_room_to_sort_whatever_the_session_set(dsn, table, altered):
+    """A bulk update's journal insert pairs its rows on positions the planner cannot estimate: without these two
+    settings it was costed as the product of both sides (JIT-compiled where the server has JIT) and sorted on disk.
+    Every statement of every kind of table runs its journal insert so, and the session's own settings come back."""
+    reconciler.install(dsn, "pc-1")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("create table plain (id int primary key, t text)")
+        conn.execute("create table timed (id int primary key, t text, at timestamptz)")  # gets the capture settings
+        reconciler.track(dsn, [table])
+        if altered:
+            conn.execute(f"alter table {table} add column extra int")
+        conn.execute(SEEN)
+        conn.execute("set jit = on")
+        conn.execute("set work_mem = '64kB'")
+        conn.execute(f"insert into {table} (id, t) select g, 'x' || g from generate_series(1, 3000) as g")
+        conn.execute(f"update {table} set t = t || '.'")
+        conn.execute(f"delete from {table} where id <= 1000")
+        assert conn.execute("select count(*), array_agg(distinct jit), array_agg(distinct work_mem) from seen"
+                            ).fetchone() == (7000, ["off"], ["64MB"])
+        assert conn.execute("select current_setting('jit'), current_setting('work_mem')").fetchone() == ("on", "64kB")
