@@ -116,7 +116,13 @@ def test_waitress_refuses_a_large_body_and_closes_silent_connections(app):
     assert options["max_request_body_size"] == app.config["MAX_CONTENT_LENGTH"]
     assert options["channel_timeout"] <= 30 and options["connection_limit"] >= 200
     server = waitress.create_server(app, host="127.0.0.1", port=0, **{**options, "channel_timeout": 2})
-    thread = threading.Thread(target=server.run, daemon=True)
+    stop = threading.Event()
+
+    def serve():  # server.run, in short rounds: closing its sockets while it waits in select raised EBADF in it
+        while not stop.is_set():
+            server.asyncore.loop(timeout=0.1, map=server._map, count=1)
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         port = server.effective_port
@@ -131,6 +137,8 @@ def test_waitress_refuses_a_large_body_and_closes_silent_connections(app):
                 pass
             assert time.monotonic() - started < 8  # closed by the server, not held for minutes
     finally:
+        stop.set()
+        thread.join(timeout=10)
         server.close()
 
 
