@@ -14,7 +14,7 @@ from psycopg.rows import class_row
 from . import db as _db, mode as _mode, reasons
 from .config import Settings
 from .engine import pull as _pull
-from .engine.sides import Sides
+from .engine.sides import sides_of
 from .errors import CcsyncError, Unreachable
 from .sumehr.publisher import summary as sumehr_summary
 
@@ -136,7 +136,7 @@ def _pending_pull(node: psycopg.Connection, probed: psycopg.Connection | None, s
     except (CcsyncError, psycopg.Error):
         return None
     try:
-        return _pull.pending_count(Sides(node, cloud, name))
+        return _pull.pending_count(sides_of(node, cloud, name))
     except CcsyncError:
         return None
     finally:

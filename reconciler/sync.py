@@ -8,7 +8,7 @@ from .engine import pull as pull_mod
 from .engine import push as push_mod
 from .engine import initial_copy as snapshot
 from . import history, labels
-from .engine.sides import Sides, open_cloud, open_node, open_sides
+from .engine.sides import open_cloud, open_node, open_sides, sides_of
 from .errors import Unreachable
 from .config import Settings
 from .progress import Progress
@@ -74,7 +74,7 @@ def login(settings: Settings, *, progress: Progress | None = None) -> dict:
         except Unreachable as exc:
             return {"mode": "offline", "node": name, "pending_pull": None, "pulled": 0, "conflicts": 0,
                     "seconds": round(time.monotonic() - started, 3), "reason": str(exc)}
-        with Sides(node, cloud, name) as sides, history.recorded(local, "login") as result:
+        with sides_of(node, cloud, name) as sides, history.recorded(local, "login") as result:
             labels.follow(cloud, node)
             pending = pull_mod.pending_count(sides)
             result.update(pull_mod.run(sides, progress=progress))

@@ -174,6 +174,11 @@ def test_a_database_that_skipped_releases_upgrades_to_head_and_captures(database
         assert journaled == [("public.patients", {"id": 1, "name": "after the upgrade"}),
                              ("public.notes", {"id": 1, "body": "after the upgrade", "author": "dr A"})]
         assert conn.execute("select count(*) from pg_proc where proname = 'capture_sql'").fetchone()[0] == 1
+        # every tracked table's capture function written again as this ccsync writes it (revision 0016's settings)
+        assert conn.execute("select array_agg(distinct p.proconfig::text) from ccsync.tracked as t "
+                            "join pg_proc as p on p.oid = ccsync.capture_function(t.table_name)::regproc "
+                            "where t.schema_name = 'public'").fetchone()[0] == [
+            "{\"search_path=pg_catalog, pg_temp\",jit=off,work_mem=64MB}"]
 
 
 def test_the_readme_upgrade_steps_in_order_bring_every_write_across(databases, tmp_path):

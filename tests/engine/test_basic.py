@@ -1,5 +1,7 @@
 """Push and pull, the everyday path."""
 
+from reconciler import status, sync
+
 
 def test_init_copies_the_cloud(make_practice):
     p = make_practice(nodes=())
@@ -62,3 +64,10 @@ def test_a_sync_applies_without_jit_and_with_its_work_memory_whatever_the_server
     for dsn in (p.cloud_owner, p.nodes["pc-1"]):
         assert p.sql(dsn, "select count(*), array_agg(distinct jit), array_agg(distinct work_mem) from seen_settings"
                      ) == [(20, ["off"], ["64MB"])], dsn
+    # the pull at a user's login, and the status's count of what the PC lacks, run in the same settings
+    p.sql(p.nodes["pc-1"], "truncate seen_settings")
+    p.sql(p.cloud, "update patients set name = name || '.' where id > 30")
+    assert status.current(p.settings("pc-1"))["pending_pull"] == 10
+    assert sync.login(p.settings("pc-1"))["pulled"] == 10
+    assert p.sql(p.nodes["pc-1"], "select count(*), array_agg(distinct jit), array_agg(distinct work_mem) "
+                                  "from seen_settings") == [(10, ["off"], ["64MB"])]
