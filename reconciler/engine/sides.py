@@ -47,9 +47,6 @@ class Sides:
 
 # the checks and plans of a chunk group and sort tens of thousands of journal entries: in memory, not on disk
 WORK_MEM = "64MB"
-# and without JIT: the planner cannot estimate journal images and staged chunks, so a catch-up's statements were
-# costed far above jit_above_cost and compiled for about a second in all (Debian's PostgreSQL 15, bench/service.py)
-SESSION = {"work_mem": WORK_MEM, "jit": "off"}
 
 
 def open_sides(local_dsn: str, cloud_dsn: str | None) -> Sides:
@@ -63,11 +60,12 @@ def open_sides(local_dsn: str, cloud_dsn: str | None) -> Sides:
 
 
 def sides_of(node: psycopg.Connection, cloud: psycopg.Connection | None, name: str) -> Sides:
-    """Sides over connections opened by open_node and open_cloud, in the sessions' settings for syncing (SESSION)."""
+    """Sides over connections opened by open_node and open_cloud, in the sessions' settings for syncing: WORK_MEM,
+    and no JIT (the planner cannot estimate journal images and staged chunks, so a catch-up's statements were costed
+    far above jit_above_cost and compiled for about a second in all: Debian's PostgreSQL 15, bench/service.py)."""
     for conn in (node, cloud):
         if conn is not None:
-            conn.execute("select set_config(k, v, false) from unnest(%s::text[], %s::text[]) as s(k, v)",
-                         (list(SESSION), list(SESSION.values())))
+            conn.execute("select set_config('work_mem', %s, false), set_config('jit', 'off', false)", (WORK_MEM,))
     return Sides(node, cloud, name)
 
 
