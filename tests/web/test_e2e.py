@@ -409,6 +409,8 @@ PAGES = ["/", "/conflicts", "/conflicts/resolved", "open-conflict", "resolved-co
 
 def test_every_page_fits_a_phone_and_a_laptop_and_speaks_french_and_dutch(context, stack):
     """390 px and 1,366 px wide: nothing wider than the window; in French and in Dutch: no English left."""
+    from playwright.sync_api import expect
+
     p = context.new_page()
     try:
         for lang in ("fr", "nl"):
@@ -420,7 +422,8 @@ def test_every_page_fits_a_phone_and_a_laptop_and_speaks_french_and_dutch(contex
                         status = "resolved" if path == "resolved-conflict" else "open"
                         p.goto(f"{stack.url}/conflicts/{conflict_id(stack, status)}")
                         if path == "confirm":
-                            p.click("#keep-cloud")
+                            p.click("#keep-cloud")  # a form's POST: the confirmation is a new page, wait for it
+                            expect(p.locator("#confirm")).to_be_visible()
                     else:
                         p.goto(stack.url + path)
                     p.wait_for_timeout(50)
