@@ -12,6 +12,7 @@ Nothing runs day to day as a superuser: the superuser only creates the roles and
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import psycopg
@@ -245,11 +246,59 @@ class Practice:
                                          "where status = %s order by id", (status,))
 
 
+def clone_database(databases, dsn: str, label: str) -> str:
+    """A copy of the database of `dsn` (nobody may be connected to it), dropped with the test's databases."""
+    source = conninfo.conninfo_to_dict(dsn)["dbname"]
+    name = f"t_{label.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(databases.server.dsn(), autocommit=True) as conn:
+        owner = conn.execute("select datdba::regrole::text from pg_database where datname = %s", (source,)).fetchone()[0]
+        # the same owner, who so owns its public schema (pg_database_owner) as in the original
+        conn.execute(sql.SQL("create database {} template {} owner {} strategy file_copy").format(
+            sql.Identifier(name), sql.Identifier(source), sql.Identifier(owner)))
+    databases.names.append(name)
+    return databases.server.dsn(name)
+
+
+class ClonedPractice(Practice):
+    """A copy of a prepared practice (CREATE DATABASE ... TEMPLATE of its cloud and of each PC): the same databases,
+    roles and registrations as `template`, in a fraction of the time that installing, tracking, registering and
+    initializing take. The PCs' databases hold no DSN: each copy is bound to the copy of the cloud by the DSNs only."""
+
+    def __init__(self, databases, template: Practice):  # not Practice's: nothing to install
+        self.databases = databases
+        cloud = clone_database(databases, template.cloud_owner, "cloud")
+        self.cloud_owner, self.cloud = as_role(cloud, OWNER), as_role(cloud, APP)
+        self.cloud_db = CloudDb(self.cloud_owner, self.cloud, databases.server)
+        self.pcs = {}
+        for name, pc in template.pcs.items():
+            local = clone_database(databases, pc.local, name)
+            role = conninfo.conninfo_to_dict(pc.local)["user"]
+            self.pcs[name] = PcDb(name, as_role(local, role), as_role(local, APP), as_role(self.cloud_owner, pc_role(name)))
+        self.nodes = {name: pc.local for name, pc in self.pcs.items()}
+        self.apps = {name: pc.app for name, pc in self.pcs.items()}
+
+
+_PRACTICES: dict[tuple, Practice] = {}  # (server data directory, PC names, policy) -> its prepared practice
+
+
+def prepared_practice(server, nodes=("pc-1",), policy: str = "manual") -> Practice:
+    """A practice made once per server, PC names and policy, the way `Practice` makes one, and kept for the run as
+    the template of every test's copy (nobody connects to it again)."""
+    from tests.fix_pg import Databases
+
+    key = (str(server.datadir), tuple(nodes), policy)
+    if key not in _PRACTICES:
+        _PRACTICES[key] = Practice(Databases(server), nodes=tuple(nodes), policy=policy)
+    return _PRACTICES[key]
+
+
 @pytest.fixture
 def practice(databases):
-    return Practice(databases)
+    """A fresh practice with one PC: a copy of the prepared one (tests/schema/test_install.py, tests/test_upgrade.py
+    and the tests that call `Practice` themselves run the installation itself)."""
+    return ClonedPractice(databases, prepared_practice(databases.server))
 
 
 @pytest.fixture
 def make_practice(databases):
-    return lambda **kw: Practice(databases, **kw)
+    return lambda **kw: ClonedPractice(databases, prepared_practice(databases.server, **kw))

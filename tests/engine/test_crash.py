@@ -27,7 +27,7 @@ import cli
 from reconciler import sync
 from reconciler.devtools.pgserver import PgServer
 from tests.fix_pg import TEST_SETTINGS, Databases
-from tests.fix_sync import APP, LOCAL, OWNER, SCHEMA, CloudDb, PcDb, Practice, as_role, pc_role
+from tests.fix_sync import APP, LOCAL, OWNER, SCHEMA, ClonedPractice, CloudDb, PcDb, Practice, as_role, pc_role
 
 pytestmark = pytest.mark.one_version  # runs subprocesses and servers: once, on the first version
 
@@ -256,33 +256,6 @@ def final_state(p: Practice) -> dict:
         "node journal": scalar(p, node, "select count(*) from ccsync.journal"),
         "rows waiting for a refresh": scalar(p, node, "select count(*) from ccsync.refresh"),
     }
-
-
-def clone_database(databases: Databases, dsn: str, label: str) -> str:
-    source = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
-    name = f"t_{label.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(databases.server.dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {} template {} strategy file_copy").format(
-            sql.Identifier(name), sql.Identifier(source)))
-    databases.names.append(name)
-    return databases.server.dsn(name)
-
-
-class ClonedPractice(Practice):
-    """A copy of a prepared practice (CREATE DATABASE … TEMPLATE): the same start for every case, quickly."""
-
-    def __init__(self, databases: Databases, template: Practice):  # not Practice's: nothing to install
-        self.databases = databases
-        cloud = clone_database(databases, template.cloud_owner, "cloud")
-        self.cloud_owner, self.cloud = as_role(cloud, OWNER), as_role(cloud, APP)
-        self.cloud_db = CloudDb(self.cloud_owner, self.cloud, databases.server)
-        self.pcs = {}
-        for name, dsn in template.nodes.items():
-            local = clone_database(databases, dsn, name)
-            self.pcs[name] = PcDb(name, as_role(local, LOCAL), as_role(local, APP),
-                                  as_role(self.cloud_owner, pc_role(name)))
-        self.nodes = {name: pc.local for name, pc in self.pcs.items()}
-        self.apps = {name: pc.app for name, pc in self.pcs.items()}
 
 
 @pytest.fixture(scope="module")
