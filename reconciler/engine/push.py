@@ -23,13 +23,23 @@ class _Push(_drain.Direction):
     name = "push"
     rejected = "the cloud rejected a change"
 
-    def __init__(self, sides: Sides, tables: dict, net: dict | None = None):
+    def __init__(self, sides: Sides, tables: dict, node_tables: dict):
         self.src, self.dst, self.node_name, self.tables = sides.node, sides.cloud, sides.name, tables
-        self.net = net  # what may go as a net change, from the cloud's catalog (read once per push)
+        self.node_tables, self.reference = node_tables, sides.reference
+        self._net: dict | None | bool = False  # not read yet
         # (table, key) of the chunk's refused rows, and of rows a TRUNCATE of the node left on the cloud: read back
         # once committed
         self.refused_keys: list[list[str]] = []
         self.watch: cascades.Watch | None = None  # the cloud's foreign-key actions, read at the first chunk
+
+    @property
+    def net(self) -> dict | None:
+        """What may go as a net change, from the cloud's catalog: read once per push, at its first plan (about 15 ms
+        of catalog queries that a push with nothing to send, most of the service's, does not pay)."""
+        if self._net is False:
+            self._net = None if self.reference else _journal.net_columns(self.dst, self.src, self.tables,
+                                                                         self.node_tables)
+        return self._net
 
     def position(self):
         self.refused_keys = []  # a chunk starts (again)
@@ -176,8 +186,7 @@ def run(sides: Sides, *, progress=None, chunk: int = _drain.CHUNK) -> dict:
     check_drift(node_tables, cloud_tables)
     if "forgotten" not in sides.once:  # (a run of these sides that ended, ended with the forget below)
         _forget_pushed(sides.node, sides.cloud, sides.name)
-    net = None if sides.reference else _journal.net_columns(sides.cloud, sides.node, cloud_tables, node_tables)
-    totals = _drain.drain(_Push(sides, cloud_tables, net), progress=progress, chunk=chunk,
+    totals = _drain.drain(_Push(sides, cloud_tables, node_tables), progress=progress, chunk=chunk,
                           reference=sides.reference)
     _forget_pushed(sides.node, sides.cloud, sides.name)  # whole windows, and what an interrupted run could not forget
     sides.once.add("forgotten")
