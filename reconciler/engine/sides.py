@@ -85,15 +85,17 @@ def register_once(sides: Sides) -> None:
 
 # Each tracked table's columns read through pg_attribute's index (a lateral subquery per table): joined whole, the
 # planner took ccsync.tracked for 350 rows (never analyzed) and hashed all of pg_attribute, about 2.4 ms per call
-# and four calls per sync. A table dropped since it was tracked has no columns and is left out.
+# and four calls per sync. A table dropped since it was tracked has no columns and is left out. The signature holds
+# everything Table.load reads that an ALTER can change: the types' names as format_type spells them (the casts of
+# the apply; ALTER TYPE ... RENAME keeps the oid) and whether the primary key is deferrable (indimmediate).
 _SIGNATURES = """
     select t.table_name, t.policy,
-           md5(c.columns || coalesce((select i.indkey::text from pg_index i
+           md5(c.columns || coalesce((select i.indkey::text || i.indimmediate::text from pg_index i
                                        where i.indrelid = to_regclass(t.table_name) and i.indisprimary), ''))
       from ccsync.tracked t
      cross join lateral (
-           select string_agg(a.attname || ':' || a.atttypid || ':' || a.atttypmod || ':' || a.attgenerated::text
-                             || a.attidentity::text, ',' order by a.attnum) as columns
+           select string_agg(a.attname || ':' || a.atttypid || ':' || format_type(a.atttypid, a.atttypmod) || ':'
+                             || a.attgenerated::text || a.attidentity::text, ',' order by a.attnum) as columns
              from pg_attribute a
             where a.attrelid = to_regclass(t.table_name) and a.attnum > 0 and not a.attisdropped) c
      where c.columns is not null
