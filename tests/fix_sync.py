@@ -27,6 +27,7 @@ import reconciler.db
 from reconciler import sync
 from reconciler.config import Settings
 from reconciler.schema import install as install_module
+from tests.fix_pg import Databases
 
 OWNER = "ccsync_owner"
 LOCAL = "ccsync_local"
@@ -284,8 +285,6 @@ _PRACTICES: dict[tuple, Practice] = {}  # (server data directory, PC names, poli
 def prepared_practice(server, nodes=("pc-1",), policy: str = "manual") -> Practice:
     """A practice made once per server, PC names and policy, the way `Practice` makes one, and kept for the run as
     the template of every test's copy (nobody connects to it again)."""
-    from tests.fix_pg import Databases
-
     key = (str(server.datadir), tuple(nodes), policy)
     if key not in _PRACTICES:
         _PRACTICES[key] = Practice(Databases(server), nodes=tuple(nodes), policy=policy)
